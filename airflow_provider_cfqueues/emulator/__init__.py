@@ -1,0 +1,327 @@
+"""
+A local emulator of the Cloudflare Queues HTTP API (``/client/v4``): queues, HTTP pull consumers,
+push, batch push, pull with leases, ack and retry, metrics, dead-letter queues, retention, limits,
+error codes, and reproducible fault injection.
+
+Three ways to run it:
+
+* ``python -m airflow_provider_cfqueues.emulator`` (or ``cfqueues-emulator``): a CLI server.
+* :class:`CloudflareQueuesEmulator`: a context manager that serves on a free loopback port in a
+  background thread of the current process, with an injectable clock.
+* the ``cfqueues_emulator`` pytest fixture (:mod:`airflow_provider_cfqueues.pytest_plugin`).
+
+It depends on the standard library only (no Airflow), so it runs wherever the provider runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .app import EmulatorApp
+from .clock import Clock, ManualClock, SystemClock
+from .faults import ENDPOINTS, FaultPlan, FaultRule
+from .server import EmulatorHTTPServer
+from .state import ApiError, EmulatorState, MessageView, QueueState
+
+DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+DEFAULT_CONN_ID = "cloudflare_queues_default"
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "ENDPOINTS",
+    "CloudflareQueuesEmulator",
+    "EmulatorProcess",
+    "EmulatorQueue",
+    "FaultPlan",
+    "FaultRule",
+    "ManualClock",
+    "MessageView",
+    "SystemClock",
+]
+
+
+@dataclass(frozen=True)
+class EmulatorQueue:
+    """A queue created through the emulator's Python API."""
+
+    name: str
+    id: str
+
+
+class _ConnectionInfo:
+    """Builds Airflow connection descriptions for an emulator at ``base_url``."""
+
+    token: str
+    account_id: str
+
+    @property
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    def airflow_connection(self, queue: str | None = None) -> dict[str, Any]:
+        """The connection as Airflow's JSON form (``AIRFLOW_CONN_<ID>='<json>'``)."""
+        extra: dict[str, Any] = {"account_id": self.account_id}
+        if queue is not None:
+            extra["queue"] = queue
+        return {"conn_type": "cloudflare_queues", "host": self.base_url, "password": self.token, "extra": extra}
+
+    def airflow_connection_env(self, conn_id: str = DEFAULT_CONN_ID, queue: str | None = None) -> dict[str, str]:
+        """Environment variables that define the connection ``conn_id`` for Airflow."""
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection(queue))}
+
+    def airflow_connection_uri(self, queue: str | None = None) -> str:
+        """The connection as an Airflow URI (``AIRFLOW_CONN_<ID>='<uri>'``)."""
+        url = urlsplit(self.base_url)
+        query = f"account_id={self.account_id}"
+        if queue is not None:
+            query += f"&queue={quote(queue, safe='')}"
+        return (
+            f"cloudflare-queues://{url.scheme}://:{quote(self.token, safe='')}@{url.netloc}"
+            f"/{quote(url.path.lstrip('/'), safe='')}?{query}"
+        )
+
+
+class CloudflareQueuesEmulator(_ConnectionInfo):
+    """
+    The emulator in a background thread of this process, on a free loopback port by default.
+
+    ::
+
+        with CloudflareQueuesEmulator(clock=ManualClock()) as emulator:
+            queue = emulator.create_queue("orders")
+            ...  # talk HTTP to emulator.base_url with emulator.token
+            emulator.clock.advance(31)  # expire the leases of a 30 s visibility timeout
+
+    :param host: address to bind (default ``127.0.0.1``).
+    :param port: port to bind; ``0`` (the default) asks the OS for a free one.
+    :param token: the API token clients must send; a random one when not given (see :attr:`token`).
+    :param account_id: the account that owns the queues (32 hex characters).
+    :param clock: time source; pass a :class:`ManualClock` to advance time in tests.
+    :param faults: fault injection plan; changeable later through :attr:`faults`.
+    :param record_events: keep a journal of deliveries, acks, expiries and lost answers
+        (:attr:`events`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        clock: Clock | None = None,
+        faults: FaultPlan | None = None,
+        record_events: bool = False,
+    ) -> None:
+        self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
+        self.account_id = account_id
+        self.clock = clock or SystemClock()
+        self.faults = faults or FaultPlan()
+        self.state = EmulatorState(self.clock, record_events=record_events)
+        self.state.add_account(account_id)
+        self.app = EmulatorApp(self.state, self.token, self.faults)
+        self._address = (host, port)
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"CloudflareQueuesEmulator(base_url={self.base_url if self._server else None!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> CloudflareQueuesEmulator:
+        """Bind and serve in a daemon thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        self._server = EmulatorHTTPServer(self._address, self.app)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cfqueues-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self) -> CloudflareQueuesEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``http://127.0.0.1:54321/client/v4``."""
+        host = self._address[0]
+        return f"http://{host}:{self.port}/client/v4"
+
+    # -- set-up and read access for tests ------------------------------------------------------
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        http_pull: bool = True,
+        batch_size: int | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        visibility_timeout_ms: int | None = None,
+        dead_letter_queue: str | None = None,
+        delivery_delay: float | None = None,
+        message_retention_period: int | None = None,
+    ) -> EmulatorQueue:
+        """
+        Create a queue (and, unless ``http_pull=False``, its HTTP pull consumer) and return its id.
+
+        Consumer settings left as ``None`` take the service's defaults.
+        """
+        settings = {
+            k: v
+            for k, v in {"delivery_delay": delivery_delay, "message_retention_period": message_retention_period}.items()
+            if v is not None
+        }
+        queue = self.state.create_queue(self.account_id, name, settings)
+        if http_pull:
+            consumer_settings = {
+                k: v
+                for k, v in {
+                    "batch_size": batch_size,
+                    "max_retries": max_retries,
+                    "retry_delay": retry_delay,
+                    "visibility_timeout_ms": visibility_timeout_ms,
+                }.items()
+                if v is not None
+            }
+            self.state.create_consumer(
+                self.account_id,
+                queue["queue_id"],
+                {"type": "http_pull", "settings": consumer_settings, "dead_letter_queue": dead_letter_queue or ""},
+            )
+        return EmulatorQueue(name=name, id=queue["queue_id"])
+
+    def queue(self, name_or_id: str) -> QueueState:
+        """The internal state of a queue (read it, do not modify it)."""
+        return self.state.find_queue(self.account_id, name_or_id)
+
+    def messages(self, name_or_id: str) -> list[MessageView]:
+        """Every message in a queue's backlog with its state (available, delayed or leased)."""
+        return self.state.message_views(self.account_id, name_or_id)
+
+    def metrics(self, name_or_id: str) -> dict[str, int]:
+        """``backlog_count``, ``backlog_bytes`` and ``oldest_message_timestamp_ms`` of a queue."""
+        queue = self.queue(name_or_id)
+        return self.state.metrics(self.account_id, queue.queue_id)
+
+    def inject_message(self, queue: str, body: bytes | str, content_type: str = "bytes") -> str:
+        """Enqueue a message as a Worker producer would (``bytes`` or ``v8`` bodies included)."""
+        return self.state.inject(self.account_id, self.queue(queue).queue_id, body, content_type)
+
+    @property
+    def events(self) -> list[Any]:
+        """The journal kept when ``record_events=True``."""
+        return self.state.events
+
+
+class EmulatorProcess(_ConnectionInfo):
+    """
+    The emulator as a separate process (``python -m airflow_provider_cfqueues.emulator``), for
+    benchmarks and end-to-end tests where client and server must not share an interpreter.
+
+    :param queues: names of queues to create, each with an HTTP pull consumer.
+    :param token: the API token; a random one when not given.
+    :param account_id: the account that owns the queues.
+    :param extra_args: more CLI arguments (``--fault``, ``--seed``, ...).
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str] = (),
+        *,
+        token: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
+        self.account_id = account_id
+        self.queue_names = list(queues)
+        self.extra_args = list(extra_args)
+        self.queue_ids: dict[str, str] = {}
+        self._base_url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> EmulatorProcess:
+        args = [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--port", "0"]
+        args += ["--account-id", self.account_id, *self.extra_args]
+        for name in self.queue_names:
+            args += ["--queue", name]
+        env = {**os.environ, "CFQUEUES_EMULATOR_TOKEN": self.token}
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            args, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self._process.stdout is not None
+        self._base_url = self._process.stdout.readline().strip()
+        if not self._base_url.startswith("http"):
+            self.stop()
+            raise RuntimeError("the emulator process did not start; see its stderr")
+        for _ in self.queue_names:
+            name, queue_id = self._process.stdout.readline().split()
+            self.queue_ids[name] = queue_id
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL printed by the emulator process."""
+        return self._base_url
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._process = None
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+# Re-exported for users who catch the emulator's own errors from its Python API.
+EmulatorApiError = ApiError

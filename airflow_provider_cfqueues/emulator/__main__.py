@@ -1,0 +1,103 @@
+"""
+Command line: ``python -m airflow_provider_cfqueues.emulator`` (also installed as ``cfqueues-emulator``).
+
+On start it prints the API base URL on the first line of standard output, then one line
+``<queue name> <queue id>`` per ``--queue``; everything else goes to standard error. It stops
+cleanly on SIGINT and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
+from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
+
+DEFAULT_TOKEN = "emulator-token"  # noqa: S105 - a local fake service's well-known token
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cfqueues-emulator",
+        description="Local emulator of the Cloudflare Queues HTTP API (/client/v4).",
+        epilog=(
+            "Fault specs: ENDPOINT:KEY=VALUE[,KEY=VALUE...] with ENDPOINT one of *, "
+            + ", ".join(ENDPOINTS)
+            + "; KEY one of error, throttle, html, lost, truncated (rates 0..1), latency, latency_jitter "
+            "(seconds), retry_after (whole seconds). Example: --fault '*:error=0.1,latency=0.05'"
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("CFQUEUES_EMULATOR_TOKEN", DEFAULT_TOKEN),
+        help=f"API token clients must send as a Bearer token (default: $CFQUEUES_EMULATOR_TOKEN or {DEFAULT_TOKEN!r})",
+    )
+    parser.add_argument(
+        "--account-id", default=DEFAULT_ACCOUNT_ID, help=f"account id owning the queues (default: {DEFAULT_ACCOUNT_ID})"
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create a queue with an http_pull consumer (repeatable)",
+    )
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject faults (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default: 0)")
+    parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    try:
+        rules = dict(parse_fault_spec(spec) for spec in args.fault)
+    except ValueError as err:
+        print(f"cfqueues-emulator: {err}", file=sys.stderr)
+        return 2
+    emulator = CloudflareQueuesEmulator(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        account_id=args.account_id,
+        faults=FaultPlan(rules=rules, seed=args.seed),
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    emulator.start()
+    try:
+        print(emulator.base_url, flush=True)
+        for name in args.queue:
+            print(f"{name} {emulator.create_queue(name).id}", flush=True)
+        print(
+            f"cfqueues-emulator: serving {emulator.base_url} for account {emulator.account_id}; stop with Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

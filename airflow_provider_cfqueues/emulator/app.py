@@ -1,0 +1,424 @@
+"""
+The emulator's HTTP semantics: routing under ``/client/v4``, Bearer authentication, request-body
+validation with the service's error codes, Cloudflare envelopes, and fault injection. Transport-free:
+:class:`EmulatorApp.handle` takes a parsed request and returns a :class:`Reply`; :mod:`.server` moves
+the bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from .faults import FaultDecision, FaultPlan
+from .state import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_BODY_BYTES,
+    MAX_DELAY_SECONDS,
+    MAX_PULL_BATCH_SIZE,
+    MAX_VISIBILITY_TIMEOUT_MS,
+    ApiError,
+    EmulatorState,
+    PushItem,
+)
+
+API_PREFIX = "/client/v4/"
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+_PROXY_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass
+class Reply:
+    """An answer to send: status, headers and body, or ``drop`` to close the connection unanswered."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/json"
+    drop: bool = False
+
+    def encode(self, keep_alive: bool) -> bytes:
+        """Status line, headers and body as one buffer, so that the server answers with one write."""
+        lines = [
+            f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+            f"cf-ray: {secrets.token_hex(8)}-EMU",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+@dataclass
+class Request:
+    """What a handler gets: path parameters, query parameters and the raw body."""
+
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: bytes
+
+
+Observer = Callable[[str, str, Mapping[str, str], bytes, Reply], None]
+Handler = Callable[["EmulatorApp", Request], tuple[Any, dict[str, Any] | None, list[str]]]
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps(value: Any) -> bytes:
+    return _compact_json(value).encode()
+
+
+def envelope(result: Any, result_info: dict[str, Any] | None = None) -> bytes:
+    payload: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+    if result_info is not None:
+        payload["result_info"] = result_info
+    return _dumps(payload)
+
+
+def error_reply(status: int, code: int, message: str, headers: list[tuple[str, str]] | None = None) -> Reply:
+    payload = {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+    return Reply(status, _dumps(payload), headers or [])
+
+
+class EmulatorApp:
+    """
+    Routes and answers Cloudflare Queues API requests against an :class:`EmulatorState`.
+
+    :param state: the queues and messages.
+    :param token: the API token that requests must carry as ``Authorization: Bearer <token>``.
+    :param faults: the fault plan applied to every authenticated request.
+    """
+
+    def __init__(self, state: EmulatorState, token: str, faults: FaultPlan | None = None) -> None:
+        self.state = state
+        self.token = token
+        self.faults = faults or FaultPlan()
+        self.requests: Counter[str] = Counter()
+        self.lost_answers: Counter[str] = Counter()
+        self.observers: list[Observer] = []
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Answer one request; then show the exchange to every observer (tests validate it there)."""
+        reply = self._handle(method, target, headers, body)
+        for observer in self.observers:
+            observer(method, target, headers, body, reply)
+        return reply
+
+    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        path, _, query_string = target.partition("?")
+        try:
+            endpoint, handler, params = self._route(method, path)
+        except ApiError as err:
+            return error_reply(err.status, err.code, err.message)
+        authorization = headers.get("authorization", "")
+        if not authorization:
+            return error_reply(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
+            return error_reply(403, 10000, "Authentication error")
+        self.requests[endpoint] += 1
+        decision = self.faults.decide(endpoint)
+        if decision.delay:
+            time.sleep(decision.delay)
+        if decision.kind in ("error", "throttle", "html"):
+            return self._fault_reply(decision)
+        request = Request(params, parse_qs(query_string), body)
+        try:
+            result, result_info, message_ids = handler(self, request)
+        except ApiError as err:
+            return error_reply(err.status, err.code, err.message)
+        if decision.kind == "lost":
+            self.lost_answers[endpoint] += 1
+            self.state.note("lost_answer", params.get("queue_id", ""), endpoint, message_ids)
+            return Reply(200, b"", drop=True)
+        encoded = envelope(result, result_info)
+        if decision.kind == "truncated":
+            self.state.note("truncated_answer", params.get("queue_id", ""), endpoint, message_ids)
+            return Reply(200, encoded[: len(encoded) // 2])
+        return Reply(200, encoded)
+
+    def _fault_reply(self, decision: FaultDecision) -> Reply:
+        if decision.kind == "throttle":
+            return error_reply(
+                429,
+                10250,
+                "QueueOverloaded: too many requests; please wait and consider throttling your request speed",
+                [("Retry-After", str(decision.retry_after))],
+            )
+        if decision.kind == "html":
+            return Reply(502, _PROXY_PAGE, content_type="text/html")
+        return error_reply(decision.status, 15000, "UnknownInternalError: internal error, try again")
+
+    def _route(self, method: str, path: str) -> tuple[str, Handler, dict[str, str]]:
+        if not path.startswith(API_PREFIX):
+            raise ApiError(404, 7003, "No route for the URI")
+        parts = path[len(API_PREFIX) :].split("/")
+        if len(parts) < 3 or parts[0] != "accounts" or parts[2] != "queues":
+            raise ApiError(404, 7003, "No route for the URI")
+        params = {"account_id": parts[1]}
+        shape = parts[3:]
+        if shape:
+            params["queue_id"], shape[0] = shape[0], "{q}"
+        if len(shape) == 3 and shape[1] == "consumers":
+            params["consumer_id"], shape[2] = shape[2], "{c}"
+        methods = _ROUTES.get("/".join(shape))
+        if methods is None:
+            raise ApiError(404, 7003, "No route for the URI")
+        entry = methods.get(method)
+        if entry is None:
+            raise ApiError(405, 7001, f"Method {method} not allowed for this route")
+        return entry[0], entry[1], params
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def list_queues(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        page = _int_query(req.query, "page", 1)
+        per_page = _int_query(req.query, "per_page", 20)
+        result, info = self.state.list_queues(
+            req.params["account_id"], page=page, per_page=per_page, names=req.query.get("name", [])
+        )
+        return result, info, []
+
+    def create_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        if "queue_name" not in body:
+            raise ApiError(400, 10207, 'Required at "queue_name"')
+        settings = body.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ApiError(400, 10207, 'Expected object at "settings"')
+        return self.state.create_queue(req.params["account_id"], body["queue_name"], settings), None, []
+
+    def get_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        return self.state.get_queue(req.params["account_id"], req.params["queue_id"]), None, []
+
+    def update_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        return self.state.update_queue(req.params["account_id"], req.params["queue_id"], body), None, []
+
+    def delete_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        self.state.delete_queue(req.params["account_id"], req.params["queue_id"])
+        return None, None, []
+
+    def list_consumers(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        return self.state.list_consumers(req.params["account_id"], req.params["queue_id"]), None, []
+
+    def create_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        return self.state.create_consumer(req.params["account_id"], req.params["queue_id"], body), None, []
+
+    def get_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        p = req.params
+        return self.state.get_consumer(p["account_id"], p["queue_id"], p["consumer_id"]), None, []
+
+    def delete_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        p = req.params
+        self.state.delete_consumer(p["account_id"], p["queue_id"], p["consumer_id"])
+        return None, None, []
+
+    def metrics(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        return self.state.metrics(req.params["account_id"], req.params["queue_id"]), None, []
+
+    def push(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        item = _push_item(_json_object(req.body), "")
+        metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], [item])
+        return {"metadata": {"metrics": metrics}}, None, ids
+
+    def push_batch(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise ApiError(400, 10207, 'Required at "messages"' if messages is None else 'Expected array at "messages"')
+        if len(messages) > MAX_BATCH_MESSAGES:
+            raise ApiError(
+                400,
+                10206,
+                f"BatchCountOutOfBounds: a batch holds at most {MAX_BATCH_MESSAGES} messages, got {len(messages)}",
+            )
+        if not messages:
+            raise ApiError(400, 10207, 'Array must contain at least 1 element(s) at "messages"')
+        if len(req.body) > MAX_BATCH_BYTES:
+            raise ApiError(
+                400, 10205, f"BatchSizeOutOfBounds: a batch is at most {MAX_BATCH_BYTES} bytes, got {len(req.body)}"
+            )
+        delay = body.get("delay_seconds")
+        if delay is not None:
+            _check_number(delay, "delay_seconds", 0, MAX_DELAY_SECONDS, 10202, "BatchDelayInvalid")
+        items = [_push_item(m, f"messages.{i}.") for i, m in enumerate(messages)]
+        metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], items, delay)
+        return {"metadata": {"metrics": metrics}}, None, ids
+
+    def pull(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body) if req.body.strip() else {}
+        batch_size = body.get("batch_size")
+        if batch_size is not None:
+            _check_number(batch_size, "batch_size", 1, MAX_PULL_BATCH_SIZE, 10207, "JSONRequestBodyInvalid")
+            if batch_size != int(batch_size):
+                raise ApiError(400, 10207, "JSONRequestBodyInvalid: batch_size must be a whole number")
+        timeout = body.get("visibility_timeout_ms")
+        if timeout is not None:
+            _check_number(
+                timeout, "visibility_timeout_ms", 1, MAX_VISIBILITY_TIMEOUT_MS, 10207, "JSONRequestBodyInvalid"
+            )
+        result = self.state.pull(
+            req.params["account_id"], req.params["queue_id"], None if batch_size is None else int(batch_size), timeout
+        )
+        return result, None, [m["id"] for m in result["messages"]]
+
+    def ack(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        acks = [_lease_id(item, f"acks.{i}") for i, item in enumerate(_array(body, "acks"))]
+        retries: list[tuple[str, float | None]] = []
+        for i, item in enumerate(_array(body, "retries")):
+            lease_id = _lease_id(item, f"retries.{i}")
+            delay = item.get("delay_seconds")
+            if delay is not None:
+                _check_number(
+                    delay, f"retries.{i}.delay_seconds", 0, MAX_DELAY_SECONDS, 10203, "MessageMetadataInvalid"
+                )
+            retries.append((lease_id, delay))
+        return self.state.ack(req.params["account_id"], req.params["queue_id"], acks, retries), None, []
+
+
+_ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
+    "": {"GET": ("list_queues", EmulatorApp.list_queues), "POST": ("create_queue", EmulatorApp.create_queue)},
+    "{q}": {
+        "GET": ("get_queue", EmulatorApp.get_queue),
+        "PUT": ("update_queue", EmulatorApp.update_queue),
+        "PATCH": ("update_queue", EmulatorApp.update_queue),
+        "DELETE": ("delete_queue", EmulatorApp.delete_queue),
+    },
+    "{q}/metrics": {"GET": ("metrics", EmulatorApp.metrics)},
+    "{q}/consumers": {
+        "GET": ("list_consumers", EmulatorApp.list_consumers),
+        "POST": ("create_consumer", EmulatorApp.create_consumer),
+    },
+    "{q}/consumers/{c}": {
+        "GET": ("get_consumer", EmulatorApp.get_consumer),
+        "DELETE": ("delete_consumer", EmulatorApp.delete_consumer),
+    },
+    "{q}/messages": {"POST": ("push", EmulatorApp.push)},
+    "{q}/messages/batch": {"POST": ("push_batch", EmulatorApp.push_batch)},
+    "{q}/messages/pull": {"POST": ("pull", EmulatorApp.pull)},
+    "{q}/messages/ack": {"POST": ("ack", EmulatorApp.ack)},
+}
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, 10208, f"JSONRequestBodyMalformed: the request body is not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, 10207, f"JSONRequestBodyInvalid: Expected object, received {_type_name(value)}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {str: "string", int: "number", float: "number", list: "array", dict: "object"}.get(type(value), "unknown")
+
+
+def _check_number(value: Any, name: str, low: float, high: float, code: int, label: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ApiError(400, code, f"{label}: {name} must be a number between {low:g} and {high:g}, got {value!r}")
+
+
+def _push_item(message: Any, where: str) -> PushItem:
+    if not isinstance(message, dict):
+        raise ApiError(
+            400,
+            10207,
+            f'JSONRequestBodyInvalid: Expected object, received {_type_name(message)} at "{where.rstrip(".")}"',
+        )
+    if "body" not in message:
+        raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Required at "{where}body"')
+    content_type = message.get("content_type", "json")
+    body = message["body"]
+    if content_type == "text":
+        if not isinstance(body, str):
+            raise ApiError(
+                400, 10207, f'JSONRequestBodyInvalid: Expected string, received {_type_name(body)} at "{where}body"'
+            )
+        raw = body.encode()
+        encoded = body
+    elif content_type == "json":
+        if isinstance(body, str):
+            raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object, received string at "{where}body"')
+        raw = _compact_json(body).encode()
+        encoded = base64.b64encode(raw).decode()
+    else:
+        raise ApiError(
+            400, 10203, f'MessageMetadataInvalid: content_type must be "text" or "json" over HTTP, got {content_type!r}'
+        )
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(
+            400,
+            10204,
+            f"MessageSizeOutOfBounds: a message body is at most {MAX_BODY_BYTES} bytes "
+            f"(128 KB including metadata), got {len(raw)}",
+        )
+    delay = message.get("delay_seconds")
+    if delay is not None:
+        _check_number(delay, f"{where}delay_seconds", 0, MAX_DELAY_SECONDS, 10203, "MessageMetadataInvalid")
+    return PushItem(body=encoded, content_type=content_type, size=len(raw), delay_seconds=delay)
+
+
+def _array(body: dict[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected array, received {_type_name(value)} at "{name}"')
+    return value
+
+
+def _lease_id(item: Any, where: str) -> str:
+    lease_id = item.get("lease_id") if isinstance(item, dict) else None
+    if not isinstance(lease_id, str) or not lease_id:
+        raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Required string at "{where}.lease_id"')
+    return lease_id
+
+
+def _int_query(query: dict[str, list[str]], name: str, default: int) -> int:
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        return int(values[0])
+    except ValueError:
+        raise ApiError(400, 10207, f"query parameter {name} must be a whole number") from None

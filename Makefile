@@ -26,7 +26,8 @@ $(VENV)/.installed: $(BIN)/uv pyproject.toml $(CONSTRAINTS)
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff check airflow_provider_cfqueues tests example_dags benchmarks scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: install
 	$(BIN)/mypy

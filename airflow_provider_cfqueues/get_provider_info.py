@@ -13,4 +13,10 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Cloudflare Queues",
         "description": "Cloudflare Queues (https://developers.cloudflare.com/queues/) provider for Apache Airflow.",
         "versions": [__version__],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_cfqueues.hooks.queues.CloudflareQueuesHook",
+                "connection-type": "cloudflare_queues",
+            }
+        ],
     }

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["emulator_throughput.py"]
+BENCHMARKS = ["emulator_throughput.py", "hook_vs_baselines.py"]
 
 
 def main() -> int:

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
-import pytest
+# Airflow reads its configuration when first imported: give the whole session a private home and a
+# SQLite metadata DB before any test module imports it.
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="cfqueues-airflow-home-")
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
+import pytest  # noqa: E402
 
-from .openapi_check import OpenAPIRecorder
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock  # noqa: E402
+
+from .openapi_check import OpenAPIRecorder  # noqa: E402
 
 TEST_TOKEN = "cfq-test-token-7f3e9a1c"
 
@@ -22,5 +32,6 @@ def emulator(clock: ManualClock) -> Iterator[CloudflareQueuesEmulator]:
     with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock) as emu:
         recorder = OpenAPIRecorder(f"http://127.0.0.1:{emu.port}")
         emu.app.observers.append(recorder)
+        emu.openapi = recorder  # type: ignore[attr-defined]
         yield emu
         assert not recorder.violations, "\n".join(recorder.violations)

@@ -1,0 +1,442 @@
+"""
+The client's behaviour, written once for the sync and the async paths.
+
+Each public operation is a generator ("flow") that yields *effects* — :class:`Send` a request, or
+:class:`Sleep` before a retry — and receives the answers. It validates input, resolves queue names,
+retries, splits work into requests and builds the results; it never touches a socket. The hook runs
+flows with a ``requests`` transport (sync) or an ``httpx`` one (async); the two runners differ only
+in the lines that do I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import (
+    CloudflareQueuesAckError,
+    CloudflareQueuesAuthError,
+    CloudflareQueuesConfigError,
+    CloudflareQueuesError,
+    CloudflareQueuesNotFoundError,
+    CloudflareQueuesPushError,
+    CloudflareQueuesResponseError,
+)
+from .models import (
+    AckAnswer,
+    AckResult,
+    Consumer,
+    Envelope,
+    PullAnswer,
+    PulledMessage,
+    PullResult,
+    PushAnswer,
+    PushResult,
+    Queue,
+    QueueMetrics,
+)
+from .operations import (
+    ApiRequest,
+    RawResponse,
+    ack_requests,
+    get_queue_request,
+    is_queue_id,
+    list_consumers_request,
+    list_queues_request,
+    metrics_request,
+    normalize_acks,
+    normalize_retries,
+    parse_response,
+    prepare_message,
+    prepare_messages,
+    pull_request,
+    push_message_request,
+    push_requests,
+    validate_batch_size,
+    validate_delay,
+    validate_queue,
+    visibility_timeout_ms,
+)
+from .retry import RetryPolicy
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Send:
+    """Effect: send this request and resume with its :class:`RawResponse` (or a transport error)."""
+
+    request: ApiRequest
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Effect: wait this many seconds, then resume."""
+
+    seconds: float
+
+
+Flow = Generator[Send | Sleep, Any, T]
+
+
+class QueueNameCache:
+    """Queue name -> id, per API base URL and account; shared by every hook in the process."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope: str, account_id: str, name: str) -> str | None:
+        with self._lock:
+            return self._ids.get((scope, account_id, name))
+
+    def put(self, scope: str, account_id: str, name: str, queue_id: str) -> None:
+        with self._lock:
+            self._ids[(scope, account_id, name)] = queue_id
+
+    def forget(self, scope: str, account_id: str, name: str) -> None:
+        with self._lock:
+            self._ids.pop((scope, account_id, name), None)
+
+
+QUEUE_NAMES = QueueNameCache()
+
+
+@dataclass
+class FlowContext:
+    """
+    What every flow needs besides its arguments.
+
+    :param account_id: the validated account id.
+    :param scope: the API base URL (queue names are cached per base URL and account).
+    :param default_queue: the queue used when an operation names none.
+    :param retry: the retry policy.
+    """
+
+    account_id: str
+    scope: str
+    default_queue: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    names: QueueNameCache = QUEUE_NAMES
+    monotonic: Callable[[], float] = time.monotonic
+    # a logging.Logger, or the structlog logger of an Airflow hook
+    log: Any = field(default_factory=lambda: logging.getLogger("airflow_provider_cfqueues"))
+
+
+def call(ctx: FlowContext, request: ApiRequest) -> Flow[Envelope[Any]]:
+    """Send ``request`` and parse the answer, retrying transient failures as the policy allows."""
+    started = ctx.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response: RawResponse = yield Send(request)
+            return parse_response(request, response)
+        except CloudflareQueuesError as err:
+            delay = ctx.retry.next_delay(attempt, err, ctx.monotonic() - started)
+            if delay is None:
+                if attempt > 1:
+                    err.add_note(f"gave up after {attempt} attempts")
+                raise
+            ctx.log.warning(
+                "Cloudflare Queues %s failed (attempt %d of %d): %s; retrying in %.2f s",
+                request.operation,
+                attempt,
+                ctx.retry.max_attempts,
+                err,
+                delay,
+            )
+            yield Sleep(delay)
+
+
+def run(flow: Flow[T], send: Callable[[ApiRequest], RawResponse], sleep: Callable[[float], None]) -> T:
+    """Drive ``flow`` synchronously: ``send`` does the HTTP, ``sleep`` waits between retries."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value = error = None
+        if isinstance(effect, Sleep):
+            sleep(effect.seconds)
+            continue
+        try:
+            value = send(effect.request)
+        except CloudflareQueuesError as err:
+            error = err
+
+
+async def arun(
+    flow: Flow[T], send: Callable[[ApiRequest], Awaitable[RawResponse]], sleep: Callable[[float], Awaitable[None]]
+) -> T:
+    """Drive ``flow`` in an event loop: the same as :func:`run`, awaiting the I/O."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value = error = None
+        if isinstance(effect, Sleep):
+            await sleep(effect.seconds)
+            continue
+        try:
+            value = await send(effect.request)
+        except CloudflareQueuesError as err:
+            error = err
+
+
+# -- queues ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueTarget:
+    """A queue as the user named it, and its id (from the name cache when ``from_cache``)."""
+
+    ref: str
+    queue_id: str
+    from_cache: bool = False
+
+
+def resolve_queue(ctx: FlowContext, queue: str | None) -> Flow[QueueTarget]:
+    """The id of ``queue`` (an id or a name; the context's default when ``None``)."""
+    if queue is None:
+        if ctx.default_queue is None:
+            raise CloudflareQueuesConfigError(
+                "no queue given: pass queue=<id or name>, or set the 'queue' extra of the connection"
+            )
+        queue = ctx.default_queue
+    ref = validate_queue(queue)
+    if is_queue_id(ref):
+        return QueueTarget(ref, ref)
+    cached = ctx.names.get(ctx.scope, ctx.account_id, ref)
+    if cached is not None:
+        return QueueTarget(ref, cached, from_cache=True)
+    queue_id = yield from _lookup_name(ctx, ref)
+    return QueueTarget(ref, queue_id)
+
+
+def _lookup_name(ctx: FlowContext, name: str) -> Flow[str]:
+    page = 1
+    while True:
+        envelope = yield from call(ctx, list_queues_request(ctx.account_id, page, name))
+        queues: list[Queue] = envelope.result or []
+        for queue in queues:
+            ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
+        match = next((q.queue_id for q in queues if q.queue_name == name), None)
+        if match is not None:
+            return match
+        info = envelope.result_info
+        if not queues or info is None or info.total_pages is None or page >= info.total_pages:
+            raise CloudflareQueuesNotFoundError(
+                f"there is no queue named {name!r} in account {ctx.account_id}",
+                status=404,
+                operation="resolve_queue",
+                hint=f"create it (`npx wrangler queues create {name}`), or check the queue name and account id",
+            )
+        page += 1
+
+
+def on_queue(ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiRequest]) -> Flow[Envelope[Any]]:
+    """Call ``build(queue_id)``; when a cached name answers 404, look the name up again once."""
+    try:
+        return (yield from call(ctx, build(target.queue_id)))
+    except CloudflareQueuesNotFoundError:
+        if not target.from_cache:
+            raise
+    ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
+    target.queue_id = yield from _lookup_name(ctx, target.ref)
+    target.from_cache = False
+    return (yield from call(ctx, build(target.queue_id)))
+
+
+def _metrics(answer: PushAnswer | PullAnswer | None) -> QueueMetrics | None:
+    return answer.metadata.metrics if answer is not None and answer.metadata is not None else None
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+
+def push_message(
+    ctx: FlowContext, body: object, queue: str | None, content_type: str | None, delay_seconds: object
+) -> Flow[PushResult]:
+    prepared = prepare_message(0, body, content_type, delay_seconds)
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: push_message_request(ctx.account_id, qid, prepared))
+    return PushResult(queue_id=target.queue_id, messages=1, requests=1, metrics=_metrics(envelope.result))
+
+
+def push_messages(
+    ctx: FlowContext,
+    messages: Iterable[object],
+    queue: str | None,
+    delay_seconds: object,
+    content_type: str | None,
+    preserve_order: bool,
+) -> Flow[PushResult]:
+    """Validate every message, then push them in the fewest requests; see :class:`CloudflareQueuesPushError`."""
+    delay = validate_delay(delay_seconds)
+    prepared = prepare_messages(messages, content_type)
+    if not prepared:
+        return PushResult(queue_id=None, messages=0, requests=0)
+    steps = push_requests(ctx.account_id, prepared, delay, preserve_order=preserve_order)
+    target = yield from resolve_queue(ctx, queue)
+    pushed: list[int] = []
+    metrics: QueueMetrics | None = None
+    for n, step in enumerate(steps):
+        try:
+            envelope = yield from on_queue(ctx, target, step.build)
+        except CloudflareQueuesError as err:
+            if not pushed and not err.outcome_unknown:
+                raise  # nothing was enqueued: the plain error says it all
+            raise CloudflareQueuesPushError(
+                pushed=pushed,
+                failed=step.indices,
+                not_sent=[i for later in steps[n + 1 :] for i in later.indices],
+                requests=n,
+                cause=err,
+            ) from err
+        pushed.extend(step.indices)
+        metrics = _metrics(envelope.result) or metrics
+    ctx.log.info(
+        "Pushed %d message(s) to queue %s in %d request(s)%s",
+        len(pushed),
+        target.ref,
+        len(steps),
+        f"; backlog {metrics.backlog_count}" if metrics else "",
+    )
+    return PushResult(queue_id=target.queue_id, messages=len(pushed), requests=len(steps), metrics=metrics)
+
+
+def pull_messages(
+    ctx: FlowContext, queue: str | None, batch_size: object, visibility_timeout: object
+) -> Flow[PullResult]:
+    size = validate_batch_size(batch_size)
+    timeout_ms = visibility_timeout_ms(visibility_timeout)
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, timeout_ms))
+    answer: PullAnswer = envelope.result or PullAnswer()
+    metrics = _metrics(answer)
+    backlog = answer.message_backlog_count
+    if backlog is None and metrics is not None:
+        backlog = metrics.backlog_count
+    return PullResult(
+        queue_id=target.queue_id,
+        messages=[PulledMessage.from_wire(m) for m in answer.messages],
+        backlog_count=backlog,
+        metrics=metrics,
+    )
+
+
+def ack_messages(
+    ctx: FlowContext, queue: str | None, acks: Iterable[object], retries: Iterable[object]
+) -> Flow[AckResult]:
+    """Acknowledge and retry leases in as few requests as allowed; see :class:`CloudflareQueuesAckError`."""
+    ack_ids = normalize_acks(acks)
+    retry_items = normalize_retries(retries)
+    if not ack_ids and not retry_items:
+        return AckResult()
+    steps = ack_requests(ctx.account_id, ack_ids, retry_items)
+    target = yield from resolve_queue(ctx, queue)
+    result = AckResult()
+    acked: list[str] = []
+    retried: list[str] = []
+    for n, step in enumerate(steps):
+        try:
+            envelope = yield from on_queue(ctx, target, step.build)
+        except CloudflareQueuesError as err:
+            if n == 0 and not err.outcome_unknown:
+                raise  # nothing was applied
+            raise CloudflareQueuesAckError(
+                acked=acked,
+                retried=retried,
+                failed=[*step.acks, *(lease for lease, _ in step.retries)],
+                not_sent=[lease for later in steps[n + 1 :] for lease in (*later.acks, *(x for x, _ in later.retries))],
+                cause=err,
+            ) from err
+        answer: AckAnswer = envelope.result or AckAnswer.model_validate({})
+        result.ack_count += answer.ack_count
+        result.retry_count += answer.retry_count
+        result.warnings.update(answer.warnings)
+        acked.extend(lease for lease in step.acks if lease not in answer.warnings)
+        retried.extend(lease for lease, _ in step.retries if lease not in answer.warnings)
+    result.requests = len(steps)
+    if result.warnings:
+        ctx.log.warning("Ack on queue %s returned %d warning(s): %s", target.ref, len(result.warnings), result.warnings)
+    return result
+
+
+def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid))
+    return envelope.result or QueueMetrics()
+
+
+def get_queue(ctx: FlowContext, queue: str | None) -> Flow[Queue]:
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: get_queue_request(ctx.account_id, qid))
+    if envelope.result is None:
+        raise CloudflareQueuesResponseError("the answer holds no queue", operation="get_queue")
+    result: Queue = envelope.result
+    return result
+
+
+def list_consumers(ctx: FlowContext, queue: str | None) -> Flow[list[Consumer]]:
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: list_consumers_request(ctx.account_id, qid))
+    return list(envelope.result or [])
+
+
+def list_queues(ctx: FlowContext) -> Flow[list[Queue]]:
+    """Every queue of the account (all pages); also refreshes the name cache."""
+    queues: list[Queue] = []
+    page = 1
+    while True:
+        envelope = yield from call(ctx, list_queues_request(ctx.account_id, page))
+        batch: list[Queue] = envelope.result or []
+        queues.extend(batch)
+        for queue in batch:
+            ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
+        info = envelope.result_info
+        if not batch or info is None or info.total_pages is None or page >= info.total_pages:
+            return queues
+        page += 1
+
+
+def check_connection(ctx: FlowContext, queue: str | None) -> Flow[tuple[bool, str]]:
+    """
+    ``(ok, message)``: checks the token and the account, and, when a queue is set, that it exists and
+    has an HTTP pull consumer. Messages say how to fix what is wrong.
+    """
+    account = ctx.account_id
+    try:
+        if queue is None and ctx.default_queue is None:
+            queues = yield from list_queues(ctx)
+            return True, (
+                f"Connected to account {account}: {len(queues)} queue(s). No default queue is set "
+                "(optional 'queue' extra)."
+            )
+        queue_info = yield from get_queue(ctx, queue)
+    except CloudflareQueuesAuthError as err:
+        return False, (
+            f"The API token was refused for account {account} ({err.detail}). Use a token with the "
+            "Queues Edit permission on this account, and check the account id."
+        )
+    except CloudflareQueuesNotFoundError as err:
+        return False, f"Queue not found in account {account}: {err.detail}. Fix: {err.hint}"
+    except CloudflareQueuesError as err:
+        return False, f"Connection test failed: {err}"
+    name = queue_info.queue_name
+    if queue_info.http_pull_consumer is None:
+        return False, (
+            f"Queue '{name}' ({queue_info.queue_id}) exists but has no HTTP pull consumer, so it cannot be "
+            f"pulled. Fix: `npx wrangler queues consumer http add {name}`."
+        )
+    return True, f"Connected: queue '{name}' ({queue_info.queue_id}) in account {account} has an HTTP pull consumer."

@@ -1,0 +1,152 @@
+"""
+From an Airflow connection to the settings the hook needs: API base URL, token, account, default
+queue, timeouts and retry policy. Pure: it reads the connection's fields and nothing else.
+
+Connection fields:
+
+* password: the Cloudflare API token (Queues Edit permission).
+* host: the API base URL, scheme included (``http://127.0.0.1:8787/client/v4`` for the emulator);
+  empty means ``https://api.cloudflare.com/client/v4``. A host without a scheme gets ``https://``;
+  ``port`` and ``schema`` (the path), when set, complete it; a URL without a path gets ``/client/v4``.
+* extras: ``account_id`` (required unless the hook is given one), ``queue`` (default queue id or
+  name), ``timeout`` (seconds per request, default 30), ``max_attempts`` (per request, default 5),
+  ``retry_total_timeout`` (seconds, default 120).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
+from ..api.limits import DEFAULT_BASE_URL
+from ..api.operations import validate_account_id, validate_queue
+from ..api.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What the hook needs from a connection. The token never appears in ``repr()``."""
+
+    conn_id: str
+    base_url: str
+    account_id: str
+    token: str = field(repr=False)
+    queue: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def base_url_from(host: str | None, port: int | None, schema: str | None) -> str:
+    """The API base URL from a connection's host, port and schema (see the module docstring)."""
+    if not host:
+        if port or schema:
+            raise CloudflareQueuesConfigError("the connection sets a port or schema but no host (API base URL)")
+        return DEFAULT_BASE_URL
+    url = host.strip()
+    if "://" not in url:
+        url = f"https://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CloudflareQueuesConfigError(f"the host (API base URL) must be an http(s) URL, got {host!r}")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if schema:
+        path = f"{path}/{schema.strip('/')}"
+    if not path:
+        path = "/client/v4"
+    if parts.query or parts.fragment:
+        raise CloudflareQueuesConfigError("the API base URL must not carry a query or fragment")
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _number(extras: dict[str, Any], key: str, default: float, conn_id: str) -> float:
+    value = extras.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CloudflareQueuesConfigError(
+            f"connection {conn_id!r}: extra {key!r} must be a number, got {value!r}"
+        ) from None
+    if number <= 0:
+        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: extra {key!r} must be positive, got {value!r}")
+    return number
+
+
+def settings_from_connection(
+    conn: Any,
+    *,
+    account_id: str | None = None,
+    queue: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> ConnectionSettings:
+    """
+    Read and validate a connection. Hook arguments (``account_id``, ``queue``, ``retry``,
+    ``timeout``) win over the connection's extras. Errors name the field to fix.
+    """
+    conn_id = str(conn.conn_id)
+    token = (conn.password or "").strip()
+    if not token:
+        raise CloudflareQueuesConfigError(
+            f"connection {conn_id!r} has no API token: put a Cloudflare API token with the Queues Edit "
+            "permission in the connection's password field"
+        )
+    extras = conn.extra_dejson or {}
+    account = account_id or extras.get("account_id")
+    if not account:
+        raise CloudflareQueuesConfigError(
+            f"connection {conn_id!r} has no account id: set its 'account_id' extra (the Account ID shown on "
+            "the Cloudflare dashboard) or pass account_id= to the hook or operator"
+        )
+    try:
+        account = validate_account_id(account)
+        default_queue = queue or extras.get("queue") or None
+        if default_queue is not None:
+            default_queue = validate_queue(default_queue)
+    except CloudflareQueuesValidationError as err:
+        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: {err}") from None
+    try:
+        base_url = base_url_from(conn.host, conn.port, conn.schema)
+    except CloudflareQueuesConfigError as err:
+        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: {err}") from None
+    hostname = urlsplit(base_url).hostname or ""
+    if base_url.startswith("http://") and not _is_loopback(hostname):
+        log.warning(
+            "Connection %r sends the API token over plain HTTP to %s; use https unless this is a local emulator",
+            conn_id,
+            hostname,
+        )
+    if retry is None:
+        retry = RetryPolicy(
+            max_attempts=int(_number(extras, "max_attempts", 5, conn_id)),
+            total_timeout=_number(extras, "retry_total_timeout", 120, conn_id),
+        )
+    return ConnectionSettings(
+        conn_id=conn_id,
+        base_url=base_url,
+        account_id=account,
+        token=token,
+        queue=default_queue,
+        timeout=timeout if timeout is not None else _number(extras, "timeout", DEFAULT_TIMEOUT, conn_id),
+        retry=retry,
+    )

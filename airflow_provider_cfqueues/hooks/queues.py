@@ -1,0 +1,356 @@
+"""
+:class:`CloudflareQueuesHook`: the one door to the Cloudflare Queues HTTP API for the provider.
+
+The hook turns a connection into settings and sends what :mod:`airflow_provider_cfqueues.api`
+builds, through a keep-alive ``requests.Session`` (sync methods) or an ``httpx.AsyncClient``
+(``a``-prefixed coroutines, used by the triggers). Validation, request building, retries, chunking
+and parsing are shared: the two paths differ only in the lines that do I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+import requests
+from requests.adapters import HTTPAdapter
+
+from .. import __version__
+from .._compat import BaseHook, mask_secret
+from ..api import flows
+from ..api.errors import CloudflareQueuesTransportError
+from ..api.models import AckResult, Consumer, PullResult, PushResult, Queue, QueueMetrics
+from ..api.operations import ApiRequest, RawResponse
+from ..api.retry import RetryPolicy
+from .connection import CONNECT_TIMEOUT, ConnectionSettings, settings_from_connection
+
+T = TypeVar("T")
+
+USER_AGENT = f"airflow-provider-cfqueues/{__version__}"
+
+
+class CloudflareQueuesHook(BaseHook):
+    """
+    Interact with Cloudflare Queues over its HTTP API: push, pull (lease), ack and retry, metrics.
+
+    The connection (type ``cloudflare_queues``) holds the API token in its password, the account id
+    (and optionally a default queue) in its extras, and optionally the API base URL in its host (for
+    the bundled emulator, ``http://127.0.0.1:<port>/client/v4``).
+
+    :param cloudflare_queues_conn_id: the Airflow connection id.
+    :param queue: default queue for this hook (id or name); falls back to the connection's ``queue`` extra.
+    :param account_id: the account id; falls back to the connection's ``account_id`` extra.
+    :param retry_policy: how transient failures are retried (defaults from the connection's extras).
+    :param timeout: seconds to wait for each answer (default: the connection's ``timeout`` extra, or 30).
+    :param pool_size: keep-alive connections kept per hook (raise it for many threads sharing one hook).
+    """
+
+    conn_name_attr = "cloudflare_queues_conn_id"
+    default_conn_name = "cloudflare_queues_default"
+    conn_type = "cloudflare_queues"
+    hook_name = "Cloudflare Queues"
+
+    def __init__(
+        self,
+        cloudflare_queues_conn_id: str = default_conn_name,
+        *,
+        queue: str | None = None,
+        account_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        pool_size: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
+        self.queue = queue
+        self.account_id = account_id
+        self.retry_policy = retry_policy
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._settings: ConnectionSettings | None = None
+        self._session: requests.Session | None = None
+        self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        # how the hook waits between retries (tests replace them to observe the delays)
+        self._sleep: Callable[[float], None] = time.sleep
+        self._asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.cloudflare_queues_conn_id!r}, queue={self.queue!r})"
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _make_settings(self, conn: Any) -> ConnectionSettings:
+        settings = settings_from_connection(
+            conn, account_id=self.account_id, queue=self.queue, retry=self.retry_policy, timeout=self.timeout
+        )
+        mask_secret(settings.token)
+        return settings
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The validated connection settings (read once per hook)."""
+        if self._settings is None:
+            self._settings = self._make_settings(self.get_connection(self.cloudflare_queues_conn_id))
+        return self._settings
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """:attr:`settings`, read without blocking the event loop (for triggers)."""
+        if self._settings is None:
+            getter = getattr(self, "aget_connection", None)
+            if getter is not None:  # Airflow 3
+                conn = await getter(self.cloudflare_queues_conn_id)
+            else:  # Airflow 2.11
+                conn = await asyncio.to_thread(self.get_connection, self.cloudflare_queues_conn_id)
+            self._settings = self._make_settings(conn)
+        return self._settings
+
+    def _context(self, settings: ConnectionSettings) -> flows.FlowContext:
+        return flows.FlowContext(
+            account_id=settings.account_id,
+            scope=settings.base_url,
+            default_queue=settings.queue,
+            retry=settings.retry,
+            log=self.log,
+        )
+
+    # -- sync transport ------------------------------------------------------------------------
+
+    def get_conn(self) -> requests.Session:
+        """The keep-alive ``requests.Session``, authenticated with the token."""
+        if self._session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            # read proxy and CA-bundle environment variables once, not on every request
+            environment = session.merge_environment_settings(self.settings.base_url, {}, None, None, None)
+            session.proxies.update(environment["proxies"])
+            session.verify = environment["verify"]
+            session.cert = environment["cert"]
+            session.trust_env = False
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {self.settings.token}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                }
+            )
+            self._session = session
+        return self._session
+
+    def _send(self, request: ApiRequest) -> RawResponse:
+        settings = self.settings
+        try:
+            response = self.get_conn().request(
+                request.method,
+                settings.base_url + request.path,
+                params=request.params or None,
+                data=request.body,
+                timeout=(CONNECT_TIMEOUT, settings.timeout),
+            )
+        except requests.RequestException as err:
+            not_sent = isinstance(err, requests.ConnectTimeout) or "NewConnectionError" in repr(err)
+            raise CloudflareQueuesTransportError(
+                f"{type(err).__name__} talking to {settings.base_url}: {err}",
+                operation=request.operation,
+                outcome_unknown=not not_sent,
+            ) from None
+        return RawResponse(response.status_code, response.content, response.headers)
+
+    def _run(self, flow: flows.Flow[T]) -> T:
+        return flows.run(flow, self._send, self._sleep)
+
+    def close(self) -> None:
+        """Close the keep-alive connections of the sync session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- async transport -----------------------------------------------------------------------
+
+    async def _async_conn(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            settings = await self.aget_settings()
+            self._async_client = httpx.AsyncClient(
+                headers={
+                    "Authorization": f"Bearer {settings.token}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
+                timeout=httpx.Timeout(settings.timeout, connect=CONNECT_TIMEOUT),
+                limits=httpx.Limits(max_connections=self.pool_size, max_keepalive_connections=self.pool_size),
+            )
+            self._async_loop = loop
+        return self._async_client
+
+    async def _asend(self, request: ApiRequest) -> RawResponse:
+        settings = await self.aget_settings()
+        client = await self._async_conn()
+        try:
+            response = await client.request(
+                request.method,
+                settings.base_url + request.path,
+                params=request.params or None,
+                content=request.body,
+            )
+        except httpx.HTTPError as err:
+            raise CloudflareQueuesTransportError(
+                f"{type(err).__name__} talking to {settings.base_url}: {err}",
+                operation=request.operation,
+                outcome_unknown=not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)),
+            ) from None
+        return RawResponse(response.status_code, response.content, response.headers)
+
+    async def _arun(self, flow: flows.Flow[T]) -> T:
+        return await flows.arun(flow, self._asend, self._asleep)
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+    # -- operations (sync) ---------------------------------------------------------------------
+
+    def push_message(
+        self,
+        body: Any,
+        *,
+        queue: str | None = None,
+        content_type: str | None = None,
+        delay_seconds: float | None = None,
+    ) -> PushResult:
+        """
+        Push one message.
+
+        :param body: a ``str`` (sent as ``text``), any JSON-serialisable value (sent as ``json``), or an
+            :class:`~airflow_provider_cfqueues.api.models.OutgoingMessage`.
+        :param queue: queue id or name (default: the hook's).
+        :param content_type: ``"text"`` or ``"json"``; chosen from the body when ``None``.
+        :param delay_seconds: seconds (0 to 86,400) before the message can be delivered.
+        """
+        return self._run(flows.push_message(self._context(self.settings), body, queue, content_type, delay_seconds))
+
+    def push_messages(
+        self,
+        messages: Iterable[Any],
+        *,
+        queue: str | None = None,
+        delay_seconds: float | None = None,
+        content_type: str | None = None,
+        preserve_order: bool = False,
+    ) -> PushResult:
+        """
+        Push many messages in the fewest requests (at most 100 messages and 256 KB per request).
+
+        Every message is validated before the first request. When a request fails after others
+        succeeded, :class:`~airflow_provider_cfqueues.api.errors.CloudflareQueuesPushError` says which
+        messages (by index) were pushed, which failed and which were not sent.
+
+        :param messages: bodies and/or ``OutgoingMessage`` objects. A ``dict`` is always a body.
+        :param queue: queue id or name (default: the hook's).
+        :param delay_seconds: delay for the whole batch; a message's own ``delay_seconds`` wins.
+        :param content_type: content type of plain bodies; chosen per body when ``None``.
+        :param preserve_order: keep consecutive messages in order across requests even when packing
+            by size would need fewer requests (Cloudflare Queues does not guarantee order anyway).
+        """
+        flow = flows.push_messages(
+            self._context(self.settings), messages, queue, delay_seconds, content_type, preserve_order
+        )
+        return self._run(flow)
+
+    def pull_messages(
+        self, *, queue: str | None = None, batch_size: int | None = None, visibility_timeout: Any = None
+    ) -> PullResult:
+        """
+        Lease up to ``batch_size`` messages (default: the consumer's setting, at most 100).
+
+        :param visibility_timeout: how long the messages stay leased: a ``timedelta`` or milliseconds
+            (1 ms to 12 hours; default: the consumer's setting, 30 s unless changed).
+        """
+        return self._run(flows.pull_messages(self._context(self.settings), queue, batch_size, visibility_timeout))
+
+    def ack_messages(
+        self, *, queue: str | None = None, acks: Iterable[Any] = (), retries: Iterable[Any] = ()
+    ) -> AckResult:
+        """
+        Acknowledge (delete) and retry leased messages, in one request per 100 lease ids.
+
+        :param acks: lease ids, pulled messages, or mappings with a ``lease_id``.
+        :param retries: lease ids, pulled messages, mappings (with optional ``delay_seconds``), or
+            ``(lease id or message, delay_seconds)`` pairs.
+        """
+        return self._run(flows.ack_messages(self._context(self.settings), queue, acks, retries))
+
+    def get_metrics(self, queue: str | None = None) -> QueueMetrics:
+        """The queue's backlog metrics (leases nothing)."""
+        return self._run(flows.get_metrics(self._context(self.settings), queue))
+
+    def get_queue(self, queue: str | None = None) -> Queue:
+        """The queue's settings and consumers."""
+        return self._run(flows.get_queue(self._context(self.settings), queue))
+
+    def list_queues(self) -> list[Queue]:
+        """Every queue of the account."""
+        return self._run(flows.list_queues(self._context(self.settings)))
+
+    def list_consumers(self, queue: str | None = None) -> list[Consumer]:
+        """The queue's consumers."""
+        return self._run(flows.list_consumers(self._context(self.settings), queue))
+
+    def resolve_queue_id(self, queue: str | None = None) -> str:
+        """The id of a queue named by id or name (names are looked up once and cached)."""
+        return self._run(flows.resolve_queue(self._context(self.settings), queue)).queue_id
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the token, the account and, when set, the queue and its HTTP pull consumer."""
+        try:
+            settings = self.settings
+        except Exception as err:  # Airflow's UI shows the message: anything must become (False, text)
+            return False, str(err)
+        return self._run(flows.check_connection(self._context(settings), None))
+
+    # -- operations (async, for triggers) ------------------------------------------------------
+
+    async def apush_messages(
+        self,
+        messages: Iterable[Any],
+        *,
+        queue: str | None = None,
+        delay_seconds: float | None = None,
+        content_type: str | None = None,
+        preserve_order: bool = False,
+    ) -> PushResult:
+        """Async :meth:`push_messages`."""
+        ctx = self._context(await self.aget_settings())
+        return await self._arun(flows.push_messages(ctx, messages, queue, delay_seconds, content_type, preserve_order))
+
+    async def apull_messages(
+        self, *, queue: str | None = None, batch_size: int | None = None, visibility_timeout: Any = None
+    ) -> PullResult:
+        """Async :meth:`pull_messages`."""
+        ctx = self._context(await self.aget_settings())
+        return await self._arun(flows.pull_messages(ctx, queue, batch_size, visibility_timeout))
+
+    async def aack_messages(
+        self, *, queue: str | None = None, acks: Iterable[Any] = (), retries: Iterable[Any] = ()
+    ) -> AckResult:
+        """Async :meth:`ack_messages`."""
+        ctx = self._context(await self.aget_settings())
+        return await self._arun(flows.ack_messages(ctx, queue, acks, retries))
+
+    async def aget_metrics(self, queue: str | None = None) -> QueueMetrics:
+        """Async :meth:`get_metrics`."""
+        return await self._arun(flows.get_metrics(self._context(await self.aget_settings()), queue))
+
+    async def aget_queue(self, queue: str | None = None) -> Queue:
+        """Async :meth:`get_queue`."""
+        return await self._arun(flows.get_queue(self._context(await self.aget_settings()), queue))

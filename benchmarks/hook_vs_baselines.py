@@ -1,0 +1,149 @@
+"""
+Hook throughput against two baselines, measured side by side in one run against one emulator process:
+
+* ``bare``: a ``requests.Session`` loop sending the same requests (pre-serialized JSON, ``resp.json()``,
+  lease ids picked out by hand) — the floor for any Python client over ``requests``;
+* ``sdk``: the official ``cloudflare`` SDK (``bulk_push``, ``pull``, ``ack``).
+
+For each client: push N messages in batches of 100, pull them 100 at a time, ack them 100 at a time;
+messages/s per phase, the best of ``--repeats`` rounds (clients take turns within each round). The
+target: the hook within 10 % of the bare loop, and no slower than the SDK.
+
+Run: ``.venv/bin/python benchmarks/hook_vs_baselines.py [--messages 10000] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cloudflare
+import requests
+
+from airflow_provider_cfqueues.emulator import EmulatorProcess
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+
+PHASES = ("push", "pull", "ack")
+
+
+def bodies(n: int) -> list[dict[str, Any]]:
+    return [{"order_id": i, "sku": f"SKU-{i % 997:04d}", "qty": i % 7 + 1, "note": "x" * (i % 200)} for i in range(n)]
+
+
+def run_bare(emulator: EmulatorProcess, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, float]:
+    base = f"{emulator.base_url}/accounts/{emulator.account_id}/queues/{queue_id}"
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {emulator.token}", "Content-Type": "application/json"})
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    for start in range(0, len(messages), 100):
+        payload = {"messages": [{"body": b, "content_type": "json"} for b in messages[start : start + 100]]}
+        session.post(f"{base}/messages/batch", data=json.dumps(payload)).raise_for_status()
+    timings["push"] = time.perf_counter() - started
+    pulled: list[dict[str, Any]] = []  # every client keeps the pulled messages until it acks them
+    started = time.perf_counter()
+    while len(pulled) < len(messages):
+        answer = session.post(f"{base}/messages/pull", data='{"batch_size":100,"visibility_timeout_ms":600000}')
+        answer.raise_for_status()
+        pulled.extend(answer.json()["result"]["messages"])
+    timings["pull"] = time.perf_counter() - started
+    started = time.perf_counter()
+    leases = [m["lease_id"] for m in pulled]
+    for start in range(0, len(leases), 100):
+        payload = {"acks": [{"lease_id": lease} for lease in leases[start : start + 100]], "retries": []}
+        session.post(f"{base}/messages/ack", data=json.dumps(payload)).raise_for_status()
+    timings["ack"] = time.perf_counter() - started
+    return timings
+
+
+def run_hook(emulator: EmulatorProcess, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, float]:
+    hook = CloudflareQueuesHook("cfq_bench", queue=queue_id)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    hook.push_messages(messages)
+    timings["push"] = time.perf_counter() - started
+    pulled = []
+    started = time.perf_counter()
+    while len(pulled) < len(messages):
+        pulled.extend(hook.pull_messages(batch_size=100, visibility_timeout=600_000).messages)
+    timings["pull"] = time.perf_counter() - started
+    started = time.perf_counter()
+    hook.ack_messages(acks=pulled)
+    timings["ack"] = time.perf_counter() - started
+    hook.close()
+    return timings
+
+
+def run_sdk(emulator: EmulatorProcess, queue_id: str, messages: list[dict[str, Any]]) -> dict[str, float]:
+    client = cloudflare.Cloudflare(api_token=emulator.token, base_url=emulator.base_url, max_retries=0)
+    account = emulator.account_id
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    for start in range(0, len(messages), 100):
+        batch = [{"body": b, "content_type": "json"} for b in messages[start : start + 100]]
+        client.queues.messages.bulk_push(queue_id, account_id=account, messages=batch)  # type: ignore[misc]
+    timings["push"] = time.perf_counter() - started
+    pulled: list[Any] = []
+    started = time.perf_counter()
+    while len(pulled) < len(messages):
+        answer = client.queues.messages.pull(
+            queue_id, account_id=account, batch_size=100, visibility_timeout_ms=600_000
+        )
+        assert answer is not None
+        pulled.extend(answer.messages)
+    timings["pull"] = time.perf_counter() - started
+    started = time.perf_counter()
+    leases = [m.lease_id for m in pulled if m.lease_id]
+    for start in range(0, len(leases), 100):
+        client.queues.messages.ack(
+            queue_id, account_id=account, acks=[{"lease_id": x} for x in leases[start : start + 100]]
+        )
+    timings["ack"] = time.perf_counter() - started
+    client.close()
+    return timings
+
+
+CLIENTS: dict[str, Callable[[EmulatorProcess, str, list[dict[str, Any]]], dict[str, float]]] = {
+    "bare": run_bare,
+    "hook": run_hook,
+    "sdk": run_sdk,
+}
+
+
+def measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """messages/s per client and phase: the best of ``repeats`` rounds."""
+    messages = bodies(n)
+    best: dict[str, dict[str, float]] = {c: dict.fromkeys(PHASES, 0.0) for c in CLIENTS}
+    names = [f"{client}-{r}" for r in range(repeats) for client in CLIENTS]
+    with EmulatorProcess(names) as emulator:
+        os.environ.update(emulator.airflow_connection_env("cfq_bench"))
+        for r in range(repeats):
+            order = list(CLIENTS) if r % 2 == 0 else list(reversed(CLIENTS))
+            for client in order:
+                timings = CLIENTS[client](emulator, emulator.queue_ids[f"{client}-{r}"], messages)
+                for phase in PHASES:
+                    best[client][phase] = max(best[client][phase], n / timings[phase])
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rates = measure(args.messages, args.repeats)
+    print(f"{'phase':<6} {'bare msg/s':>11} {'hook msg/s':>11} {'sdk msg/s':>10} {'hook/bare':>10} {'hook/sdk':>9}")
+    for phase in PHASES:
+        bare, hook, sdk = rates["bare"][phase], rates["hook"][phase], rates["sdk"][phase]
+        print(f"{phase:<6} {bare:>11,.0f} {hook:>11,.0f} {sdk:>10,.0f} {hook / bare:>10.2f} {hook / sdk:>9.2f}")
+    print(
+        f"({args.messages:,} messages per client and round, best of {args.repeats} rounds; emulator in its own process)"
+    )
+
+
+if __name__ == "__main__":
+    main()

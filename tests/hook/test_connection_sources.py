@@ -1,0 +1,91 @@
+"""The connection works from every place Airflow keeps connections: env (JSON, URI), metadata DB, secrets backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+
+CHECK = (
+    "from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook\n"
+    "ok, message = CloudflareQueuesHook('cfq_source').test_connection()\n"
+    "print('RESULT', ok, message)\n"
+)
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    return env
+
+
+def check(env: dict[str, str]) -> str:
+    result = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
+
+
+@pytest.fixture
+def queue(emulator: CloudflareQueuesEmulator) -> str:
+    emulator.create_queue("sourced")
+    return "sourced"
+
+
+@pytest.mark.slow
+def test_from_the_metadata_db(emulator: CloudflareQueuesEmulator, queue: str, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    conn = json.dumps(emulator.airflow_connection(queue=queue))
+    subprocess.run(
+        [AIRFLOW, "connections", "add", "cfq_source", "--conn-json", conn],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    # Airflow 3 reads DB connections in tasks (through the execution API) and in the CLI, not in a bare
+    # process: `airflow connections test` loads it from the DB and runs the hook's test_connection().
+    env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+    result = subprocess.run(
+        [AIRFLOW, "connections", "test", "cfq_source"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert "Connection success!" in result.stdout, result.stdout + result.stderr
+    emulator.faults.set("get_queue", error=1.0)
+    failing = subprocess.run(
+        [AIRFLOW, "connections", "test", "cfq_source"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert "Connection failed!" in failing.stdout and "HTTP 50" in failing.stdout
+
+
+@pytest.mark.slow
+def test_from_a_secrets_backend(emulator: CloudflareQueuesEmulator, queue: str, tmp_path: Path) -> None:
+    connections = tmp_path / "connections.json"
+    connections.write_text(json.dumps({"cfq_source": emulator.airflow_connection(queue=queue)}))
+    env = clean_env(tmp_path)
+    env["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+    env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(connections)})
+    assert check(env).startswith("RESULT True Connected: queue 'sourced'")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["json", "uri"])
+def test_from_environment_variables(emulator: CloudflareQueuesEmulator, queue: str, tmp_path: Path, form: str) -> None:
+    env = clean_env(tmp_path)
+    value = (
+        emulator.airflow_connection_uri(queue=queue)
+        if form == "uri"
+        else json.dumps(emulator.airflow_connection(queue=queue))
+    )
+    env["AIRFLOW_CONN_CFQ_SOURCE"] = value
+    assert check(env).startswith("RESULT True Connected: queue 'sourced'")

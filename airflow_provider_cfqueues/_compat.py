@@ -8,22 +8,37 @@ means changing this file only.
 from __future__ import annotations
 
 try:  # Airflow 3: the Task SDK
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue, conf
+    from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
     from airflow.sdk.log import mask_secret
+    from airflow.sdk.module_loading import import_string  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - Airflow 2.11
-    from airflow.exceptions import AirflowException  # type: ignore
+    from airflow.configuration import conf  # type: ignore
+    from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout  # type: ignore
     from airflow.hooks.base import BaseHook  # type: ignore
     from airflow.models import BaseOperator, Connection  # type: ignore
+    from airflow.models.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY  # type: ignore
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
+    from airflow.utils.module_loading import import_string  # type: ignore
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
+    "DEFAULT_QUEUE",
+    "DEFAULT_RETRY_DELAY",
     "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "BaseTrigger",
     "Connection",
     "PokeReturnValue",
+    "TriggerEvent",
+    "conf",
+    "import_string",
     "mask_secret",
 ]

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 # Airflow reads its configuration when first imported: give the whole session a private home and a
 # SQLite metadata DB before any test module imports it.
@@ -11,14 +15,44 @@ os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# OutgoingMessage objects travel through XCom: users allow them the same way (docs/operators.md)
+os.environ["AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES"] = "airflow.*\nairflow_provider_cfqueues.*"
+REPO = Path(__file__).resolve().parent.parent
+# dag.test() needs the DAG in a bundle: the example DAGs, and the DAGs the tests define
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(REPO / "example_dags")},
+        },
+        {
+            "name": "test-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(REPO / "tests" / "dags")},
+        },
+    ]
+)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
 
 import pytest  # noqa: E402
 
+from airflow_provider_cfqueues.api.retry import RetryPolicy  # noqa: E402
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock  # noqa: E402
 
 from .openapi_check import OpenAPIRecorder  # noqa: E402
 
 TEST_TOKEN = "cfq-test-token-7f3e9a1c"
+#: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
+FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated metadata DB (SQLite in the session's AIRFLOW_HOME), created once per session."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=600)
+    return AIRFLOW_HOME
 
 
 @pytest.fixture
@@ -35,3 +69,11 @@ def emulator(clock: ManualClock) -> Iterator[CloudflareQueuesEmulator]:
         emu.openapi = recorder  # type: ignore[attr-defined]
         yield emu
         assert not recorder.violations, "\n".join(recorder.violations)
+
+
+@pytest.fixture
+def connection(emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The default Airflow connection, pointed at ``emulator``."""
+    for name, value in emulator.airflow_connection_env().items():
+        monkeypatch.setenv(name, value)
+    return "cloudflare_queues_default"

@@ -20,7 +20,7 @@ from airflow_provider_cfqueues.api.operations import batch_capacity, min_batches
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from .conftest import FAST_RETRY
+from ..conftest import FAST_RETRY
 
 
 def test_round_trip_with_every_content_type(

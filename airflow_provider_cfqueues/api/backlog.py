@@ -1,0 +1,135 @@
+"""
+When is a backlog condition met? One pure function, :func:`evaluate`, used by the sensor's ``poke``
+and by the trigger on the triggerer, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from .errors import CloudflareQueuesValidationError
+from .models import QueueMetrics
+
+
+def _as_seconds(value: timedelta | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise CloudflareQueuesValidationError(f"{name} must be a non-negative duration, got {value!r}")
+    return seconds
+
+
+def _as_count(value: object, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        count = int(str(value)) if isinstance(value, str) else value
+    except ValueError:
+        count = None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise CloudflareQueuesValidationError(f"{name} must be a whole number >= 0, got {value!r}")
+    return count
+
+
+@dataclass(frozen=True)
+class BacklogCriteria:
+    """
+    Thresholds on a queue's metrics; every threshold that is set must hold. Primitives only, so the
+    trigger serializes it as is.
+
+    :param min_backlog: at least this many unacknowledged messages (work has piled up).
+    :param max_backlog: at most this many (the queue is drained: ``max_backlog=0``).
+    :param min_backlog_bytes: at least this many bytes of unacknowledged messages.
+    :param max_backlog_bytes: at most this many bytes.
+    :param min_oldest_age_seconds: the oldest unacknowledged message is at least this old.
+    :param max_oldest_age_seconds: the oldest unacknowledged message is at most this old (or none).
+    """
+
+    min_backlog: int | None = None
+    max_backlog: int | None = None
+    min_backlog_bytes: int | None = None
+    max_backlog_bytes: int | None = None
+    min_oldest_age_seconds: float | None = None
+    max_oldest_age_seconds: float | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        min_backlog: object = None,
+        max_backlog: object = None,
+        min_backlog_bytes: object = None,
+        max_backlog_bytes: object = None,
+        min_oldest_age: timedelta | float | None = None,
+        max_oldest_age: timedelta | float | None = None,
+    ) -> BacklogCriteria:
+        """Validate user input (counts may be templated strings) into criteria."""
+        criteria = cls(
+            min_backlog=_as_count(min_backlog, "min_backlog"),
+            max_backlog=_as_count(max_backlog, "max_backlog"),
+            min_backlog_bytes=_as_count(min_backlog_bytes, "min_backlog_bytes"),
+            max_backlog_bytes=_as_count(max_backlog_bytes, "max_backlog_bytes"),
+            min_oldest_age_seconds=_as_seconds(min_oldest_age, "min_oldest_age"),
+            max_oldest_age_seconds=_as_seconds(max_oldest_age, "max_oldest_age"),
+        )
+        if all(value is None for value in asdict(criteria).values()):
+            raise CloudflareQueuesValidationError(
+                "set at least one threshold: min_backlog and/or max_backlog (or the bytes / age thresholds)"
+            )
+        for low, high in (
+            ("min_backlog", "max_backlog"),
+            ("min_backlog_bytes", "max_backlog_bytes"),
+            ("min_oldest_age_seconds", "max_oldest_age_seconds"),
+        ):
+            lo, hi = getattr(criteria, low), getattr(criteria, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise CloudflareQueuesValidationError(f"{low} ({lo}) is greater than {high} ({hi}): never met")
+        return criteria
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(criteria: BacklogCriteria, metrics: QueueMetrics, now_ms: int) -> tuple[bool, str]:
+    """``(met, explanation)`` for ``metrics`` observed at ``now_ms`` (ms since the epoch)."""
+    age = (now_ms - metrics.oldest_message_timestamp_ms) / 1000 if metrics.oldest_message_timestamp_ms else None
+    unmet: list[str] = []
+    checks: list[tuple[bool, str]] = []
+    if criteria.min_backlog is not None:
+        checks.append((metrics.backlog_count >= criteria.min_backlog, f"backlog_count >= {criteria.min_backlog}"))
+    if criteria.max_backlog is not None:
+        checks.append((metrics.backlog_count <= criteria.max_backlog, f"backlog_count <= {criteria.max_backlog}"))
+    if criteria.min_backlog_bytes is not None:
+        checks.append(
+            (metrics.backlog_bytes >= criteria.min_backlog_bytes, f"backlog_bytes >= {criteria.min_backlog_bytes}")
+        )
+    if criteria.max_backlog_bytes is not None:
+        checks.append(
+            (metrics.backlog_bytes <= criteria.max_backlog_bytes, f"backlog_bytes <= {criteria.max_backlog_bytes}")
+        )
+    if criteria.min_oldest_age_seconds is not None:
+        checks.append(
+            (
+                age is not None and age >= criteria.min_oldest_age_seconds,
+                f"oldest message age >= {criteria.min_oldest_age_seconds:g} s",
+            )
+        )
+    if criteria.max_oldest_age_seconds is not None:
+        checks.append(
+            (
+                age is None or age <= criteria.max_oldest_age_seconds,
+                f"oldest message age <= {criteria.max_oldest_age_seconds:g} s",
+            )
+        )
+    unmet = [text for ok, text in checks if not ok]
+    seen = (
+        f"backlog_count={metrics.backlog_count}, backlog_bytes={metrics.backlog_bytes}, "
+        f"oldest age={'none' if age is None else f'{age:.1f} s'}"
+    )
+    if unmet:
+        return False, f"waiting for {', '.join(unmet)} ({seen})"
+    return True, f"met: {', '.join(text for _, text in checks)} ({seen})"

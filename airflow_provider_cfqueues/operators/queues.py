@@ -1,0 +1,539 @@
+"""
+Operators for Cloudflare Queues: push, drain with per-message ack/retry, and the split
+pull -> (your tasks) -> ack pattern. All of them talk to the API through
+:class:`~airflow_provider_cfqueues.hooks.queues.CloudflareQueuesHook`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._compat import AirflowException, BaseOperator, import_string
+from ..api.errors import CloudflareQueuesValidationError
+from ..api.models import OutgoingMessage, PulledMessage
+from ..api.operations import normalize_acks, validate_delay, visibility_timeout_ms
+from ..hooks.queues import CloudflareQueuesHook
+from ._arguments import base_partial, rename_partial_kwargs, take_renamed
+from .drain import (
+    Drainer,
+    DrainPlan,
+    collect_messages,
+    poison_queue_router,
+    release_on_error,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_CONN_ID = CloudflareQueuesHook.default_conn_name
+DEFAULT_MAX_XCOM_BYTES = 1_000_000
+
+
+def _seconds(value: timedelta | float | int | str, name: str) -> float:
+    """A duration given as a timedelta or seconds (a templated string of seconds is accepted)."""
+    try:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except (TypeError, ValueError):
+        raise CloudflareQueuesValidationError(f"{name} must be a timedelta or seconds, got {value!r}") from None
+    visibility_timeout_ms(seconds * 1000)  # the API's bounds: 1 ms to 12 h
+    return seconds
+
+
+def _optional_int(value: object, name: str, low: int = 1, high: int | None = None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise CloudflareQueuesValidationError(f"{name} must be a whole number {bound}, got {value!r}")
+    return number
+
+
+def _resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Callable[..., Any] | None:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            resolved = import_string(value)
+        except ImportError as err:
+            raise CloudflareQueuesValidationError(f"{name}: cannot import {value!r}: {err}") from None
+        if callable(resolved):
+            return resolved  # type: ignore[no-any-return]
+    raise CloudflareQueuesValidationError(f"{name} must be a callable or its dotted import path, got {value!r}")
+
+
+class _QueueOperator(BaseOperator):
+    """Arguments every Cloudflare Queues operator takes (see :mod:`._arguments` for ``queue``)."""
+
+    def __init__(
+        self,
+        *,
+        queue: str | None = None,
+        account_id: str | None = None,
+        cloudflare_queues_conn_id: str = DEFAULT_CONN_ID,
+        cloudflare_queue: str | None = None,
+        executor_queue: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cloudflare_queue = take_renamed("queue", queue, cloudflare_queue, executor_queue, kwargs)
+        super().__init__(**kwargs)
+        self.cloudflare_queue = cloudflare_queue
+        self.account_id = account_id
+        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, keeping ``queue`` for the Cloudflare queue (``executor_queue`` for Airflow's)."""
+        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue",)))
+
+    @property
+    def hook(self) -> CloudflareQueuesHook:
+        """A hook for this operator's connection, queue and account (a new one per access)."""
+        return CloudflareQueuesHook(
+            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
+        )
+
+
+class CloudflareQueuesPushOperator(_QueueOperator):
+    """
+    Push messages to a Cloudflare queue in the fewest requests (100 messages and 256 KB per request).
+
+    Returns (to XCom) a summary, never the bodies: ``{"queue_id", "messages", "requests", "backlog_count"}``.
+
+    :param messages: what to push (templated): one body, a list (or tuple) of bodies, or of
+        :class:`~airflow_provider_cfqueues.api.models.OutgoingMessage` objects carrying their own
+        ``content_type``/``delay_seconds``. A ``str`` is sent as text, other JSON values as json; a
+        ``dict`` is always one body, whatever its keys. To push one list as a single body, wrap it in a
+        list or an ``OutgoingMessage``. An upstream task's output (``XComArg``) works, and so does
+        ``.partial(...).expand(messages=...)``.
+    :param queue: queue id or name (templated, stored as ``cloudflare_queue``); defaults to the
+        connection's ``queue`` extra. Airflow's executor queue is ``executor_queue=``.
+    :param account_id: account id (templated); defaults to the connection's ``account_id`` extra.
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    :param content_type: ``"text"`` or ``"json"`` for every plain body; chosen per body when ``None``.
+    :param delay_seconds: delay before delivery for the whole push (templated; 0 to 86,400); a
+        message's own ``delay_seconds`` wins.
+    :param preserve_order: keep strict input order across requests (see the hook).
+    """
+
+    template_fields: Sequence[str] = (
+        "messages",
+        "cloudflare_queue",
+        "account_id",
+        "cloudflare_queues_conn_id",
+        "delay_seconds",
+    )
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        messages: Any,
+        content_type: str | None = None,
+        delay_seconds: float | str | None = None,
+        preserve_order: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.messages = messages
+        self.content_type = content_type
+        self.delay_seconds = delay_seconds
+        self.preserve_order = preserve_order
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        messages = self.messages
+        if isinstance(messages, tuple):
+            messages = list(messages)
+        elif not isinstance(messages, list):
+            # one body: a str, a dict, a number... or a lazy XCom sequence from a mapped upstream
+            is_sequence = isinstance(messages, Iterable) and not isinstance(messages, (str, bytes, dict))
+            messages = list(messages) if is_sequence and not isinstance(messages, OutgoingMessage) else [messages]
+        delay = self.delay_seconds
+        if isinstance(delay, str):
+            delay = float(delay) if delay.strip() else None
+        validate_delay(delay)
+        result = self.hook.push_messages(
+            messages, delay_seconds=delay, content_type=self.content_type, preserve_order=self.preserve_order
+        )
+        return {
+            "queue_id": result.queue_id,
+            "messages": result.messages,
+            "requests": result.requests,
+            "backlog_count": result.metrics.backlog_count if result.metrics else None,
+        }
+
+
+class CloudflareQueuesPullAndAckOperator(_QueueOperator):
+    """
+    Drain a Cloudflare queue inside one task, with a per-message outcome.
+
+    Each pulled message goes to ``process``; when it returns, the message is acked; when it raises,
+    the message is retried (after ``retry_delay``) and the error is logged with the message id. The
+    acks and retries of a batch go out in one request, after the whole batch was processed. No
+    message is acked before ``process`` returned for it; if the task is killed or times out, the
+    leases expire and the messages come back.
+
+    Returns (to XCom) a summary: ``pulled``, ``acked``, ``retried``, ``failed``, ``failed_ids``,
+    ``poisoned``, ``released``, ``batches``, ``backlog_after``, ``stop_reason``; without ``process``
+    it also holds ``messages``: the decoded messages, bounded by ``max_xcom_bytes``.
+
+    :param process: a callable (or its dotted import path) called as ``process(message, **process_kwargs)``
+        with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`; with ``process_mode="batch"``
+        called as ``process(messages, **process_kwargs)`` and may return the messages (or ids) that
+        failed. Without ``process``, the messages are pushed to XCom and then acked (at-most-once for
+        whatever reads them downstream; use the Pull and Ack operators for at-least-once).
+    :param process_kwargs: keyword arguments for ``process`` (templated).
+    :param process_mode: ``"message"`` (default) or ``"batch"``.
+    :param queue: queue id or name (templated).
+    :param batch_size: messages per pull, 1 to 100 (templated).
+    :param max_messages: stop after this many messages (templated); default: until the queue is empty.
+    :param max_batches: stop after this many pulls.
+    :param visibility_timeout: how long pulled messages stay leased (``timedelta`` or seconds; up to 12 h).
+        Size it above ``batch_size`` x the time ``process`` takes per message.
+    :param concurrency: parallel pullers in this task (``process`` must then be thread-safe).
+    :param retry_delay: seconds before a failed message comes back, or a callable of its attempt count
+        returning seconds (for backoff); ``None`` uses the consumer's ``retry_delay``. Stored as
+        ``message_retry_delay``; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
+    :param fail_on_error: fail the task at the end when any message failed (they are retried either way).
+    :param max_attempts: a message delivered more than this many times is poison: it goes to
+        ``on_poison`` or ``poison_queue`` (then acked) instead of ``process``.
+    :param on_poison: callable (or dotted path) called with the poison message.
+    :param poison_queue: queue id or name to push poison messages to (templated).
+    :param stop_when_empty: stop at the first empty pull (default); otherwise keep polling every
+        second until a quota is reached.
+    :param max_xcom_bytes: the largest message list returned to XCom when there is no ``process``.
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "cloudflare_queue",
+        "account_id",
+        "cloudflare_queues_conn_id",
+        "process_kwargs",
+        "batch_size",
+        "max_messages",
+        "poison_queue",
+    )
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        process: Callable[..., Any] | str | None = None,
+        process_kwargs: dict[str, Any] | None = None,
+        process_mode: str = "message",
+        batch_size: int | str = 100,
+        max_messages: int | str | None = None,
+        max_batches: int | None = None,
+        visibility_timeout: timedelta | float = timedelta(minutes=5),
+        concurrency: int = 1,
+        retry_delay: float | timedelta | Callable[[int], float | None] | None = None,
+        fail_on_error: bool = True,
+        max_attempts: int | None = None,
+        on_poison: Callable[[PulledMessage], Any] | str | None = None,
+        poison_queue: str | None = None,
+        stop_when_empty: bool = True,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        message_retry_delay: float | timedelta | Callable[[int], float | None] | None = None,
+        task_retry_delay: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
+        super().__init__(**kwargs)
+        if process_mode not in ("message", "batch"):
+            raise CloudflareQueuesValidationError(f"process_mode must be 'message' or 'batch', got {process_mode!r}")
+        if concurrency < 1:
+            raise CloudflareQueuesValidationError(f"concurrency must be at least 1, got {concurrency!r}")
+        if on_poison is not None and poison_queue is not None:
+            raise CloudflareQueuesValidationError("set on_poison or poison_queue, not both")
+        if (on_poison is not None or poison_queue is not None) and max_attempts is None:
+            raise CloudflareQueuesValidationError("on_poison / poison_queue need max_attempts")
+        if retry_delay is not None and not callable(retry_delay):
+            retry_delay = validate_delay(retry_delay, "retry_delay")
+        self.process = process
+        self.process_kwargs = process_kwargs or {}
+        self.process_mode = process_mode
+        self.batch_size = batch_size
+        self.max_messages = max_messages
+        self.max_batches = _optional_int(max_batches, "max_batches")
+        self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
+        self.concurrency = concurrency
+        self.message_retry_delay = retry_delay
+        self.fail_on_error = fail_on_error
+        self.max_attempts = _optional_int(max_attempts, "max_attempts")
+        self.on_poison = on_poison
+        self.poison_queue = poison_queue
+        self.stop_when_empty = stop_when_empty
+        self.max_xcom_bytes = max_xcom_bytes
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, keeping ``queue`` and ``retry_delay`` for the queue and its messages."""
+        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue", "retry_delay")))
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        batch_size = _optional_int(self.batch_size, "batch_size", 1, 100) or 100
+        max_messages = _optional_int(self.max_messages, "max_messages", 0)
+        if max_messages == 0:
+            return {"pulled": 0, "acked": 0, "stop_reason": "max_messages is 0"}
+        process = _resolve_callable(self.process, "process")
+        hook = self.hook
+        if process is None:
+            return self._pull_to_xcom(hook, context, batch_size, max_messages)
+        on_poison = _resolve_callable(self.on_poison, "on_poison")
+        if self.poison_queue:
+            on_poison = poison_queue_router(hook, self.poison_queue)
+        settings = hook.settings  # read the connection once, in the task's own thread
+
+        def make_hook() -> CloudflareQueuesHook:
+            worker = copy.copy(hook)
+            worker._session = None  # each worker its own HTTP session
+            worker._settings = settings
+            return worker
+
+        plan = DrainPlan(
+            batch_size=batch_size,
+            max_messages=max_messages,
+            max_batches=self.max_batches,
+            visibility_timeout=self.visibility_timeout,
+            concurrency=self.concurrency,
+            stop_when_empty=self.stop_when_empty,
+            batch_mode=self.process_mode == "batch",
+            retry_delay=self.message_retry_delay,
+            max_attempts=self.max_attempts,
+        )
+        drainer = Drainer(
+            make_hook,
+            self.cloudflare_queue or None,
+            plan,
+            process,
+            process_kwargs=self.process_kwargs,
+            on_poison=on_poison,
+            log=self.log,
+        )
+        summary = drainer.run()
+        self.log.info(
+            "Drained queue %s: pulled %d, acked %d, retried %d (failed %d, released %d), poisoned %d, "
+            "backlog after %s; stopped because %s",
+            self.cloudflare_queue or settings.queue,
+            summary.pulled,
+            summary.acked,
+            summary.retried,
+            summary.failed,
+            summary.released,
+            summary.poisoned,
+            summary.backlog_after,
+            summary.stop_reason or "a worker failed",
+        )
+        if summary.failed and self.fail_on_error:
+            raise AirflowException(
+                f"{summary.failed} message(s) failed in process() and were retried (ids: "
+                f"{', '.join(summary.failed_ids[:20])}{', ...' if summary.failed > 20 else ''}); "
+                f"{summary.acked} acked. Set fail_on_error=False to let the task succeed anyway."
+            )
+        return summary.to_xcom()
+
+    def _pull_to_xcom(
+        self, hook: CloudflareQueuesHook, context: Context, batch_size: int, max_messages: int | None
+    ) -> dict[str, Any]:
+        messages, payload, backlog = collect_messages(
+            hook,
+            self.cloudflare_queue or None,
+            batch_size=batch_size,
+            max_messages=max_messages,
+            max_batches=self.max_batches,
+            visibility_timeout=self.visibility_timeout,
+            max_xcom_bytes=self.max_xcom_bytes,
+            lease=False,
+            log=self.log,
+        )
+        summary = {
+            "pulled": len(messages),
+            "acked": len(messages),
+            "retried": 0,
+            "failed": 0,
+            "failed_ids": [],
+            "backlog_after": backlog,
+            "messages": payload,
+        }
+        # store the messages before acking them: if storing fails, the leases expire and nothing is lost
+        try:
+            context["ti"].xcom_push(key="return_value", value=summary)
+        except Exception as err:
+            release_on_error(hook, self.cloudflare_queue or None, messages, self.log, err)
+            raise
+        hook.ack_messages(acks=messages)
+        return summary
+
+
+class CloudflareQueuesPullOperator(_QueueOperator):
+    """
+    Lease messages and return them, with their lease ids, to XCom for downstream tasks (e.g. mapped
+    over with ``.expand()``); a :class:`CloudflareQueuesAckOperator` acks or retries them afterwards.
+    Nothing is acked here: if the downstream tasks never ack, the leases expire and the messages come
+    back (at-least-once).
+
+    Returns a list of messages: ``{"id", "lease_id", "body", "attempts", "published_at",
+    "content_type", "metadata", "decode_error"}`` (bytes bodies base64-encoded).
+
+    :param queue: queue id or name (templated).
+    :param batch_size: messages per pull, 1 to 100.
+    :param max_messages: at most this many messages (templated); default one batch.
+    :param visibility_timeout: how long the messages stay leased (``timedelta`` or seconds): it must
+        cover the downstream processing and the ack task.
+    :param expected_processing_time: how long the downstream work takes; a warning is logged when
+        ``visibility_timeout`` is shorter.
+    :param max_xcom_bytes: the largest message list returned to XCom (leases are released past it).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("cloudflare_queue", "account_id", "cloudflare_queues_conn_id", "max_messages")
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 100,
+        max_messages: int | str | None = None,
+        visibility_timeout: timedelta | float = timedelta(minutes=30),
+        expected_processing_time: timedelta | float | None = None,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_size = _optional_int(batch_size, "batch_size", 1, 100) or 100
+        self.max_messages = max_messages
+        self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
+        self.expected_processing_time = (
+            None if expected_processing_time is None else _seconds(expected_processing_time, "expected_processing_time")
+        )
+        self.max_xcom_bytes = max_xcom_bytes
+        if self.expected_processing_time is not None and self.visibility_timeout <= self.expected_processing_time:
+            self.log.warning(
+                "visibility_timeout (%.0f s) is not longer than expected_processing_time (%.0f s): the leases "
+                "will expire before the downstream tasks ack them, and the messages will be delivered again",
+                self.visibility_timeout,
+                self.expected_processing_time,
+            )
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        max_messages = _optional_int(self.max_messages, "max_messages", 0)
+        hook = self.hook
+        _, payload, _ = collect_messages(
+            hook,
+            self.cloudflare_queue or None,
+            batch_size=self.batch_size if max_messages is None else min(self.batch_size, max(1, max_messages)),
+            max_messages=self.batch_size if max_messages is None else max_messages,
+            max_batches=None,
+            visibility_timeout=self.visibility_timeout,
+            max_xcom_bytes=self.max_xcom_bytes,
+            lease=True,
+            log=self.log,
+        )
+        return payload
+
+
+class CloudflareQueuesAckOperator(_QueueOperator):
+    """
+    Acknowledge and retry leases taken by a :class:`CloudflareQueuesPullOperator`, after the tasks
+    that processed the messages ran. Typical use, with ``trigger_rule="all_done"`` so that it runs
+    even when some processing failed::
+
+        pulled = CloudflareQueuesPullOperator(task_id="pull", queue="orders")
+        done = handle.expand(message=pulled.output)  # each returns its message's lease id
+        CloudflareQueuesAckOperator(
+            task_id="ack", queue="orders", acks=done, retry_unacked_from=pulled.output,
+            retry_delay=60, trigger_rule="all_done",
+        )
+
+    Returns ``{"acked", "retried", "warnings"}``.
+
+    :param acks: lease ids, messages or mappings with ``lease_id`` to acknowledge (templated).
+    :param retry_leases: leases to retry (templated): same forms, or ``(lease, delay_seconds)`` pairs.
+        (Not ``retries``: that is Airflow's number of task retries.)
+    :param retry_unacked_from: messages (e.g. the Pull operator's output) whose leases are retried
+        unless listed in ``acks`` (templated).
+    :param retry_delay: delay in seconds for retries without their own (``None``: the consumer's).
+        Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
+    :param fail_on_retry: fail this task after acking when anything was retried, so that the DAG
+        run shows the failure.
+    :param queue: queue id or name (templated).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "acks",
+        "retry_leases",
+        "retry_unacked_from",
+        "cloudflare_queue",
+        "account_id",
+        "cloudflare_queues_conn_id",
+    )
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        acks: Any = None,
+        retry_leases: Any = None,
+        retry_unacked_from: Any = None,
+        retry_delay: float | timedelta | None = None,
+        fail_on_retry: bool = False,
+        message_retry_delay: float | timedelta | None = None,
+        task_retry_delay: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
+        super().__init__(**kwargs)
+        self.acks = acks
+        self.retry_leases = retry_leases
+        self.retry_unacked_from = retry_unacked_from
+        self.message_retry_delay = validate_delay(retry_delay, "retry_delay")
+        self.fail_on_retry = fail_on_retry
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, keeping ``queue`` and ``retry_delay`` for the queue and its messages."""
+        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue", "retry_delay")))
+
+    @staticmethod
+    def _items(value: Any) -> list[Any]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else [value]
+        if isinstance(value, dict) or hasattr(value, "lease_id"):
+            return [value]
+        return [item for item in value if item is not None]  # failed mapped tasks leave no value
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        acks = normalize_acks(self._items(self.acks))
+        delay = self.message_retry_delay
+        retries: list[Any] = [
+            item if isinstance(item, tuple) or delay is None else (item, delay)
+            for item in self._items(self.retry_leases)
+        ]
+        acked = set(acks)
+        for lease_id in normalize_acks(self._items(self.retry_unacked_from)):
+            if lease_id not in acked:
+                retries.append((lease_id, delay))
+        result = self.hook.ack_messages(acks=acks, retries=retries)
+        self.log.info(
+            "Acked %d lease(s), retried %d, warnings: %s",
+            result.ack_count,
+            result.retry_count,
+            result.warnings or "none",
+        )
+        if self.fail_on_retry and result.retry_count:
+            raise AirflowException(f"{result.retry_count} message(s) were retried: their processing failed")
+        return {"acked": result.ack_count, "retried": result.retry_count, "warnings": result.warnings}

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+
+
+@pytest.fixture
+def emulator_connection(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[CloudflareQueuesEmulator], None]:
+    """Point the default connection at an emulator (tasks of dag.test() run in this process)."""
+
+    def point(emulator: CloudflareQueuesEmulator) -> None:
+        for name, value in emulator.airflow_connection_env().items():
+            monkeypatch.setenv(name, value)
+
+    return point
+
+
+def task_states(run: Any) -> dict[str, str]:
+    """task_id (with [map_index] for mapped tasks) -> state."""
+    states = {}
+    for ti in run.get_task_instances():
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+        states[key] = str(ti.state)
+    return states
+
+
+def xcom(run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        value = session.scalar(
+            XComModel.get_many(
+                run_id=run.run_id, key=key, dag_ids=run.dag_id, task_ids=task_id, map_indexes=map_index
+            ).with_only_columns(XComModel.value)
+        )
+    return XComModel.deserialize_value(type("X", (), {"value": value})) if value is not None else None

@@ -1,0 +1,99 @@
+"""The example DAGs, run through real Airflow (dag.test()) against the emulator."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+
+from .conftest import task_states, xcom
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def test_every_example_dag_imports(airflow_db: str) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "cfqueues_example_etl",
+        "cfqueues_example_backlog_fanout",
+        "cfqueues_example_split_pull_ack",
+    }
+
+
+@pytest.mark.slow
+def test_etl_example(emulator_connection: Callable[[CloudflareQueuesEmulator], None], tmp_path: Path) -> None:
+    from example_dags.example_cfqueues_etl import dag
+
+    with CloudflareQueuesEmulator() as emulator:
+        emulator.create_queue("example-orders")
+        emulator_connection(emulator)
+        db_path = tmp_path / "orders.sqlite"
+        run = dag.test(run_conf={"records": 321, "db_path": str(db_path)})
+        assert set(task_states(run).values()) == {"success"}, task_states(run)
+        assert xcom(run, "push") == {
+            "queue_id": emulator.queue("example-orders").queue_id,
+            "messages": 321,
+            "requests": 4,
+            "backlog_count": 321,
+        }
+        assert xcom(run, "wait_for_backlog")["backlog_count"] == 321
+        summary = xcom(run, "load")
+        assert (summary["pulled"], summary["acked"], summary["failed"]) == (321, 321, 0)
+        assert xcom(run, "verify") == {"rows": 321, "acked": 321, "backlog_after": summary["backlog_after"]}
+        assert emulator.metrics("example-orders")["backlog_count"] == 0
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("SELECT SUM(qty) FROM orders").fetchone()[0] == sum(n % 5 + 1 for n in range(321))
+
+
+@pytest.mark.slow
+def test_backlog_fanout_example(
+    emulator_connection: Callable[[CloudflareQueuesEmulator], None], tmp_path: Path
+) -> None:
+    from example_dags.example_cfqueues_backlog_fanout import dag
+
+    with CloudflareQueuesEmulator() as emulator:
+        emulator.create_queue("example-events")
+        emulator_connection(emulator)
+        CloudflareQueuesHook(queue="example-events").push_messages([{"event": n} for n in range(240)])
+        run = dag.test(run_conf={"min_backlog": 200, "db_path": str(tmp_path / "events.sqlite")})
+        states = task_states(run)
+        assert set(states.values()) == {"success"}, states
+        assert [k for k in states if k.startswith("drain[")] == [f"drain[{i}]" for i in range(4)]
+        assert xcom(run, "report") == {"drain_tasks": 4, "acked": 240, "backlog_after": 0}
+        with sqlite3.connect(tmp_path / "events.sqlite") as db:
+            assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 240
+
+
+@pytest.mark.slow
+def test_split_pull_ack_example(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> None:
+    from example_dags.example_cfqueues_split_pull_ack import dag
+
+    with CloudflareQueuesEmulator() as emulator:
+        emulator.create_queue("example-jobs")
+        emulator_connection(emulator)
+        jobs = [{"job": n, "flaky": n == 3} for n in range(6)]
+        CloudflareQueuesHook(queue="example-jobs").push_messages(jobs)
+
+        first = dag.test()
+        states = task_states(first)
+        assert states["pull"] == "success" and states["ack"] == "success"
+        assert (
+            sorted(k for k, v in states.items() if v == "failed") == ["handle[3]"]
+            or len([v for k, v in states.items() if k.startswith("handle[") and v == "failed"]) == 1
+        )
+        assert xcom(first, "ack") == {"acked": 5, "retried": 1, "warnings": {}}
+        remaining = emulator.messages("example-jobs")
+        assert [(m.attempts, m.state) for m in remaining] == [(1, "available")]
+
+        second = dag.test()
+        assert set(task_states(second).values()) == {"success"}
+        assert xcom(second, "ack") == {"acked": 1, "retried": 0, "warnings": {}}
+        assert emulator.metrics("example-jobs")["backlog_count"] == 0

@@ -1,0 +1,149 @@
+"""The operators in real DAG runs (dag.test()) against the emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+
+from .conftest import task_states, xcom
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def emulator(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> Iterator[CloudflareQueuesEmulator]:
+    with CloudflareQueuesEmulator() as emu:
+        emulator_connection(emu)
+        yield emu
+
+
+def test_push_operator_forms(emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.dags.cfqueues_test_dags import push_dag
+
+    emulator.create_queue("pushed")
+    for name, value in emulator.airflow_connection_env("cfq_other").items():
+        monkeypatch.setenv(name, value)
+    run = push_dag.test(run_conf={"queue": "pushed", "conn_id": "cfq_other", "delay": "0"})
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    assert xcom(run, "push_objects")["messages"] == 4
+    assert xcom(run, "push_dict_with_body_key")["messages"] == 1
+    templated = xcom(run, "push_templated")
+    assert (templated["queue_id"], templated["messages"], templated["requests"]) == (
+        emulator.queue("pushed").queue_id,
+        1,
+        1,
+    )
+    assert 1 <= templated["backlog_count"] <= 12  # the tasks run in no fixed order
+    assert [xcom(run, "push_mapped", i)["messages"] for i in range(3)] == [2, 1, 3]
+    bodies = []
+    for message in emulator.messages("pushed"):
+        raw = message.body if message.content_type == "text" else json.loads(base64.b64decode(message.body))
+        bodies.append((raw, message.state))
+    expected = [
+        ({"n": 0}, "available"),
+        ({"n": 1}, "available"),
+        ({"n": 2}, "available"),
+        ("delayed", "delayed"),
+        ({"body": "x", "content_type": "text"}, "available"),
+        (f"run {run.run_id}", "available"),
+        ({"m": 1}, "available"),
+        ({"m": 2}, "available"),
+        ({"m": 3}, "available"),
+        ("a", "available"),
+        ("b", "available"),
+        ("c", "available"),
+    ]
+    assert sorted(map(json.dumps, bodies)) == sorted(map(json.dumps, expected))
+
+
+def test_mapped_push_is_not_routed_to_an_executor_queue_named_like_the_queue(airflow_db: str) -> None:
+    from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullAndAckOperator
+    from tests.dags.cfqueues_test_dags import push_dag
+
+    mapped = push_dag.get_task("push_mapped")
+    assert mapped.queue == "default"  # Airflow's executor queue: untouched
+    assert mapped.partial_kwargs["cloudflare_queue"] == "{{ params.queue }}"
+    routed = CloudflareQueuesPullAndAckOperator.partial(
+        task_id="routed", queue="orders", executor_queue="gpu", retry_delay=5, task_retry_delay=60
+    ).expand(max_messages=[1])
+    assert (routed.queue, routed.retry_delay.total_seconds()) == ("gpu", 60)
+    assert (routed.partial_kwargs["cloudflare_queue"], routed.partial_kwargs["message_retry_delay"]) == ("orders", 5)
+
+
+def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:
+    from datetime import datetime, timedelta
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullAndAckOperator
+
+    with DAG(
+        "defaults_probe",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        default_args={"queue": "celery-high", "retry_delay": timedelta(minutes=5)},
+    ):
+        plain = CloudflareQueuesPullAndAckOperator(task_id="plain", process=print)
+        explicit = CloudflareQueuesPullAndAckOperator(task_id="explicit", queue="orders", process=print, retry_delay=10)
+    assert (plain.queue, plain.cloudflare_queue, plain.message_retry_delay) == ("celery-high", None, None)
+    assert plain.retry_delay == timedelta(minutes=5)
+    assert (explicit.queue, explicit.cloudflare_queue, explicit.message_retry_delay) == ("celery-high", "orders", 10)
+
+
+def test_pull_and_ack_with_failures_backoff_and_poison(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import drain_dag
+
+    emulator.create_queue("work")
+    emulator.create_queue("work-poison", http_pull=False)
+    bodies = [{"n": n, "fail": n % 25 == 0} for n in range(200)]
+    CloudflareQueuesHook(queue="work").push_messages(bodies)
+    run = drain_dag.test(run_conf={"queue": "work"})
+    assert task_states(run) == {"drain": "success"}
+    summary = xcom(run, "drain")
+    bad = [b for b in bodies if b["fail"]]
+    # each bad message: processed and failed twice (attempts 1 and 2), then routed on attempt 3
+    assert summary["failed"] == 2 * len(bad) == summary["retried"]
+    assert summary["poisoned"] == len(bad)
+    assert summary["acked"] == len(bodies)  # the good ones, plus the poison ones once routed
+    assert summary["pulled"] == len(bodies) + 2 * len(bad)
+    assert summary["stop_reason"] == "the queue is empty" and summary["backlog_after"] == 0
+    assert emulator.metrics("work")["backlog_count"] == 0
+    poison = sorted(json.loads(base64.b64decode(m.body))["n"] for m in emulator.messages("work-poison"))
+    assert poison == [b["n"] for b in bad]
+
+
+def test_pull_and_ack_fails_the_task_and_retries_failures(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import strict_dag
+
+    emulator.create_queue("strict")
+    CloudflareQueuesHook(queue="strict").push_messages([{"n": n, "fail": n == 7} for n in range(20)])
+    run = strict_dag.test(run_conf={"queue": "strict"})
+    assert task_states(run) == {"drain": "failed"}
+    left = emulator.messages("strict")
+    assert [(m.state, m.attempts) for m in left] == [("delayed", 1)]  # retried with retry_delay=3600
+    assert left[0].visible_at - emulator.clock.now() == pytest.approx(3600, abs=30)
+
+
+def test_pull_and_ack_without_process_returns_the_messages(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import xcom_dag
+
+    emulator.create_queue("take")
+    emulator.create_queue("take-big")
+    hook = CloudflareQueuesHook()
+    hook.push_messages([{"n": n} for n in range(30)] + ["text body"], queue="take")
+    hook.push_messages(["x" * 500 for _ in range(10)], queue="take-big")
+    run = xcom_dag.test(run_conf={"queue": "take", "max": 25})
+    assert task_states(run) == {"take": "success", "take_too_much": "failed"}
+    summary = xcom(run, "take")
+    assert (summary["pulled"], summary["acked"]) == (25, 25)
+    assert [m["body"] for m in summary["messages"]] == [{"n": n} for n in range(25)]
+    assert "lease_id" not in summary["messages"][0] and summary["messages"][0]["attempts"] == 1
+    assert emulator.metrics("take")["backlog_count"] == 6
+    # past max_xcom_bytes: an error, and every lease released at once: nothing lost
+    assert [m.state for m in emulator.messages("take-big")] == ["available"] * 10

@@ -1,0 +1,141 @@
+"""The backlog sensor in its three modes (dag.test()) and its trigger on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from airflow_provider_cfqueues._compat import import_string
+from airflow_provider_cfqueues.api.backlog import BacklogCriteria
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesBacklogTrigger
+
+from ..scripted_faults import ScriptedFaults
+from .conftest import task_states, xcom
+
+MODES = ("poke", "reschedule", "deferrable")
+
+
+@pytest.fixture
+def emulator(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> Iterator[CloudflareQueuesEmulator]:
+    with CloudflareQueuesEmulator() as emu:
+        emulator_connection(emu)
+        emu.create_queue("watched")
+        yield emu
+
+
+def run_sensor(mode: str, **conf: object) -> tuple[str, object]:
+    from tests.dags.cfqueues_test_dags import sensor_dags
+
+    run = sensor_dags[mode].test(run_conf={"queue": "watched", **conf})
+    return task_states(run)["wait"], xcom(run, "wait")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_met_in_every_mode(emulator: CloudflareQueuesEmulator, mode: str) -> None:
+    CloudflareQueuesHook(queue="watched").push_messages(list(range(5)))
+    state, metrics = run_sensor(mode, min=5, max=10)
+    assert state == "success"
+    assert metrics["backlog_count"] == 5  # type: ignore[index]
+    assert [m.state for m in emulator.messages("watched")] == ["available"] * 5  # metrics lease nothing
+
+
+@pytest.mark.slow
+def test_deferred_sensor_resumes_when_the_backlog_builds_up(emulator: CloudflareQueuesEmulator) -> None:
+    hook = CloudflareQueuesHook(queue="watched")
+    hook.push_messages(list(range(3)))
+    later = threading.Timer(1.0, hook.push_messages, args=(list(range(3)),))
+
+    def push_later_once_polled(method: str, target: str, *_: object) -> None:
+        if target.endswith("/metrics") and not later.is_alive() and not later.finished.is_set():
+            later.start()  # the sensor is polling: push the rest a second later, while it waits
+
+    emulator.app.observers.append(push_later_once_polled)
+    state, metrics = run_sensor("deferrable", min=6)
+    later.join()
+    assert state == "success"
+    assert metrics["backlog_count"] == 6  # type: ignore[index]
+    assert emulator.app.requests["metrics"] > 2  # the first poke, then the trigger's polls
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_with_soft_fail_skips(emulator: CloudflareQueuesEmulator, mode: str) -> None:
+    assert run_sensor(mode, min=1)[0] == "skipped"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_transient_errors_are_polled_again_and_auth_errors_fail_at_once(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    CloudflareQueuesHook(queue="watched").push_messages([1])
+    conn = emulator.airflow_connection()
+    conn["extra"]["max_attempts"] = 1  # no retries inside the hook: the sensor sees every fault
+    monkeypatch.setenv("AIRFLOW_CONN_CFQ_FLAKY", json.dumps(conn))
+    emulator.app.faults = ScriptedFaults({"metrics": ["error", "throttle", "html"]})
+    assert run_sensor(mode, min=1, conn_id="cfq_flaky")[0] == "success"
+    assert sum(emulator.app.faults.injected.values()) == 3
+
+    monkeypatch.setenv("AIRFLOW_CONN_CFQ_WRONG", json.dumps({**conn, "password": "wrong-token"}))
+    started = emulator.app.requests["metrics"]
+    assert run_sensor(mode, min=1, conn_id="cfq_wrong")[0] == "failed"  # soft_fail is for timeouts only
+    assert emulator.app.requests["metrics"] == started  # refused before counting: one attempt, no polling
+
+
+def test_trigger_serializes_to_primitives_and_round_trips() -> None:
+    criteria = BacklogCriteria.build(min_backlog=10, max_oldest_age=60).to_dict()
+    trigger = CloudflareQueuesBacklogTrigger(
+        queue="orders", criteria=criteria, poll_interval=5, account_id="a" * 32, cloudflare_queues_conn_id="cfq"
+    )
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["timeout_at"] is None
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    rebuilt = import_string(classpath)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert classpath == "airflow_provider_cfqueues.triggers.queues.CloudflareQueuesBacklogTrigger"
+
+
+async def _first_event(trigger: CloudflareQueuesBacklogTrigger) -> dict[str, object]:
+    async for event in trigger.run():
+        return event.payload  # type: ignore[no-any-return]
+    raise AssertionError("no event")
+
+
+def test_trigger_events(emulator: CloudflareQueuesEmulator) -> None:
+    hook = CloudflareQueuesHook(queue="watched")
+    hook.push_messages(list(range(4)))
+
+    def trigger(queue: str, **criteria: int) -> CloudflareQueuesBacklogTrigger:
+        return CloudflareQueuesBacklogTrigger(
+            queue=queue, criteria=BacklogCriteria.build(**criteria).to_dict(), poll_interval=0.05
+        )
+
+    met = asyncio.run(_first_event(trigger("watched", min_backlog=4)))
+    assert met["status"] == "success" and met["metrics"]["backlog_count"] == 4  # type: ignore[index]
+
+    emulator.app.faults = ScriptedFaults({"metrics": ["error"] * 6})  # beyond the hook's 5 attempts
+    recovered = asyncio.run(_first_event(trigger("watched", max_backlog=10)))
+    assert recovered["status"] == "success"
+
+    missing = asyncio.run(_first_event(trigger("0" * 32, min_backlog=1)))
+    assert missing["status"] == "error" and "10104" in str(missing["message"])
+    assert missing["error_type"] == "CloudflareQueuesNotFoundError"
+
+
+def test_criteria_validation() -> None:
+    from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
+
+    with pytest.raises(CloudflareQueuesValidationError, match="at least one threshold"):
+        BacklogCriteria.build()
+    with pytest.raises(CloudflareQueuesValidationError, match="never met"):
+        BacklogCriteria.build(min_backlog=10, max_backlog=5)
+    with pytest.raises(CloudflareQueuesValidationError, match="whole number"):
+        BacklogCriteria.build(min_backlog="many")
+    assert BacklogCriteria.build(min_backlog="12").min_backlog == 12

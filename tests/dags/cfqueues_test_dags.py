@@ -1,0 +1,107 @@
+"""DAGs for the operator and sensor tests. Queues, thresholds and connections come from params."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_cfqueues.api.models import OutgoingMessage, PulledMessage
+from airflow_provider_cfqueues.operators.queues import (
+    CloudflareQueuesPullAndAckOperator,
+    CloudflareQueuesPushOperator,
+)
+from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
+
+START = datetime(2026, 1, 1)
+QUEUE_PARAMS = {"queue": Param("test-queue", type="string")}
+
+
+def fail_marked(message: PulledMessage) -> None:
+    """Fails for bodies marked ``{"fail": true}``."""
+    if isinstance(message.body, dict) and message.body.get("fail"):
+        raise ValueError(f"refusing message {message.body.get('n')}")
+
+
+def backoff(attempts: int) -> float:
+    return 0 if attempts < 10 else 60
+
+
+with DAG(
+    "cfq_test_push",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "conn_id": "cloudflare_queues_default", "delay": "0"},
+) as push_dag:
+
+    @task
+    def make_messages() -> list[OutgoingMessage]:
+        return [OutgoingMessage(body={"n": n}, delay_seconds=0) for n in range(3)] + [
+            OutgoingMessage(body="delayed", content_type="text", delay_seconds=3600)
+        ]
+
+    CloudflareQueuesPushOperator(task_id="push_objects", queue="{{ params.queue }}", messages=make_messages())
+    CloudflareQueuesPushOperator(
+        task_id="push_dict_with_body_key", queue="{{ params.queue }}", messages={"body": "x", "content_type": "text"}
+    )
+    CloudflareQueuesPushOperator(
+        task_id="push_templated",
+        queue="{{ params.queue }}",
+        cloudflare_queues_conn_id="{{ params.conn_id }}",
+        messages="run {{ run_id }}",
+        delay_seconds="{{ params.delay }}",
+    )
+    CloudflareQueuesPushOperator.partial(task_id="push_mapped", queue="{{ params.queue }}").expand(
+        messages=[[{"m": 1}, {"m": 2}], [{"m": 3}], ["a", "b", "c"]]
+    )
+
+
+with DAG("cfq_test_drain", schedule=None, start_date=START, params=QUEUE_PARAMS) as drain_dag:
+    CloudflareQueuesPullAndAckOperator(
+        task_id="drain",
+        queue="{{ params.queue }}",
+        process="tests.dags.cfqueues_test_dags.fail_marked",
+        batch_size=10,
+        concurrency=4,
+        retry_delay=backoff,
+        max_attempts=2,
+        poison_queue="{{ params.queue }}-poison",
+        fail_on_error=False,
+    )
+
+
+with DAG("cfq_test_drain_strict", schedule=None, start_date=START, params=QUEUE_PARAMS) as strict_dag:
+    CloudflareQueuesPullAndAckOperator(
+        task_id="drain",
+        queue="{{ params.queue }}",
+        process=fail_marked,
+        retry_delay=3600,
+        retries=0,
+    )
+
+
+with DAG("cfq_test_pull_to_xcom", schedule=None, start_date=START, params={**QUEUE_PARAMS, "max": 1000}) as xcom_dag:
+    CloudflareQueuesPullAndAckOperator(task_id="take", queue="{{ params.queue }}", max_messages="{{ params.max }}")
+    CloudflareQueuesPullAndAckOperator(
+        task_id="take_too_much", queue="{{ params.queue }}-big", max_xcom_bytes=2_000, retries=0
+    )
+
+
+SENSOR_PARAMS = {**QUEUE_PARAMS, "conn_id": "cloudflare_queues_default", "min": 1, "max": 1_000_000}
+SENSOR_ARGS: dict[str, Any] = {
+    "queue": "{{ params.queue }}",
+    "min_backlog": "{{ params.min }}",
+    "max_backlog": "{{ params.max }}",
+    "cloudflare_queues_conn_id": "{{ params.conn_id }}",
+    "poke_interval": 0.2,
+    "timeout": 3,
+    "soft_fail": True,
+}
+sensor_dags = {}
+for mode in ("poke", "reschedule", "deferrable"):
+    with DAG(f"cfq_test_sensor_{mode}", schedule=None, start_date=START, params=SENSOR_PARAMS) as sensor_dags[mode]:
+        if mode == "deferrable":
+            CloudflareQueuesBacklogSensor(task_id="wait", deferrable=True, **SENSOR_ARGS)
+        else:
+            CloudflareQueuesBacklogSensor(task_id="wait", mode=mode, **SENSOR_ARGS)

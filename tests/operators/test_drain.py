@@ -1,0 +1,143 @@
+"""The drain loop against the emulator, with an injected clock for the lease-window logic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+import pytest
+
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesServerError
+from airflow_provider_cfqueues.api.models import PulledMessage
+from airflow_provider_cfqueues.api.retry import RetryPolicy
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+from airflow_provider_cfqueues.operators.drain import Drainer, DrainPlan
+
+from ..conftest import FAST_RETRY
+
+log = logging.getLogger("test-drain")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def make_hook(connection: str):  # type: ignore[no-untyped-def]
+    return lambda: CloudflareQueuesHook(connection, queue="q", retry_policy=FAST_RETRY)
+
+
+def test_lease_window_releases_what_cannot_be_finished(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(8)))
+    clock = FakeClock()
+    processed: list[int] = []
+
+    def slow(message: PulledMessage) -> None:
+        processed.append(message.body)
+        clock.now += 3.0  # each message takes 3 s of the 10 s lease
+
+    plan = DrainPlan(batch_size=5, max_batches=1, visibility_timeout=10)
+    summary = Drainer(make_hook, "q", plan, slow, log=log, clock=clock).run()
+    # 3 messages fit (3 + 3 + 3 = 9 s, then < 3 s + 1 s margin remain): 2 released for immediate redelivery
+    assert (summary.acked, summary.released, summary.retried, summary.failed) == (3, 2, 0, 0)
+    states = Counter((m.state, m.attempts) for m in emulator.messages("q"))
+    assert states == Counter({("available", 1): 2, ("available", 0): 3})
+
+
+def test_batches_shrink_to_fit_the_lease_window(
+    emulator: CloudflareQueuesEmulator,
+    make_hook,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(12)))
+    clock = FakeClock()
+    pulled_sizes: list[int] = []
+
+    def slow(message: PulledMessage) -> None:
+        clock.now += 2.0
+
+    class Recording(Drainer):
+        def _handle_batch(self, hook, messages, deadline, seconds_per_item):  # type: ignore[no-untyped-def]
+            pulled_sizes.append(len(messages))
+            return super()._handle_batch(hook, messages, deadline, seconds_per_item)
+
+    plan = DrainPlan(batch_size=10, visibility_timeout=10)
+    with caplog.at_level(logging.WARNING, logger="test-drain"):
+        summary = Recording(make_hook, "q", plan, slow, log=log, clock=clock).run()
+    assert summary.acked == 12 and summary.stop_reason == "the queue is empty"
+    assert pulled_sizes[0] == 10 and max(pulled_sizes[1:]) <= 4  # (10 s - 1 s margin) // 2 s
+    assert "only 4 fit in the 10 s visibility timeout" in caplog.text
+    assert "released them for redelivery" in caplog.text
+
+
+def test_concurrent_workers_process_each_message_once(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(1_000)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def record(message: PulledMessage) -> None:
+        with lock:
+            seen.append(message.body)
+
+    summary = Drainer(make_hook, "q", DrainPlan(batch_size=25, concurrency=4), record, log=log).run()
+    assert sorted(seen) == list(range(1_000))
+    assert (summary.pulled, summary.acked, summary.batches) == (1_000, 1_000, 40)
+    assert emulator.metrics("q")["backlog_count"] == 0
+
+
+def test_max_messages_is_shared_by_the_workers(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(100)))
+    summary = Drainer(
+        make_hook, "q", DrainPlan(batch_size=7, concurrency=3, max_messages=30), lambda m: None, log=log
+    ).run()
+    assert summary.acked == 30 and summary.stop_reason == "max_messages or max_batches reached"
+    assert emulator.metrics("q")["backlog_count"] == 70
+
+
+def test_batch_mode_retries_what_process_reports(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(10)))
+
+    def odd_ones_fail(messages: list[PulledMessage]) -> list[PulledMessage]:
+        return [m for m in messages if m.body % 2]
+
+    plan = DrainPlan(batch_size=10, max_batches=1, batch_mode=True, retry_delay=60)
+    summary = Drainer(make_hook, "q", plan, odd_ones_fail, log=log).run()
+    assert (summary.acked, summary.retried, summary.failed) == (5, 5, 5)
+    assert sorted(m.state for m in emulator.messages("q")) == ["delayed"] * 5
+
+
+def test_a_failing_pull_stops_every_worker_and_raises(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+    emulator.create_queue("q")
+    CloudflareQueuesHook(connection, queue="q").push_messages(list(range(50)))
+    emulator.app.faults = FaultPlan(rules={"pull": FaultRule(error=1.0)})
+
+    def make_hook() -> CloudflareQueuesHook:
+        return CloudflareQueuesHook(connection, queue="q", retry_policy=RetryPolicy(max_attempts=2, initial_backoff=0))
+
+    with pytest.raises(CloudflareQueuesServerError):
+        Drainer(make_hook, "q", DrainPlan(concurrency=3), lambda m: None, log=log).run()
+    assert emulator.metrics("q")["backlog_count"] == 50  # nothing acked, nothing lost
+
+
+def test_nothing_is_acked_before_process_returns(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    make_hook().push_messages(list(range(5)))
+    observed: list[int] = []
+
+    def check(message: PulledMessage) -> None:
+        # while process() runs, this message and the rest of its batch are still leased, not acked
+        observed.append(emulator.metrics("q")["backlog_count"])
+
+    Drainer(make_hook, "q", DrainPlan(batch_size=5), check, log=log).run()
+    assert observed == [5, 5, 5, 5, 5]

@@ -7,13 +7,18 @@ means changing this file only.
 
 from __future__ import annotations
 
-try:  # Airflow 3: the Task SDK
+from airflow import __version__ as AIRFLOW_VERSION
+from packaging.version import Version
+
+AIRFLOW_3 = Version(AIRFLOW_VERSION).major >= 3
+
+if AIRFLOW_3:  # the Task SDK
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue, conf
     from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
     from airflow.sdk.log import mask_secret
     from airflow.sdk.module_loading import import_string  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Airflow 2.11
+else:  # pragma: no cover - Airflow 2.11
     from airflow.configuration import conf  # type: ignore
     from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout  # type: ignore
     from airflow.hooks.base import BaseHook  # type: ignore
@@ -26,6 +31,7 @@ except ImportError:  # pragma: no cover - Airflow 2.11
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
+    "AIRFLOW_3",
     "DEFAULT_QUEUE",
     "DEFAULT_RETRY_DELAY",
     "AirflowException",

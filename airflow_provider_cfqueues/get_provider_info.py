@@ -5,18 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .hooks.connection_form import CONN_TYPE, HOOK_NAME, provider_info_behaviour, provider_info_fields
+
+INTEGRATION = "Cloudflare Queues"
 
 
 def get_provider_info() -> dict[str, Any]:
+    """Everything Airflow reads about the provider, without importing Airflow or the hook."""
+    modules = "airflow_provider_cfqueues"
     return {
         "package-name": "airflow-provider-cfqueues",
         "name": "Cloudflare Queues",
-        "description": "Cloudflare Queues (https://developers.cloudflare.com/queues/) provider for Apache Airflow.",
+        "description": "`Cloudflare Queues <https://developers.cloudflare.com/queues/>`__: push, pull with "
+        "per-message ack/retry, backlog sensors and event-driven scheduling.",
         "versions": [__version__],
-        "connection-types": [
+        "integrations": [
             {
-                "hook-class-name": "airflow_provider_cfqueues.hooks.queues.CloudflareQueuesHook",
-                "connection-type": "cloudflare_queues",
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://developers.cloudflare.com/queues/",
+                "tags": ["service"],
             }
         ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.hooks.queues"]}],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.operators.queues"]}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.sensors.queues"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.triggers.queues"]}],
+        "connection-types": [
+            {
+                "hook-class-name": f"{modules}.hooks.queues.CloudflareQueuesHook",
+                "hook-name": HOOK_NAME,
+                "connection-type": CONN_TYPE,
+                "conn-fields": provider_info_fields(),
+                "ui-field-behaviour": provider_info_behaviour(),
+            }
+        ],
+        "queues": [f"{modules}.queues.cloudflare.CloudflareQueuesMessageQueueProvider"],
     }

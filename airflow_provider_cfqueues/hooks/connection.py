@@ -111,7 +111,11 @@ def settings_from_connection(
             f"connection {conn_id!r} has no API token: put a Cloudflare API token with the Queues Edit "
             "permission in the connection's password field"
         )
-    extras = conn.extra_dejson or {}
+    extras = dict(conn.extra_dejson or {})
+    for key in list(extras):  # forms of older Airflow releases prefix the extras
+        if key.startswith("extra__cloudflare_queues__"):
+            extras.setdefault(key.removeprefix("extra__cloudflare_queues__"), extras[key])
+    extras = {k: v for k, v in extras.items() if v not in ("", None)}
     account = account_id or extras.get("account_id")
     if not account:
         raise CloudflareQueuesConfigError(

@@ -26,6 +26,7 @@ from ..api.models import AckResult, Consumer, PullResult, PushResult, Queue, Que
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
 from .connection import CONNECT_TIMEOUT, ConnectionSettings, settings_from_connection
+from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
 
 T = TypeVar("T")
 
@@ -50,8 +51,19 @@ class CloudflareQueuesHook(BaseHook):
 
     conn_name_attr = "cloudflare_queues_conn_id"
     default_conn_name = "cloudflare_queues_default"
-    conn_type = "cloudflare_queues"
-    hook_name = "Cloudflare Queues"
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (Airflow before 3.2; later ones read the provider info)."""
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the connection form (Airflow before 3.2)."""
+        return {key: (list(value) if isinstance(value, list) else dict(value)) for key, value in
+                FIELD_BEHAVIOUR.items()}
 
     def __init__(
         self,

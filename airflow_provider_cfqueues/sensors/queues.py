@@ -132,7 +132,7 @@ class CloudflareQueuesBacklogSensor(BaseSensorOperator):
             return first.xcom_value
         self.defer(  # raises TaskDeferred: Airflow resumes the task in execute_complete
             trigger=CloudflareQueuesBacklogTrigger(
-                queue=self.cloudflare_queue or None,
+                cloudflare_queue=self.cloudflare_queue or None,
                 criteria=self.criteria.to_dict(),
                 poll_interval=self.poke_interval,
                 timeout_at=time.time() + self.timeout,

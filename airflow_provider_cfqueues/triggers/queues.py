@@ -10,6 +10,7 @@ from typing import Any
 from .._compat import BaseTrigger, TriggerEvent
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
+from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 
 
@@ -21,7 +22,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
     past ``timeout_at`` it fires ``{"status": "timeout", ...}``.
     The criteria are evaluated by the same function as the sensor's ``poke``.
 
-    :param queue: queue id or name.
+    :param cloudflare_queue: queue id or name (not ``queue``: a trigger's ``queue`` is the triggerer queue).
     :param criteria: the thresholds, as :meth:`BacklogCriteria.to_dict` gives them.
     :param poll_interval: seconds between polls.
     :param timeout_at: give up at this time (seconds since the epoch) with a ``{"status": "timeout"}``
@@ -33,7 +34,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        queue: str | None,
+        cloudflare_queue: str | None,
         criteria: dict[str, Any],
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
@@ -41,7 +42,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.queue = queue
+        self.cloudflare_queue = cloudflare_queue
         self.criteria = dict(criteria)
         self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
@@ -52,7 +53,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "queue": self.queue,
+                "cloudflare_queue": self.cloudflare_queue,
                 "criteria": dict(self.criteria),
                 "poll_interval": self.poll_interval,
                 "timeout_at": self.timeout_at,
@@ -63,7 +64,9 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         criteria = BacklogCriteria(**self.criteria)
-        hook = CloudflareQueuesHook(self.cloudflare_queues_conn_id, queue=self.queue, account_id=self.account_id)
+        hook = CloudflareQueuesHook(
+            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
+        )
         try:
             while True:
                 try:
@@ -84,12 +87,139 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
                             {"status": "success", "metrics": metrics.model_dump(), "message": explanation}
                         )
                         return
-                    self.log.info("Queue %s: %s", self.queue, explanation)
+                    self.log.info("Queue %s: %s", self.cloudflare_queue, explanation)
                 if self.timeout_at is not None and time.time() + self.poll_interval > self.timeout_at:
                     yield TriggerEvent(  # type: ignore[no-untyped-call]
                         {"status": "timeout", "message": f"the backlog criteria were not met in time ({explanation})"}
                     )
                     return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await hook.aclose()
+
+
+def _event_trigger_base() -> type[Any]:
+    try:
+        from airflow.triggers.base import BaseEventTrigger  # Airflow 3
+    except ImportError:  # Airflow 2.11: no event-driven scheduling
+
+        class Airflow3Only(BaseTrigger):
+            def __init__(self, **kwargs: Any) -> None:
+                raise RuntimeError(
+                    "CloudflareQueuesMessageTrigger drives event-driven scheduling (asset watchers), which "
+                    "needs Airflow 3. On Airflow 2, poll with CloudflareQueuesBacklogSensor instead."
+                )
+
+        return Airflow3Only
+    return BaseEventTrigger
+
+
+class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[misc]
+    """
+    Pull messages and fire them as events, for event-driven scheduling (Airflow 3 asset watchers)::
+
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+        from airflow.sdk import Asset, AssetWatcher
+
+        trigger = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox")
+        inbox = Asset("cloudflare-queues://inbox", watchers=[AssetWatcher(name="inbox", trigger=trigger)])
+
+    Each event carries one batch: ``{"queue", "queue_id", "messages", "acked", "leased_for_seconds"}``,
+    every message with its ``lease_id``; it becomes the triggering asset event's
+    ``extra["payload"]``. By default nothing is acked here: the DAG acks the lease ids after
+    processing (``CloudflareQueuesAckOperator``), so a DAG run that fails or never starts lets the
+    leases expire and the messages come back (at-least-once). ``ack_on_emit=True`` acks as the event
+    is fired instead (at-most-once: a lost event or failed run loses the messages).
+
+    :param cloudflare_queue: queue id or name (not ``queue``, which ``MessageQueueTrigger`` reserves).
+    :param batch_size: messages per pull (1 to 100).
+    :param max_messages_per_event: gather up to this many messages (several pulls) into one event, so
+        that a burst makes one DAG run instead of many.
+    :param visibility_timeout: seconds the messages stay leased: it must cover the time until the DAG
+        run acks them (scheduling delay + processing).
+    :param poll_interval: seconds between pulls while the queue is empty.
+    :param ack_on_emit: ack the messages when the event is fired (at-most-once).
+    :param account_id: account id (default: the connection's).
+    :param cloudflare_queues_conn_id: the Airflow connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        cloudflare_queue: str | None = None,
+        batch_size: int = 100,
+        max_messages_per_event: int = 100,
+        visibility_timeout: float = 600.0,
+        poll_interval: float = 5.0,
+        ack_on_emit: bool = False,
+        account_id: str | None = None,
+        cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cloudflare_queue = cloudflare_queue
+        self.batch_size = int(batch_size)
+        self.max_messages_per_event = int(max_messages_per_event)
+        self.visibility_timeout = float(visibility_timeout)
+        self.poll_interval = float(poll_interval)
+        self.ack_on_emit = bool(ack_on_emit)
+        self.account_id = account_id
+        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "cloudflare_queue": self.cloudflare_queue,
+                "batch_size": self.batch_size,
+                "max_messages_per_event": self.max_messages_per_event,
+                "visibility_timeout": self.visibility_timeout,
+                "poll_interval": self.poll_interval,
+                "ack_on_emit": self.ack_on_emit,
+                "account_id": self.account_id,
+                "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from ..operators.drain import message_to_xcom
+
+        hook = CloudflareQueuesHook(
+            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
+        )
+        try:
+            while True:
+                messages: list[PulledMessage] = []
+                queue_id = None
+                try:
+                    while len(messages) < self.max_messages_per_event:
+                        result = await hook.apull_messages(
+                            batch_size=min(self.batch_size, self.max_messages_per_event - len(messages)),
+                            visibility_timeout=self.visibility_timeout * 1000,
+                        )
+                        queue_id = result.queue_id
+                        messages.extend(result.messages)
+                        if not result.messages:
+                            break
+                    if messages and self.ack_on_emit:
+                        await hook.aack_messages(acks=messages)
+                except CloudflareQueuesError as err:
+                    if not err.retryable:
+                        raise  # a wrong token or queue: the triggerer shows the failure
+                    self.log.warning("Pulling failed (%s); trying again in %.0f s", err, self.poll_interval)
+                if messages:
+                    self.log.info("Firing an event with %d message(s) from queue %s", len(messages),
+                                  self.cloudflare_queue)
+                    yield TriggerEvent(  # type: ignore[no-untyped-call]
+                        {
+                            "queue": self.cloudflare_queue,
+                            "queue_id": queue_id,
+                            "messages": [message_to_xcom(m, lease=not self.ack_on_emit) for m in messages],
+                            "acked": self.ack_on_emit,
+                            "leased_for_seconds": None if self.ack_on_emit else self.visibility_timeout,
+                        }
+                    )
+                    continue  # there may be more right away
                 await asyncio.sleep(self.poll_interval)
         finally:
             await hook.aclose()

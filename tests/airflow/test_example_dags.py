@@ -25,6 +25,7 @@ def test_every_example_dag_imports(airflow_db: str) -> None:
         "cfqueues_example_etl",
         "cfqueues_example_backlog_fanout",
         "cfqueues_example_split_pull_ack",
+        "cfqueues_example_event_driven",
     }
 
 

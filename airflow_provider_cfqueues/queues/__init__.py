@@ -1,0 +1,1 @@
+"""Integration with the common-messaging provider (``MessageQueueTrigger``); optional."""

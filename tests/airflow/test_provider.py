@@ -1,0 +1,165 @@
+"""Provider metadata, the connection form, and the common-messaging integration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.get_provider_info import get_provider_info
+from airflow_provider_cfqueues.hooks.connection_form import EXTRA_FIELDS
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
+
+from ..scripted_faults import ScriptedFaults
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def test_provider_info_matches_airflows_schema() -> None:
+    import airflow
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["providers", "list"], "airflow-provider-cfqueues"),
+        (["providers", "hooks"], "airflow_provider_cfqueues.hooks.queues.CloudflareQueuesHook"),
+        (["providers", "triggers"], "airflow_provider_cfqueues.triggers.queues"),
+    ],
+)
+def test_airflow_cli_lists_the_provider(airflow_db: str, command: list[str], expected: str) -> None:
+    result = subprocess.run([AIRFLOW, *command, "--output", "json"], capture_output=True, text=True, timeout=180,
+                            check=True)
+    assert expected in result.stdout
+
+
+def test_providers_manager_sees_hook_form_and_queue_class(airflow_db: str) -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert manager.hooks["cloudflare_queues"].hook_class_name.endswith("CloudflareQueuesHook")
+    assert manager.hooks["cloudflare_queues"].hook_name == "Cloudflare Queues"
+    widgets = manager.connection_form_widgets
+    assert {f"extra__cloudflare_queues__{f.name}" for f in EXTRA_FIELDS} <= set(widgets)
+    behaviour = manager.field_behaviours["cloudflare_queues"]
+    assert behaviour["relabeling"] == {"host": "API base URL", "password": "API token"}
+    assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
+    assert "airflow_provider_cfqueues.queues.cloudflare.CloudflareQueuesMessageQueueProvider" in (
+        manager.queue_class_names)
+
+
+def test_both_connection_forms_describe_the_same_fields() -> None:
+    """Airflow 3.2+ reads conn-fields from the provider info; older releases call the hook."""
+    connection_type = get_provider_info()["connection-types"][0]
+    conn_fields = connection_type["conn-fields"]
+    widgets = CloudflareQueuesHook.get_connection_form_widgets()
+    assert list(conn_fields) == list(widgets)
+    for name, widget in widgets.items():
+        assert str(widget.args[0]) == conn_fields[name]["label"]
+        assert widget.kwargs["description"] == conn_fields[name]["description"]
+        assert widget.kwargs.get("default") == conn_fields[name]["schema"].get("default")
+        kind = "integer" if widget.field_class.__name__ == "IntegerField" else None
+        assert kind is None or conn_fields[name]["schema"]["type"][0] == kind
+    behaviour = CloudflareQueuesHook.get_ui_field_behaviour()
+    info = connection_type["ui-field-behaviour"]
+    assert behaviour == {"hidden_fields": info["hidden-fields"], "relabeling": info["relabeling"],
+                         "placeholders": info["placeholders"]}
+
+
+def test_prefixed_extras_from_older_forms_are_read(emulator: CloudflareQueuesEmulator,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator.create_queue("legacy")
+    conn = emulator.airflow_connection()
+    conn["extra"] = {"extra__cloudflare_queues__account_id": emulator.account_id,
+                     "extra__cloudflare_queues__queue": "legacy", "extra__cloudflare_queues__timeout": ""}
+    monkeypatch.setenv("AIRFLOW_CONN_CFQ_LEGACY", json.dumps(conn))
+    assert CloudflareQueuesHook("cfq_legacy").test_connection()[0]
+
+
+def test_message_queue_trigger_resolves_to_ours() -> None:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    trigger = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox", max_messages_per_event=10)
+    assert isinstance(trigger.trigger, CloudflareQueuesMessageTrigger)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_cfqueues.triggers.queues.CloudflareQueuesMessageTrigger"
+    assert kwargs["cloudflare_queue"] == "inbox" and kwargs["max_messages_per_event"] == 10
+    assert json.loads(json.dumps(kwargs)) == kwargs
+
+
+def test_the_package_imports_without_common_messaging() -> None:
+    probe = (
+        "import sys, airflow\n"
+        "class Hide:  # as if the common-messaging provider were not installed\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith('airflow.providers.common.messaging'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "for name in [m for m in sys.modules if m.startswith('airflow.providers.common.messaging')]:\n"
+        "    del sys.modules[name]\n"
+        "import airflow_provider_cfqueues.hooks.queues, airflow_provider_cfqueues.operators.queues\n"
+        "import airflow_provider_cfqueues.sensors.queues, airflow_provider_cfqueues.triggers.queues\n"
+        "import airflow_provider_cfqueues.get_provider_info\n"
+        "try:\n"
+        "    import airflow_provider_cfqueues.queues.cloudflare\n"
+        "except ImportError:\n"
+        "    print('OK')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert result.stdout.strip().splitlines()[-1] == "OK", result.stderr
+
+
+async def _events(trigger: CloudflareQueuesMessageTrigger, count: int) -> list[dict[str, object]]:
+    events = []
+    async for event in trigger.run():
+        events.append(event.payload)
+        if len(events) == count:
+            break
+    return events
+
+
+def test_message_trigger_events_carry_leases_and_ack_nothing(emulator: CloudflareQueuesEmulator,
+                                                             connection: str) -> None:
+    emulator.create_queue("inbox")
+    CloudflareQueuesHook(queue="inbox").push_messages([{"n": n} for n in range(250)])
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=100, max_messages_per_event=150,
+                                             visibility_timeout=60, poll_interval=0.05)
+    first, second = asyncio.run(_events(trigger, 2))
+    assert len(first["messages"]) == 150 and len(second["messages"]) == 100  # type: ignore[arg-type]
+    assert first["acked"] is False and first["leased_for_seconds"] == 60
+    message = first["messages"][0]  # type: ignore[index]
+    assert set(message) >= {"id", "lease_id", "body", "attempts"} and message["body"] == {"n": 0}
+    # at-least-once: everything is still leased, waiting for the DAG to ack it
+    assert {m.state for m in emulator.messages("inbox")} == {"leased"}
+    json.dumps(first)  # events are JSON-serializable
+
+
+def test_message_trigger_ack_on_emit(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+    emulator.create_queue("inbox")
+    CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
+    emulator.app.faults = ScriptedFaults({"pull": ["error"] * 6})  # more than the hook retries: logged, polled again
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack_on_emit=True, poll_interval=0.05)
+    (event,) = asyncio.run(_events(trigger, 1))
+    assert event["acked"] is True and [m["body"] for m in event["messages"]] == ["a", "b"]  # type: ignore[index]
+    assert "lease_id" not in event["messages"][0]  # type: ignore[index]
+    assert emulator.metrics("inbox")["backlog_count"] == 0
+
+
+def test_message_trigger_fails_on_permanent_errors(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+    from airflow_provider_cfqueues.api.errors import CloudflareQueuesPullNotEnabledError
+
+    emulator.create_queue("no-pull", http_pull=False)
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="no-pull", poll_interval=0.05)
+    with pytest.raises(CloudflareQueuesPullNotEnabledError):
+        asyncio.run(_events(trigger, 1))

@@ -1,29 +1,40 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make demo   - start the bundled emulator and run the example DAGs through real Airflow
-#   make test   - lint, type-check and run the whole test suite
-# Each creates the virtualenv on first use (pip installs uv into it; uv installs the rest,
-# pinned by the constraints file in requirements/).
+#   make test   - lint, type-check, and run the whole test suite on Airflow 3 (latest) and 2.11 (oldest)
+# Each virtualenv is created on first use (pip installs uv into it; uv installs the rest, pinned by the
+# constraints files in requirements/).
 
 PYTHON ?= python3
 VENV ?= .venv
+VENV2 ?= .venv-airflow2
 BIN := $(VENV)/bin
+BIN2 := $(VENV2)/bin
 CONSTRAINTS ?= requirements/constraints-airflow-3.txt
+CONSTRAINTS2 ?= requirements/constraints-airflow-2.txt
 EXTRAS ?= test,common-messaging,openlineage
+EXTRAS2 ?= test
+PYTEST_ARGS ?=
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test lint typecheck unit bench install lock clean
+.PHONY: demo test test-airflow3 test-airflow2 lint typecheck bench install install-airflow2 lock clean
 
-$(BIN)/uv:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+%/bin/uv:
+	$(PYTHON) -m venv $*
+	$*/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 
 $(VENV)/.installed: $(BIN)/uv pyproject.toml $(CONSTRAINTS)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	touch $@
 
+$(VENV2)/.installed: $(BIN2)/uv pyproject.toml $(CONSTRAINTS2)
+	$(BIN2)/uv pip install --quiet --python $(BIN2)/python -c $(CONSTRAINTS2) -e ".[$(EXTRAS2)]"
+	touch $@
+
 install: $(VENV)/.installed
+
+install-airflow2: $(VENV2)/.installed
 
 lint: install
 	$(BIN)/ruff check .
@@ -32,8 +43,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest
+test-airflow3: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-airflow2: install-airflow2
+	$(BIN2)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck test-airflow3 test-airflow2
 
 demo: install
 	$(BIN)/python scripts/demo.py
@@ -41,9 +57,12 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
-# Re-pin the constraints after changing dependencies in pyproject.toml.
+# Re-pin both constraints files after changing dependencies in pyproject.toml.
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --all-extras pyproject.toml -o $(CONSTRAINTS)
+	echo "apache-airflow==2.11.*" > $(VENV)/airflow2-override.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test pyproject.toml \
+		--override $(VENV)/airflow2-override.txt -o $(CONSTRAINTS2)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(VENV2) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .airflow-demo

@@ -8,6 +8,7 @@ means changing this file only.
 from __future__ import annotations
 
 from airflow import __version__ as AIRFLOW_VERSION
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
 
 AIRFLOW_3 = Version(AIRFLOW_VERSION).major >= 3
@@ -27,8 +28,6 @@ else:  # pragma: no cover - Airflow 2.11
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
     from airflow.utils.module_loading import import_string  # type: ignore
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
     "AIRFLOW_3",

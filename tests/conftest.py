@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 # Airflow reads its configuration when first imported: give the whole session a private home and a
@@ -17,6 +18,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 # OutgoingMessage objects travel through XCom: users allow them the same way (docs/operators.md)
 os.environ["AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES"] = "airflow.*\nairflow_provider_cfqueues.*"
+if version("apache-airflow").startswith("2."):  # Airflow 2.11: the only executor that works with SQLite
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
 REPO = Path(__file__).resolve().parent.parent
 # dag.test() needs the DAG in a bundle: the example DAGs, and the DAGs the tests define
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
@@ -45,6 +48,21 @@ from .openapi_check import OpenAPIRecorder  # noqa: E402
 TEST_TOKEN = "cfq-test-token-7f3e9a1c"
 #: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
 FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "airflow3: needs Airflow 3 (skipped on Airflow 2.11)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from airflow_provider_cfqueues._compat import AIRFLOW_3
+
+    if AIRFLOW_3:
+        return
+    skip = pytest.mark.skip(reason="needs Airflow 3")
+    for item in items:
+        if "airflow3" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -87,7 +87,7 @@ def form_widgets() -> dict[str, Any]:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
     except ImportError:
-        BS3TextFieldWidget, lazy_gettext = None, str  # noqa: N806
+        BS3TextFieldWidget, lazy_gettext = None, str
 
     widgets = {}
     for field in EXTRA_FIELDS:

@@ -62,8 +62,9 @@ class CloudflareQueuesHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder fields of the connection form (Airflow before 3.2)."""
-        return {key: (list(value) if isinstance(value, list) else dict(value)) for key, value in
-                FIELD_BEHAVIOUR.items()}
+        return {
+            key: (list(value) if isinstance(value, list) else dict(value)) for key, value in FIELD_BEHAVIOUR.items()
+        }
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException, BaseOperator, import_string
-from ..api.errors import CloudflareQueuesValidationError
+from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import OutgoingMessage, PulledMessage
 from ..api.operations import normalize_acks, validate_delay, visibility_timeout_ms
 from ..hooks.queues import CloudflareQueuesHook
@@ -100,6 +100,24 @@ class _QueueOperator(BaseOperator):
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
         )
 
+    def _lineage(self, *, reads: bool) -> Any:
+        """The queue as an OpenLineage dataset (input when ``reads``), or ``None`` without the provider."""
+        try:
+            from airflow.providers.common.compat.openlineage.facet import Dataset
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        try:
+            settings = self.hook.settings
+        except CloudflareQueuesError as err:
+            self.log.warning("No OpenLineage dataset for this task: %s", err)
+            return None
+        queue = self.cloudflare_queue or settings.queue
+        if not queue:
+            return None
+        dataset = Dataset(namespace=f"cloudflare-queues://{settings.account_id}", name=queue)
+        return OperatorLineage(inputs=[dataset]) if reads else OperatorLineage(outputs=[dataset])
+
 
 class CloudflareQueuesPushOperator(_QueueOperator):
     """
@@ -146,6 +164,10 @@ class CloudflareQueuesPushOperator(_QueueOperator):
         self.content_type = content_type
         self.delay_seconds = delay_seconds
         self.preserve_order = preserve_order
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The queue as an output dataset (when the OpenLineage provider is installed)."""
+        return self._lineage(reads=False)
 
     def execute(self, context: Context) -> dict[str, Any]:
         messages = self.messages
@@ -278,6 +300,10 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
     def partial(cls, **kwargs: Any) -> Any:
         """``BaseOperator.partial``, keeping ``queue`` and ``retry_delay`` for the queue and its messages."""
         return base_partial(cls, rename_partial_kwargs(kwargs, ("queue", "retry_delay")))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The queue as an input dataset (when the OpenLineage provider is installed)."""
+        return self._lineage(reads=True)
 
     def execute(self, context: Context) -> dict[str, Any]:
         batch_size = _optional_int(self.batch_size, "batch_size", 1, 100) or 100
@@ -424,6 +450,10 @@ class CloudflareQueuesPullOperator(_QueueOperator):
                 self.visibility_timeout,
                 self.expected_processing_time,
             )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The queue as an input dataset (when the OpenLineage provider is installed)."""
+        return self._lineage(reads=True)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         max_messages = _optional_int(self.max_messages, "max_messages", 0)

@@ -208,8 +208,9 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                         raise  # a wrong token or queue: the triggerer shows the failure
                     self.log.warning("Pulling failed (%s); trying again in %.0f s", err, self.poll_interval)
                 if messages:
-                    self.log.info("Firing an event with %d message(s) from queue %s", len(messages),
-                                  self.cloudflare_queue)
+                    self.log.info(
+                        "Firing an event with %d message(s) from queue %s", len(messages), self.cloudflare_queue
+                    )
                     yield TriggerEvent(  # type: ignore[no-untyped-call]
                         {
                             "queue": self.cloudflare_queue,

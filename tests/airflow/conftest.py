@@ -29,6 +29,14 @@ def task_states(run: Any) -> dict[str, str]:
 
 
 def xcom(run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+    """The XCom value a task instance of ``run`` pushed (Airflow 3 and 2.11)."""
+    from airflow_provider_cfqueues._compat import AIRFLOW_3
+
+    if not AIRFLOW_3:
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(run_id=run.run_id, key=key, dag_id=run.dag_id, task_id=task_id, map_index=map_index)
+
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

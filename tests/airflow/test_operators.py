@@ -79,7 +79,10 @@ def test_mapped_push_is_not_routed_to_an_executor_queue_named_like_the_queue(air
 def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:
     from datetime import datetime, timedelta
 
-    from airflow.sdk import DAG
+    try:
+        from airflow.sdk import DAG
+    except ImportError:  # Airflow 2.11
+        from airflow import DAG
 
     from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullAndAckOperator
 

@@ -39,11 +39,13 @@ def test_provider_info_matches_airflows_schema() -> None:
     ],
 )
 def test_airflow_cli_lists_the_provider(airflow_db: str, command: list[str], expected: str) -> None:
-    result = subprocess.run([AIRFLOW, *command, "--output", "json"], capture_output=True, text=True, timeout=180,
-                            check=True)
+    result = subprocess.run(
+        [AIRFLOW, *command, "--output", "json"], capture_output=True, text=True, timeout=180, check=True
+    )
     assert expected in result.stdout
 
 
+@pytest.mark.airflow3
 def test_providers_manager_sees_hook_form_and_queue_class(airflow_db: str) -> None:
     from airflow.providers_manager import ProvidersManager
 
@@ -56,7 +58,8 @@ def test_providers_manager_sees_hook_form_and_queue_class(airflow_db: str) -> No
     assert behaviour["relabeling"] == {"host": "API base URL", "password": "API token"}
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
     assert "airflow_provider_cfqueues.queues.cloudflare.CloudflareQueuesMessageQueueProvider" in (
-        manager.queue_class_names)
+        manager.queue_class_names
+    )
 
 
 def test_both_connection_forms_describe_the_same_fields() -> None:
@@ -73,20 +76,28 @@ def test_both_connection_forms_describe_the_same_fields() -> None:
         assert kind is None or conn_fields[name]["schema"]["type"][0] == kind
     behaviour = CloudflareQueuesHook.get_ui_field_behaviour()
     info = connection_type["ui-field-behaviour"]
-    assert behaviour == {"hidden_fields": info["hidden-fields"], "relabeling": info["relabeling"],
-                         "placeholders": info["placeholders"]}
+    assert behaviour == {
+        "hidden_fields": info["hidden-fields"],
+        "relabeling": info["relabeling"],
+        "placeholders": info["placeholders"],
+    }
 
 
-def test_prefixed_extras_from_older_forms_are_read(emulator: CloudflareQueuesEmulator,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefixed_extras_from_older_forms_are_read(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emulator.create_queue("legacy")
     conn = emulator.airflow_connection()
-    conn["extra"] = {"extra__cloudflare_queues__account_id": emulator.account_id,
-                     "extra__cloudflare_queues__queue": "legacy", "extra__cloudflare_queues__timeout": ""}
+    conn["extra"] = {
+        "extra__cloudflare_queues__account_id": emulator.account_id,
+        "extra__cloudflare_queues__queue": "legacy",
+        "extra__cloudflare_queues__timeout": "",
+    }
     monkeypatch.setenv("AIRFLOW_CONN_CFQ_LEGACY", json.dumps(conn))
     assert CloudflareQueuesHook("cfq_legacy").test_connection()[0]
 
 
+@pytest.mark.airflow3
 def test_message_queue_trigger_resolves_to_ours() -> None:
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
@@ -98,6 +109,7 @@ def test_message_queue_trigger_resolves_to_ours() -> None:
     assert json.loads(json.dumps(kwargs)) == kwargs
 
 
+@pytest.mark.airflow3
 def test_the_package_imports_without_common_messaging() -> None:
     probe = (
         "import sys, airflow\n"
@@ -129,12 +141,15 @@ async def _events(trigger: CloudflareQueuesMessageTrigger, count: int) -> list[d
     return events
 
 
-def test_message_trigger_events_carry_leases_and_ack_nothing(emulator: CloudflareQueuesEmulator,
-                                                             connection: str) -> None:
+@pytest.mark.airflow3
+def test_message_trigger_events_carry_leases_and_ack_nothing(
+    emulator: CloudflareQueuesEmulator, connection: str
+) -> None:
     emulator.create_queue("inbox")
     CloudflareQueuesHook(queue="inbox").push_messages([{"n": n} for n in range(250)])
-    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=100, max_messages_per_event=150,
-                                             visibility_timeout=60, poll_interval=0.05)
+    trigger = CloudflareQueuesMessageTrigger(
+        cloudflare_queue="inbox", batch_size=100, max_messages_per_event=150, visibility_timeout=60, poll_interval=0.05
+    )
     first, second = asyncio.run(_events(trigger, 2))
     assert len(first["messages"]) == 150 and len(second["messages"]) == 100  # type: ignore[arg-type]
     assert first["acked"] is False and first["leased_for_seconds"] == 60
@@ -145,6 +160,7 @@ def test_message_trigger_events_carry_leases_and_ack_nothing(emulator: Cloudflar
     json.dumps(first)  # events are JSON-serializable
 
 
+@pytest.mark.airflow3
 def test_message_trigger_ack_on_emit(emulator: CloudflareQueuesEmulator, connection: str) -> None:
     emulator.create_queue("inbox")
     CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
@@ -156,6 +172,7 @@ def test_message_trigger_ack_on_emit(emulator: CloudflareQueuesEmulator, connect
     assert emulator.metrics("inbox")["backlog_count"] == 0
 
 
+@pytest.mark.airflow3
 def test_message_trigger_fails_on_permanent_errors(emulator: CloudflareQueuesEmulator, connection: str) -> None:
     from airflow_provider_cfqueues.api.errors import CloudflareQueuesPullNotEnabledError
 

@@ -92,7 +92,11 @@ def test_transient_errors_are_polled_again_and_auth_errors_fail_at_once(
 def test_trigger_serializes_to_primitives_and_round_trips() -> None:
     criteria = BacklogCriteria.build(min_backlog=10, max_oldest_age=60).to_dict()
     trigger = CloudflareQueuesBacklogTrigger(
-        cloudflare_queue="orders", criteria=criteria, poll_interval=5, account_id="a" * 32, cloudflare_queues_conn_id="cfq"
+        cloudflare_queue="orders",
+        criteria=criteria,
+        poll_interval=5,
+        account_id="a" * 32,
+        cloudflare_queues_conn_id="cfq",
     )
     classpath, kwargs = trigger.serialize()
     assert kwargs["timeout_at"] is None

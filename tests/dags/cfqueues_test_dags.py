@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+try:  # Airflow 3
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.models.param import Param
 
 from airflow_provider_cfqueues.api.models import OutgoingMessage, PulledMessage
 from airflow_provider_cfqueues.operators.queues import (

@@ -29,12 +29,16 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.airflow3]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-COMPONENTS = {"api-server": ["api-server"], "scheduler": ["scheduler"], "triggerer": ["triggerer"],
-              "dag-processor": ["dag-processor"]}
+COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler"],
+    "triggerer": ["triggerer"],
+    "dag-processor": ["dag-processor"],
+}
 
 
 def free_port() -> int:
@@ -71,8 +75,9 @@ class Airflow:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True,
-                                timeout=300, check=False)
+        result = subprocess.run(
+            [str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout
 
@@ -80,8 +85,11 @@ class Airflow:
         self.cli("db", "migrate")
         for name, args in COMPONENTS.items():
             log = (self.home / f"{name}.log").open("wb")
-            self.processes[name] = subprocess.Popen(  # noqa: S603 - our own venv's airflow
-                [str(BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.processes[name] = subprocess.Popen(
+                [str(BIN / "airflow"), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -98,8 +106,10 @@ class Airflow:
                 process.wait()
 
     def logs(self) -> str:
-        return "\n".join(f"--- {log.name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                         for log in sorted(self.home.glob("*.log")))
+        return "\n".join(
+            f"--- {log.name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            for log in sorted(self.home.glob("*.log"))
+        )
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         try:
@@ -153,8 +163,9 @@ def test_event_driven_dag_and_deferred_sensor(airflow: Airflow, emulator_process
     # the asset watcher's trigger runs on the triggerer: it polls the queue
     airflow.wait_for("the triggerer to poll example-inbox", lambda: emulator.app.requests["pull"] > 0)
     hook.push_messages([{"order": n} for n in range(5)], queue="example-inbox")
-    airflow.wait_for("the event-driven DAG run to succeed",
-                     lambda: "success" in airflow.run_states("cfqueues_example_event_driven"))
+    airflow.wait_for(
+        "the event-driven DAG run to succeed", lambda: "success" in airflow.run_states("cfqueues_example_event_driven")
+    )
     assert airflow.run_states("cfqueues_example_event_driven") == ["success"]  # one event, one run
     inbox = emulator.queue("example-inbox").queue_id
     acked = [e for e in emulator.events if e.kind == "ack" and e.queue_id == inbox]
@@ -162,13 +173,21 @@ def test_event_driven_dag_and_deferred_sensor(airflow: Airflow, emulator_process
 
     # a deferrable sensor waits on the triggerer, and is resumed when the backlog builds up
     db_path = airflow.home / "events.sqlite"
-    airflow.cli("dags", "trigger", "cfqueues_example_backlog_fanout",
-                "--conf", json.dumps({"min_backlog": 40, "db_path": str(db_path)}))
-    airflow.wait_for("the backlog sensor to defer",
-                     lambda: airflow.task_state("cfqueues_example_backlog_fanout", "wait_for_backlog") == "deferred")
+    airflow.cli(
+        "dags",
+        "trigger",
+        "cfqueues_example_backlog_fanout",
+        "--conf",
+        json.dumps({"min_backlog": 40, "db_path": str(db_path)}),
+    )
+    airflow.wait_for(
+        "the backlog sensor to defer",
+        lambda: airflow.task_state("cfqueues_example_backlog_fanout", "wait_for_backlog") == "deferred",
+    )
     hook.push_messages([{"event": n} for n in range(40)], queue="example-events")
-    airflow.wait_for("the fan-out DAG run to succeed",
-                     lambda: "success" in airflow.run_states("cfqueues_example_backlog_fanout"))
+    airflow.wait_for(
+        "the fan-out DAG run to succeed", lambda: "success" in airflow.run_states("cfqueues_example_backlog_fanout")
+    )
     assert airflow.task_state("cfqueues_example_backlog_fanout", "wait_for_backlog") == "success"
     assert emulator.metrics("example-events")["backlog_count"] == 0
     with sqlite3.connect(db_path) as db:

@@ -32,7 +32,8 @@ import importlib, json
 from importlib.metadata import entry_points, version
 for name in {PUBLIC_MODULES!r}:
     importlib.import_module(name)
-(provider,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_cfqueues")]
+providers = entry_points(group="apache_airflow_provider")
+(provider,) = [ep for ep in providers if ep.value.startswith("airflow_provider_cfqueues")]
 info = provider.load()()
 plugins = [ep.value for ep in entry_points(group="pytest11")]
 print(json.dumps({{"version": version("airflow-provider-cfqueues"), "info": info, "pytest_plugins": plugins}}))

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import atexit
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,7 +15,10 @@ from pathlib import Path
 # Airflow reads its configuration when first imported: give the whole session a private home and a
 # SQLite metadata DB before any test module imports it.
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="cfqueues-airflow-home-")
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
+# one key for this process and the Airflow processes the tests start (they share the metadata DB)
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
@@ -44,6 +50,7 @@ from airflow_provider_cfqueues.api.retry import RetryPolicy  # noqa: E402
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock  # noqa: E402
 
 from .openapi_check import OpenAPIRecorder  # noqa: E402
+from .secrets_check import leaks_in_db  # noqa: E402
 
 TEST_TOKEN = "cfq-test-token-7f3e9a1c"
 #: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
@@ -52,6 +59,28 @@ FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "airflow3: needs Airflow 3 (skipped on Airflow 2.11)")
+
+
+# The API token must never appear in logs, task logs, XCom, exception texts or rendered templates:
+# every test's captured output and failure report, and at the end the whole metadata DB, are checked.
+TOKEN_LEAKS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    texts = [content for _, content in report.sections]
+    if report.longrepr is not None:
+        texts.append(str(report.longrepr))
+    if any(TEST_TOKEN in text for text in texts):
+        TOKEN_LEAKS.append(f"{report.nodeid} ({report.when})")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = TOKEN_LEAKS + [
+        f"metadata DB: {where}" for where in leaks_in_db(Path(AIRFLOW_HOME) / "airflow.db", TEST_TOKEN)
+    ]
+    if leaks:
+        print(f"\nThe test API token leaked into: {', '.join(leaks)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

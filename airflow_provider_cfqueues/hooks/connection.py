@@ -10,7 +10,8 @@ Connection fields:
   ``port`` and ``schema`` (the path), when set, complete it; a URL without a path gets ``/client/v4``.
 * extras: ``account_id`` (required unless the hook is given one), ``queue`` (default queue id or
   name), ``timeout`` (seconds per request, default 30), ``max_attempts`` (per request, default 5),
-  ``retry_total_timeout`` (seconds, default 120).
+  ``retry_total_timeout`` (seconds, default 120), ``retry_initial_backoff`` and ``retry_max_backoff``
+  (seconds, default 0.5 and 20).
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def settings_from_connection(
         retry = RetryPolicy(
             max_attempts=int(_number(extras, "max_attempts", 5, conn_id)),
             total_timeout=_number(extras, "retry_total_timeout", 120, conn_id),
+            initial_backoff=_number(extras, "retry_initial_backoff", 0.5, conn_id),
+            max_backoff=_number(extras, "retry_max_backoff", 20, conn_id),
         )
     return ConnectionSettings(
         conn_id=conn_id,

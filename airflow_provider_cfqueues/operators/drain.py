@@ -85,6 +85,8 @@ class DrainPlan:
     batch_mode: bool = False
     retry_delay: RetryDelay = None
     max_attempts: int | None = None
+    wait_for_in_flight: float = 0.0  # seconds to keep polling after an empty pull while the backlog is not 0
+    poll_interval: float = 1.0
 
     @property
     def safety_margin(self) -> float:
@@ -178,6 +180,7 @@ class Drainer:
         hook = self.make_hook()
         seconds_per_item = 0.0  # moving average: seconds per message (per batch in batch mode)
         batch_size = self.plan.batch_size
+        empty_since: float | None = None
         try:
             while not self._stop.is_set():
                 batch_size = self._fit_batch_size(batch_size, seconds_per_item)
@@ -196,11 +199,21 @@ class Drainer:
                 with self._lock:
                     self.summary.backlog_after = result.backlog_count
                 if not result.messages:
-                    if self.plan.stop_when_empty:
-                        self._finish("the queue is empty")
+                    in_flight = result.backlog_count or 0
+                    if empty_since is None:
+                        empty_since = self.clock()
+                    if self.plan.stop_when_empty and (
+                        in_flight == 0 or self.clock() - empty_since >= self.plan.wait_for_in_flight
+                    ):
+                        self._finish(
+                            "the queue is empty"
+                            if in_flight == 0
+                            else f"nothing to pull; {in_flight} message(s) still leased or delayed"
+                        )
                         return
-                    time.sleep(1.0)
+                    time.sleep(self.plan.poll_interval)
                     continue
+                empty_since = None
                 with self._lock:
                     self.summary.pulled += len(result.messages)
                     self.summary.batches += 1

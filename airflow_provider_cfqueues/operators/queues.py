@@ -177,9 +177,14 @@ class CloudflareQueuesPushOperator(_QueueOperator):
             # one body: a str, a dict, a number... or a lazy XCom sequence from a mapped upstream
             is_sequence = isinstance(messages, Iterable) and not isinstance(messages, (str, bytes, dict))
             messages = list(messages) if is_sequence and not isinstance(messages, OutgoingMessage) else [messages]
-        delay = self.delay_seconds
-        if isinstance(delay, str):
-            delay = float(delay) if delay.strip() else None
+        delay: Any = self.delay_seconds
+        if isinstance(delay, str):  # rendered from a template
+            try:
+                delay = float(delay) if delay.strip() else None
+            except ValueError:
+                raise CloudflareQueuesValidationError(
+                    f"delay_seconds must be a number of seconds from 0 to 86400, got {delay!r}"
+                ) from None
         validate_delay(delay)
         result = self.hook.push_messages(
             messages, delay_seconds=delay, content_type=self.content_type, preserve_order=self.preserve_order
@@ -230,6 +235,9 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
     :param poison_queue: queue id or name to push poison messages to (templated).
     :param stop_when_empty: stop at the first empty pull (default); otherwise keep polling every
         second until a quota is reached.
+    :param wait_for_in_flight: after an empty pull, keep polling (every second) for up to this long
+        (``timedelta`` or seconds) while the backlog still counts messages leased elsewhere or delayed
+        (e.g. leases orphaned by a lost answer, which come back when they expire). Default 0.
     :param max_xcom_bytes: the largest message list returned to XCom when there is no ``process``.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
@@ -263,6 +271,7 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
         on_poison: Callable[[PulledMessage], Any] | str | None = None,
         poison_queue: str | None = None,
         stop_when_empty: bool = True,
+        wait_for_in_flight: timedelta | float = 0,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         message_retry_delay: float | timedelta | Callable[[int], float | None] | None = None,
         task_retry_delay: timedelta | float | None = None,
@@ -294,6 +303,11 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
         self.on_poison = on_poison
         self.poison_queue = poison_queue
         self.stop_when_empty = stop_when_empty
+        self.wait_for_in_flight = (
+            wait_for_in_flight.total_seconds()
+            if isinstance(wait_for_in_flight, timedelta)
+            else float(wait_for_in_flight)
+        )
         self.max_xcom_bytes = max_xcom_bytes
 
     @classmethod
@@ -335,6 +349,7 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
             batch_mode=self.process_mode == "batch",
             retry_delay=self.message_retry_delay,
             max_attempts=self.max_attempts,
+            wait_for_in_flight=self.wait_for_in_flight,
         )
         drainer = Drainer(
             make_hook,

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
+from ..conftest import TEST_TOKEN
 from .conftest import task_states, xcom
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
@@ -38,7 +39,7 @@ def test_every_example_dag_imports(airflow_db: str) -> None:
 def test_etl_example(emulator_connection: Callable[[CloudflareQueuesEmulator], None], tmp_path: Path) -> None:
     from example_dags.example_cfqueues_etl import dag
 
-    with CloudflareQueuesEmulator() as emulator:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
         emulator.create_queue("example-orders")
         emulator_connection(emulator)
         db_path = tmp_path / "orders.sqlite"
@@ -65,7 +66,7 @@ def test_backlog_fanout_example(
 ) -> None:
     from example_dags.example_cfqueues_backlog_fanout import dag
 
-    with CloudflareQueuesEmulator() as emulator:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
         emulator.create_queue("example-events")
         emulator_connection(emulator)
         CloudflareQueuesHook(queue="example-events").push_messages([{"event": n} for n in range(240)])
@@ -82,7 +83,7 @@ def test_backlog_fanout_example(
 def test_split_pull_ack_example(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> None:
     from example_dags.example_cfqueues_split_pull_ack import dag
 
-    with CloudflareQueuesEmulator() as emulator:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
         emulator.create_queue("example-jobs")
         emulator_connection(emulator)
         jobs = [{"job": n, "flaky": n == 3} for n in range(6)]

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
+from ..conftest import TEST_TOKEN
 from .conftest import task_states, xcom
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def emulator(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> Iterator[CloudflareQueuesEmulator]:
-    with CloudflareQueuesEmulator() as emu:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emu:
         emulator_connection(emu)
         yield emu
 

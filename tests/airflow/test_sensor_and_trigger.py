@@ -15,6 +15,7 @@ from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesBacklogTrigger
 
+from ..conftest import TEST_TOKEN
 from ..scripted_faults import ScriptedFaults
 from .conftest import task_states, xcom
 
@@ -23,7 +24,7 @@ MODES = ("poke", "reschedule", "deferrable")
 
 @pytest.fixture
 def emulator(emulator_connection: Callable[[CloudflareQueuesEmulator], None]) -> Iterator[CloudflareQueuesEmulator]:
-    with CloudflareQueuesEmulator() as emu:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emu:
         emulator_connection(emu)
         emu.create_queue("watched")
         yield emu

@@ -29,6 +29,9 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
+from ..conftest import TEST_TOKEN
+from ..secrets_check import leaks_in_db, leaks_in_files
+
 pytestmark = [pytest.mark.slow, pytest.mark.airflow3]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +151,7 @@ def airflow(tmp_path: Path, emulator_process: CloudflareQueuesEmulator) -> Itera
 
 @pytest.fixture
 def emulator_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudflareQueuesEmulator]:
-    with CloudflareQueuesEmulator(record_events=True) as emulator:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, record_events=True) as emulator:
         for queue in ("example-inbox", "example-events"):
             emulator.create_queue(queue)
         for name, value in emulator.airflow_connection_env().items():
@@ -192,3 +195,7 @@ def test_event_driven_dag_and_deferred_sensor(airflow: Airflow, emulator_process
     assert emulator.metrics("example-events")["backlog_count"] == 0
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 40
+
+    # the token appears nowhere: component and task logs, XCom, rendered fields, trigger rows
+    assert leaks_in_files(airflow.home, TEST_TOKEN) == []
+    assert leaks_in_db(airflow.home / "airflow.db", TEST_TOKEN) == []

@@ -141,3 +141,28 @@ def test_nothing_is_acked_before_process_returns(emulator: CloudflareQueuesEmula
 
     Drainer(make_hook, "q", DrainPlan(batch_size=5), check, log=log).run()
     assert observed == [5, 5, 5, 5, 5]
+
+
+def test_waits_for_leases_in_flight_to_come_back(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    other = make_hook()
+    other.push_messages(list(range(5)))
+    orphaned = other.pull_messages(batch_size=2, visibility_timeout=1_000).messages  # e.g. a lost pull answer
+    expire = threading.Timer(0.3, emulator.clock.advance, args=(1.0,))  # type: ignore[attr-defined]
+    expire.start()
+    plan = DrainPlan(batch_size=10, wait_for_in_flight=10, poll_interval=0.05)
+    summary = Drainer(make_hook, "q", plan, lambda m: None, log=log).run()
+    expire.join()
+    assert summary.acked == 5 and summary.stop_reason == "the queue is empty"
+    assert len(orphaned) == 2
+
+
+def test_gives_up_waiting_for_leases_in_flight(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
+    emulator.create_queue("q")
+    other = make_hook()
+    other.push_messages(list(range(3)))
+    other.pull_messages(batch_size=2, visibility_timeout=60_000)
+    plan = DrainPlan(wait_for_in_flight=0.2, poll_interval=0.05)
+    summary = Drainer(make_hook, "q", plan, lambda m: None, log=log).run()
+    assert summary.acked == 1
+    assert summary.stop_reason == "nothing to pull; 2 message(s) still leased or delayed"

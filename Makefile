@@ -55,6 +55,7 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 bench: install
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e ".[$(EXTRAS),bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 # Re-pin both constraints files after changing dependencies in pyproject.toml.

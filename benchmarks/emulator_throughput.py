@@ -16,6 +16,7 @@ import threading
 import time
 
 import requests
+from common import Row, table
 
 from airflow_provider_cfqueues.emulator import EmulatorProcess
 
@@ -52,17 +53,30 @@ def measure(messages: int, clients: int) -> float:
     return rounds * 100 * clients / elapsed
 
 
+def rows(messages: int = 20_000) -> list[Row]:
+    rate = measure(messages, 1)
+    return [
+        Row(
+            "emulator",
+            "push 100 -> pull 100 -> ack, 1 client",
+            f"{rate:,.0f} msg/s",
+            f"{SERVICE_LIMIT:,} msg/s (service)",
+            rate / SERVICE_LIMIT,
+            "must stay far above 1",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=1)
     args = parser.parse_args()
+    if args.clients == 1:
+        print(table(rows(args.messages)))
+        return
     rate = measure(args.messages, args.clients)
-    print(
-        f"emulator push->pull->ack: {rate:,.0f} messages/s "
-        f"({rate / SERVICE_LIMIT:.1f}x Cloudflare's {SERVICE_LIMIT:,}/s per queue; "
-        f"{args.clients} client(s), {args.messages:,} messages)"
-    )
+    print(f"emulator push->pull->ack: {rate:,.0f} messages/s with {args.clients} clients")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,47 @@
-"""Run every benchmark in this folder and print their figures (``make bench``)."""
+"""
+Run every benchmark and print one table (``make bench``): each row measured side by side with its
+baseline in the same run, with the ratio. Also draws ``docs/drain_throughput.png``.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-HERE = Path(__file__).parent
-BENCHMARKS = ["emulator_throughput.py", "hook_vs_baselines.py"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # the table, not Airflow's logs
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cfq-bench-"))
+
+import drain_throughput
+import emulator_throughput
+import hook_vs_baselines
+import requests_per_message
+import task_overhead
+import triggerer_scale
+from common import Row, table
+
+BENCHMARKS = [
+    ("requests per message", requests_per_message.rows),
+    ("hook vs baselines", hook_vs_baselines.rows),
+    ("drain throughput", drain_throughput.rows),
+    ("triggerer scale", triggerer_scale.rows),
+    ("emulator throughput", emulator_throughput.rows),
+    ("task overhead", task_overhead.rows),  # last: it points AIRFLOW_HOME at its own DB
+]
 
 
 def main() -> int:
-    failed = 0
-    for script in BENCHMARKS:
-        print(f"== {script}", flush=True)
-        failed += subprocess.call([sys.executable, str(HERE / script)]) != 0
-    return 1 if failed else 0
+    rows: list[Row] = []
+    for name, run in BENCHMARKS:
+        started = time.monotonic()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(run())
+        print(f"  {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    print(table(rows))
+    return 0
 
 
 if __name__ == "__main__":

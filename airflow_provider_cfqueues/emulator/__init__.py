@@ -32,7 +32,7 @@ from .app import EmulatorApp
 from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
 from .server import EmulatorHTTPServer
-from .state import ApiError, EmulatorState, MessageView, QueueState
+from .state import EmulatorState, MessageView, QueueState
 
 DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 DEFAULT_CONN_ID = "cloudflare_queues_default"
@@ -321,7 +321,3 @@ class EmulatorProcess(_ConnectionInfo):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-# Re-exported for users who catch the emulator's own errors from its Python API.
-EmulatorApiError = ApiError

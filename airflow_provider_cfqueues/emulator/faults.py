@@ -73,11 +73,6 @@ class FaultRule:
         if self.latency < 0 or self.latency_jitter < 0 or self.retry_after < 0:
             raise ValueError("latency, latency_jitter and retry_after must not be negative")
 
-    @property
-    def fault_rate(self) -> float:
-        """The probability that a request meets any fault other than latency."""
-        return float(sum(getattr(self, kind) for kind in FAULT_KINDS))
-
 
 @dataclass(frozen=True)
 class FaultDecision:

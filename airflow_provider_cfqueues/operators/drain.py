@@ -362,9 +362,8 @@ class Drainer:
         return delay
 
     def _finish(self, reason: str) -> None:
-        with self._lock:
-            if not self.summary.stop_reason:
-                self.summary.stop_reason = reason
+        with self._lock:  # the last worker to stop saw the final state
+            self.summary.stop_reason = reason
 
 
 def poison_queue_router(hook: CloudflareQueuesHook, queue: str) -> Callable[[PulledMessage], None]:

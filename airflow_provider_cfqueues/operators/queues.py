@@ -69,8 +69,13 @@ def _resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Call
     raise CloudflareQueuesValidationError(f"{name} must be a callable or its dotted import path, got {value!r}")
 
 
-class _QueueOperator(BaseOperator):
-    """Arguments every Cloudflare Queues operator takes (see :mod:`._arguments` for ``queue``)."""
+class CloudflareQueuesBaseOperator(BaseOperator):
+    """
+    Arguments every Cloudflare Queues operator (and the sensor) takes; see :mod:`._arguments` for how
+    ``queue`` (and ``retry_delay`` where listed in ``_renamed_arguments``) stay apart from Airflow's own.
+    """
+
+    _renamed_arguments: tuple[str, ...] = ("queue",)
 
     def __init__(
         self,
@@ -90,8 +95,8 @@ class _QueueOperator(BaseOperator):
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        """``BaseOperator.partial``, keeping ``queue`` for the Cloudflare queue (``executor_queue`` for Airflow's)."""
-        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue",)))
+        """``BaseOperator.partial``, keeping ``queue`` (and ``retry_delay``) for the queue and its messages."""
+        return base_partial(cls, rename_partial_kwargs(kwargs, cls._renamed_arguments))
 
     @property
     def hook(self) -> CloudflareQueuesHook:
@@ -119,7 +124,7 @@ class _QueueOperator(BaseOperator):
         return OperatorLineage(inputs=[dataset]) if reads else OperatorLineage(outputs=[dataset])
 
 
-class CloudflareQueuesPushOperator(_QueueOperator):
+class CloudflareQueuesPushOperator(CloudflareQueuesBaseOperator):
     """
     Push messages to a Cloudflare queue in the fewest requests (100 messages and 256 KB per request).
 
@@ -197,7 +202,7 @@ class CloudflareQueuesPushOperator(_QueueOperator):
         }
 
 
-class CloudflareQueuesPullAndAckOperator(_QueueOperator):
+class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     """
     Drain a Cloudflare queue inside one task, with a per-message outcome.
 
@@ -253,6 +258,7 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
         "poison_queue",
     )
     ui_color = "#f6821f"
+    _renamed_arguments = ("queue", "retry_delay")
 
     def __init__(
         self,
@@ -309,11 +315,6 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
             else float(wait_for_in_flight)
         )
         self.max_xcom_bytes = max_xcom_bytes
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> Any:
-        """``BaseOperator.partial``, keeping ``queue`` and ``retry_delay`` for the queue and its messages."""
-        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue", "retry_delay")))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The queue as an input dataset (when the OpenLineage provider is installed)."""
@@ -415,7 +416,7 @@ class CloudflareQueuesPullAndAckOperator(_QueueOperator):
         return summary
 
 
-class CloudflareQueuesPullOperator(_QueueOperator):
+class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
     """
     Lease messages and return them, with their lease ids, to XCom for downstream tasks (e.g. mapped
     over with ``.expand()``); a :class:`CloudflareQueuesAckOperator` acks or retries them afterwards.
@@ -487,7 +488,7 @@ class CloudflareQueuesPullOperator(_QueueOperator):
         return payload
 
 
-class CloudflareQueuesAckOperator(_QueueOperator):
+class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
     """
     Acknowledge and retry leases taken by a :class:`CloudflareQueuesPullOperator`, after the tasks
     that processed the messages ran. Typical use, with ``trigger_rule="all_done"`` so that it runs
@@ -525,6 +526,7 @@ class CloudflareQueuesAckOperator(_QueueOperator):
         "cloudflare_queues_conn_id",
     )
     ui_color = "#f6821f"
+    _renamed_arguments = ("queue", "retry_delay")
 
     def __init__(
         self,
@@ -545,11 +547,6 @@ class CloudflareQueuesAckOperator(_QueueOperator):
         self.retry_unacked_from = retry_unacked_from
         self.message_retry_delay = validate_delay(retry_delay, "retry_delay")
         self.fail_on_retry = fail_on_retry
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> Any:
-        """``BaseOperator.partial``, keeping ``queue`` and ``retry_delay`` for the queue and its messages."""
-        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue", "retry_delay")))
 
     @staticmethod
     def _items(value: Any) -> list[Any]:

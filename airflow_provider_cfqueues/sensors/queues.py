@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 from .._compat import AirflowException, AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
-from ..hooks.queues import CloudflareQueuesHook
-from ..operators._arguments import base_partial, rename_partial_kwargs, take_renamed
+from ..operators.queues import CloudflareQueuesBaseOperator
 from ..triggers.queues import CloudflareQueuesBacklogTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CloudflareQueuesBacklogSensor(BaseSensorOperator):
+class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOperator):
     """
     Wait until a queue's backlog crosses a threshold: at least ``min_backlog`` messages (work has
     piled up) and/or at most ``max_backlog`` (the queue is drained), optionally also on bytes and on
@@ -61,7 +60,6 @@ class CloudflareQueuesBacklogSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        queue: str | None = None,
         min_backlog: int | str | None = None,
         max_backlog: int | str | None = None,
         min_backlog_bytes: int | str | None = None,
@@ -69,15 +67,9 @@ class CloudflareQueuesBacklogSensor(BaseSensorOperator):
         min_oldest_age: timedelta | float | None = None,
         max_oldest_age: timedelta | float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        account_id: str | None = None,
-        cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
-        cloudflare_queue: str | None = None,
-        executor_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
-        cloudflare_queue = take_renamed("queue", queue, cloudflare_queue, executor_queue, kwargs)
         super().__init__(**kwargs)
-        self.cloudflare_queue = cloudflare_queue
         self.min_backlog = min_backlog
         self.max_backlog = max_backlog
         self.min_backlog_bytes = min_backlog_bytes
@@ -85,15 +77,8 @@ class CloudflareQueuesBacklogSensor(BaseSensorOperator):
         self.min_oldest_age = min_oldest_age
         self.max_oldest_age = max_oldest_age
         self.deferrable = deferrable
-        self.account_id = account_id
-        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
         if not any(isinstance(v, str) for v in (min_backlog, max_backlog, min_backlog_bytes, max_backlog_bytes)):
             self.criteria  # noqa: B018 - fail at DAG parse time when the thresholds are wrong
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> Any:
-        """``BaseOperator.partial``, keeping ``queue`` for the Cloudflare queue (``executor_queue`` for Airflow's)."""
-        return base_partial(cls, rename_partial_kwargs(kwargs, ("queue",)))
 
     @property
     def criteria(self) -> BacklogCriteria:
@@ -104,12 +89,6 @@ class CloudflareQueuesBacklogSensor(BaseSensorOperator):
             max_backlog_bytes=self.max_backlog_bytes,
             min_oldest_age=self.min_oldest_age,
             max_oldest_age=self.max_oldest_age,
-        )
-
-    @property
-    def hook(self) -> CloudflareQueuesHook:
-        return CloudflareQueuesHook(
-            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.limits import MAX_BATCH_BYTES, MAX_BODY_BYTES
-from airflow_provider_cfqueues.api.models import OutgoingMessage
+from airflow_provider_cfqueues.api.models import OutgoingMessage, PushBatchRequest, PushMessageRequest
 from airflow_provider_cfqueues.api.operations import (
     ack_requests,
     batch_capacity,
@@ -126,6 +126,11 @@ def test_batches_respect_limits_and_reach_the_lower_bound(seed: int, mu: float, 
         assert len(request.body) <= MAX_BATCH_BYTES  # counted on the wire, multi-byte UTF-8 included
         assert len(json.loads(request.body)["messages"]) == len(step.indices) <= 100
     assert sorted(i for step in steps for i in step.indices) == list(range(2_000))  # each exactly once
+    for step in steps[:3]:  # the hand-built bodies are what the request models describe
+        body = step.build(QUEUE).body or b""
+        parsed = PushBatchRequest.model_validate_json(body)
+        assert len(parsed.messages) == len(step.indices)
+        assert parsed.messages[0] == PushMessageRequest.model_validate_json(prepared[step.indices[0]].wire)
     lower_bound = min_batches([len(m.wire) + 1 for m in prepared], batch_capacity(None))
     assert lower_bound <= len(steps) <= lower_bound * (1 + slack)
     assert len(steps) <= len(plan_batches(prepared, None, preserve_order=True))

@@ -43,16 +43,22 @@ def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, t
     log_path = tmp_path / "processed.log"
     conf = json.dumps({"queue": "crash", "log_path": str(log_path), "hang_after": 25})
     # the task runs in its own process: a worker that dies mid-batch (5 of the second batch of 20 done)
+    from airflow_provider_cfqueues._compat import AIRFLOW_3
+
+    # the test DAGs are the "test-dags" bundle on Airflow 3; Airflow 2.11 reads the file
+    dags = Path(__file__).parents[1] / "dags" / "cfqueues_soak_dags.py"
+    where = ["-B", "test-dags"] if AIRFLOW_3 else ["-S", str(dags)]
+    output = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [AIRFLOW, "tasks", "test", "cfq_crash", "drain", "--task-params", conf],
-        stdout=subprocess.DEVNULL,
+        [AIRFLOW, "tasks", "test", *where, "cfq_crash", "drain", "--task-params", conf],
+        stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
         while not Path(f"{log_path}.ready").exists():
-            assert worker.poll() is None, "the task ended before it could be killed"
+            assert worker.poll() is None, "the task ended early:\n" + (tmp_path / "worker.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the task never reached the crash point"
             time.sleep(0.2)
         os.killpg(worker.pid, signal.SIGKILL)
@@ -60,6 +66,7 @@ def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, t
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+        output.close()
     before = Counter(m.state for m in emulator.messages("crash"))
     assert before == {"available": 20, "leased": 20}  # batch 1 acked; batch 2 leased, half done, never acked
 

@@ -151,3 +151,30 @@ def test_pull_and_ack_without_process_returns_the_messages(emulator: CloudflareQ
     assert emulator.metrics("take")["backlog_count"] == 6
     # past max_xcom_bytes: an error, and every lease released at once: nothing lost
     assert [m.state for m in emulator.messages("take-big")] == ["available"] * 10
+
+
+def test_pull_operator_warns_when_leases_would_expire_before_the_work() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "from datetime import timedelta\n"
+        "from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullOperator\n"
+        "CloudflareQueuesPullOperator(task_id='ok', queue='q', visibility_timeout=timedelta(minutes=30),\n"
+        "                             expected_processing_time=timedelta(minutes=10))\n"
+        "print('--- short ---', flush=True)\n"
+        "CloudflareQueuesPullOperator(task_id='short', queue='q', visibility_timeout=timedelta(minutes=5),\n"
+        "                             expected_processing_time=timedelta(minutes=10))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, _, after = result.stdout.partition("--- short ---")  # one stream, in order
+    warning = "will expire before the downstream tasks ack them"
+    assert warning not in before
+    assert warning in after

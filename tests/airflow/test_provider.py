@@ -180,3 +180,13 @@ def test_message_trigger_fails_on_permanent_errors(emulator: CloudflareQueuesEmu
     trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="no-pull", poll_interval=0.05)
     with pytest.raises(CloudflareQueuesPullNotEnabledError):
         asyncio.run(_events(trigger, 1))
+
+
+def test_event_driven_scheduling_needs_airflow_3_and_says_so() -> None:
+    from airflow_provider_cfqueues._compat import AIRFLOW_3
+
+    if AIRFLOW_3:
+        assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox").cloudflare_queue == "inbox"
+    else:
+        with pytest.raises(RuntimeError, match="needs Airflow 3"):
+            CloudflareQueuesMessageTrigger(cloudflare_queue="inbox")

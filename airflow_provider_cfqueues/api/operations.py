@@ -81,7 +81,13 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class RawResponse:
-    """An HTTP answer as the transports return it."""
+    """
+    An HTTP answer as the transports return it.
+
+    :param status: the HTTP status.
+    :param body: the raw body.
+    :param headers: the answer's headers.
+    """
 
     status: int
     body: bytes
@@ -182,7 +188,14 @@ def visibility_timeout_ms(timeout: object) -> int | None:
 
 @dataclass(slots=True)
 class PreparedMessage:
-    """A validated message, encoded once as it goes on the wire."""
+    """
+    A validated message, encoded once as it goes on the wire.
+
+    :param index: its position in the input.
+    :param wire: its JSON object as sent.
+    :param body_bytes: the body's size as the service counts it.
+    :param has_delay: whether it carries its own ``delay_seconds``.
+    """
 
     index: int
     wire: bytes
@@ -364,7 +377,12 @@ def push_batch_request(
 
 @dataclass(frozen=True)
 class PushStep:
-    """One request of a push: the indices of the messages it carries."""
+    """
+    One request of a push.
+
+    :param indices: the positions (in the input) of the messages it carries.
+    :param build: builds the request once the queue id is known.
+    """
 
     indices: tuple[int, ...]
     build: Callable[[str], ApiRequest]

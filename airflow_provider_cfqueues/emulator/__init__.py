@@ -53,7 +53,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EmulatorQueue:
-    """A queue created through the emulator's Python API."""
+    """
+    A queue created through the emulator's Python API.
+
+    :param name: the queue name.
+    :param id: the queue id (32 hex characters).
+    """
 
     name: str
     id: str

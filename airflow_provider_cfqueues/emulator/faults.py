@@ -76,7 +76,14 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What the server does to one request: ``kind`` is ``None`` or one of :data:`FAULT_KINDS`."""
+    """
+    What the server does to one request.
+
+    :param kind: ``None`` or one of :data:`FAULT_KINDS`.
+    :param delay: seconds to wait first.
+    :param status: the HTTP status of an error answer.
+    :param retry_after: the ``Retry-After`` of a 429.
+    """
 
     kind: str | None = None
     delay: float = 0.0

@@ -150,7 +150,17 @@ class ConsumerState:
 
 @dataclass
 class Event:
-    """One entry of the optional journal (``EmulatorState(record_events=True)``)."""
+    """
+    One entry of the optional journal (``EmulatorState(record_events=True)``).
+
+    :param kind: ``push``, ``deliver``, ``ack``, ``retry``, ``lease_expired``, ``dead_letter``, ``drop``,
+        ``retention_expired``, ``lost_answer``, ``truncated_answer``, or a kind noted by a test.
+    :param queue_id: the queue.
+    :param message_ids: the messages concerned.
+    :param lease_ids: the leases concerned.
+    :param at: clock time.
+    :param detail: kind-specific detail (e.g. the endpoint of a lost answer, ``late`` for a late ack).
+    """
 
     kind: str
     queue_id: str
@@ -224,7 +234,17 @@ class PushItem:
 
 @dataclass(frozen=True)
 class MessageView:
-    """Read-only view of a message for tests: where it is and how often it was delivered."""
+    """
+    Read-only view of a message for tests: where it is and how often it was delivered.
+
+    :param id: the message id.
+    :param body: the body as a pull returns it (text, or base64).
+    :param content_type: ``text``, ``json``, ``bytes`` or ``v8``.
+    :param attempts: deliveries so far.
+    :param state: ``available``, ``delayed`` or ``leased``.
+    :param timestamp_ms: when it was pushed.
+    :param visible_at: when it can (next) be delivered, in clock seconds.
+    """
 
     id: str
     body: str

@@ -35,7 +35,17 @@ CONNECT_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What the hook needs from a connection. The token never appears in ``repr()``."""
+    """
+    What the hook needs from a connection. The token never appears in ``repr()``.
+
+    :param conn_id: the Airflow connection id.
+    :param base_url: the API base URL.
+    :param account_id: the validated account id.
+    :param token: the API token.
+    :param queue: the default queue (id or name), if any.
+    :param timeout: seconds to wait for each answer.
+    :param retry: the retry policy.
+    """
 
     conn_id: str
     base_url: str

@@ -39,7 +39,21 @@ def message_to_xcom(message: PulledMessage, *, lease: bool = True) -> dict[str, 
 
 @dataclass
 class DrainSummary:
-    """What one drain did; :meth:`to_xcom` is the operator's return value."""
+    """
+    What one drain did; :meth:`to_xcom` is the operator's return value.
+
+    :param pulled: messages delivered to this drain.
+    :param acked: messages acknowledged (processed, or routed as poison).
+    :param retried: messages retried because ``process`` failed for them.
+    :param failed: ``process`` failures.
+    :param poisoned: messages routed to ``on_poison`` / ``poison_queue``.
+    :param released: messages given back unprocessed because their lease was about to expire.
+    :param batches: pulls that returned messages.
+    :param ack_warnings: warnings the API returned for acks.
+    :param failed_ids: ids of the messages that failed.
+    :param backlog_after: the backlog the last pull reported.
+    :param stop_reason: why the drain stopped.
+    """
 
     pulled: int = 0
     acked: int = 0
@@ -73,7 +87,19 @@ class DrainSummary:
 @dataclass
 class DrainPlan:
     """
-    How to drain. See the operator for the meaning of each field.
+    How to drain (the operator's arguments, validated).
+
+    :param batch_size: messages per pull.
+    :param max_messages: stop after this many messages (all workers together).
+    :param max_batches: stop after this many pulls (all workers together).
+    :param visibility_timeout: lease duration in seconds.
+    :param concurrency: workers.
+    :param stop_when_empty: stop at an empty pull (see ``wait_for_in_flight``).
+    :param batch_mode: call ``process`` once per batch.
+    :param retry_delay: seconds, a callable of the attempt count, or ``None`` for the consumer's.
+    :param max_attempts: deliveries after which a message is poison.
+    :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog is not 0.
+    :param poll_interval: seconds between such polls.
     """
 
     batch_size: int = 100

@@ -73,6 +73,12 @@ class CloudflareQueuesBaseOperator(BaseOperator):
     """
     Arguments every Cloudflare Queues operator (and the sensor) takes; see :mod:`._arguments` for how
     ``queue`` (and ``retry_delay`` where listed in ``_renamed_arguments``) stay apart from Airflow's own.
+
+    :param queue: queue id or name (templated where the subclass lists it; stored as ``cloudflare_queue``).
+    :param account_id: account id (default: the connection's ``account_id`` extra).
+    :param cloudflare_queues_conn_id: the Airflow connection (default ``cloudflare_queues_default``).
+    :param cloudflare_queue: the same as ``queue``; what ``.partial()`` passes it as.
+    :param executor_queue: Airflow's executor queue for this task (``BaseOperator``'s ``queue``).
     """
 
     _renamed_arguments: tuple[str, ...] = ("queue",)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEFAULT_CONN_ID = CloudflareQueuesHook.default_conn_name
+#: the templated arguments every operator (and the sensor) shares
+QUEUE_TEMPLATE_FIELDS = ("cloudflare_queue", "account_id", "cloudflare_queues_conn_id")
 DEFAULT_MAX_XCOM_BYTES = 1_000_000
 
 
@@ -152,13 +154,7 @@ class CloudflareQueuesPushOperator(CloudflareQueuesBaseOperator):
     :param preserve_order: keep strict input order across requests (see the hook).
     """
 
-    template_fields: Sequence[str] = (
-        "messages",
-        "cloudflare_queue",
-        "account_id",
-        "cloudflare_queues_conn_id",
-        "delay_seconds",
-    )
+    template_fields: Sequence[str] = ("messages", *QUEUE_TEMPLATE_FIELDS, "delay_seconds")
     ui_color = "#f6821f"
 
     def __init__(
@@ -255,9 +251,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "cloudflare_queue",
-        "account_id",
-        "cloudflare_queues_conn_id",
+        *QUEUE_TEMPLATE_FIELDS,
         "process_kwargs",
         "batch_size",
         "max_messages",
@@ -444,7 +438,7 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
 
-    template_fields: Sequence[str] = ("cloudflare_queue", "account_id", "cloudflare_queues_conn_id", "max_messages")
+    template_fields: Sequence[str] = (*QUEUE_TEMPLATE_FIELDS, "max_messages")
     ui_color = "#f6821f"
 
     def __init__(
@@ -527,9 +521,7 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
         "acks",
         "retry_leases",
         "retry_unacked_from",
-        "cloudflare_queue",
-        "account_id",
-        "cloudflare_queues_conn_id",
+        *QUEUE_TEMPLATE_FIELDS,
     )
     ui_color = "#f6821f"
     _renamed_arguments = ("queue", "retry_delay")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._compat import AirflowException, AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
-from ..operators.queues import CloudflareQueuesBaseOperator
+from ..operators.queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator
 from ..triggers.queues import CloudflareQueuesBacklogTrigger
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
     """
 
     template_fields: Sequence[str] = (
-        "cloudflare_queue",
-        "account_id",
-        "cloudflare_queues_conn_id",
+        *QUEUE_TEMPLATE_FIELDS,
         "min_backlog",
         "max_backlog",
         "min_backlog_bytes",

@@ -9,8 +9,10 @@ Answers are parsed tolerantly: unknown fields are kept, and the documented varia
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
+import sys
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
@@ -223,9 +225,17 @@ class Envelope(_Answer, Generic[ResultT]):
 # -- what users get ----------------------------------------------------------------------------
 
 
-def _strict_b64decode(data: str) -> bytes:
-    """Decode base64, refusing anything that is not strictly base64 (fast: no regular expression)."""
-    return binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+if sys.version_info >= (3, 11):
+
+    def _strict_b64decode(data: str) -> bytes:
+        """Decode base64, refusing anything that is not strictly base64 (fast: no regular expression)."""
+        return binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+
+else:  # pragma: no cover - Python 3.10
+
+    def _strict_b64decode(data: str) -> bytes:
+        """Decode base64, refusing anything that is not strictly base64."""
+        return base64.b64decode(data, validate=True)
 
 
 def decode_body(raw: str, content_type: str) -> tuple[Any, str | None]:

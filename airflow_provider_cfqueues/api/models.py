@@ -328,6 +328,11 @@ class PulledMessage(BaseModel):
         """When the message was pushed."""
         return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=timezone.utc)
 
+    def to_xcom(self, *, lease: bool = True) -> dict[str, Any]:
+        """JSON-safe primitives for XCom and trigger events (bytes bodies as base64), without
+        ``raw_body``, and without ``lease_id`` unless ``lease``."""
+        return self.model_dump(mode="json", exclude={"raw_body"} if lease else {"raw_body", "lease_id"})
+
     def __repr__(self) -> str:  # bodies can be large: show what identifies the message
         return f"PulledMessage(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
 

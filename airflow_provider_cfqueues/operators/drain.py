@@ -31,12 +31,6 @@ RetryDelay = float | Callable[[int], float | None] | None
 ProcessFn = Callable[..., Any]
 
 
-def message_to_xcom(message: PulledMessage, *, lease: bool = True) -> dict[str, Any]:
-    """A pulled message as JSON-safe primitives (bytes bodies as base64); without the lease id if asked."""
-    exclude = {"raw_body"} if lease else {"raw_body", "lease_id"}
-    return message.model_dump(mode="json", exclude=exclude)
-
-
 @dataclass
 class DrainSummary:
     """
@@ -444,7 +438,7 @@ def collect_messages(
         batches += 1
         messages.extend(result.messages)
         for message in result.messages:
-            item = message_to_xcom(message, lease=lease)
+            item = message.to_xcom(lease=lease)
             payload.append(item)
             size += len(json.dumps(item)) + 1
         if size > max_xcom_bytes:

@@ -182,8 +182,6 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from ..operators.drain import message_to_xcom
-
         hook = CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )
@@ -215,7 +213,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                         {
                             "queue": self.cloudflare_queue,
                             "queue_id": queue_id,
-                            "messages": [message_to_xcom(m, lease=not self.ack_on_emit) for m in messages],
+                            "messages": [m.to_xcom(lease=not self.ack_on_emit) for m in messages],
                             "acked": self.ack_on_emit,
                             "leased_for_seconds": None if self.ack_on_emit else self.visibility_timeout,
                         }

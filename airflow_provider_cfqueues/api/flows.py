@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -127,7 +127,19 @@ class FlowContext:
     log: Any = field(default_factory=lambda: logging.getLogger("airflow_provider_cfqueues"))
 
 
-def call(ctx: FlowContext, request: ApiRequest) -> Flow[Envelope[Any]]:
+@dataclass
+class CallRecord:
+    """
+    How a call went, for operations whose answer depends on it.
+
+    :param resent_after_unknown: the request was sent again after an attempt whose outcome is unknown
+        (no answer): the final answer may describe a state the lost attempt already changed.
+    """
+
+    resent_after_unknown: bool = False
+
+
+def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None) -> Flow[Envelope[Any]]:
     """Send ``request`` and parse the answer, retrying transient failures as the policy allows."""
     started = ctx.monotonic()
     attempt = 0
@@ -137,6 +149,8 @@ def call(ctx: FlowContext, request: ApiRequest) -> Flow[Envelope[Any]]:
             response: RawResponse = yield Send(request)
             return parse_response(request, response)
         except CloudflareQueuesError as err:
+            if record is not None and err.outcome_unknown:
+                record.resent_after_unknown = True
             delay = ctx.retry.next_delay(attempt, err, ctx.monotonic() - started)
             if delay is None:
                 if attempt > 1:
@@ -244,17 +258,19 @@ def _lookup_name(ctx: FlowContext, name: str) -> Flow[str]:
         page += 1
 
 
-def on_queue(ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiRequest]) -> Flow[Envelope[Any]]:
+def on_queue(
+    ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiRequest], record: CallRecord | None = None
+) -> Flow[Envelope[Any]]:
     """Call ``build(queue_id)``; when a cached name answers 404, look the name up again once."""
     try:
-        return (yield from call(ctx, build(target.queue_id)))
+        return (yield from call(ctx, build(target.queue_id), record))
     except CloudflareQueuesNotFoundError:
         if not target.from_cache:
             raise
     ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
     target.queue_id = yield from _lookup_name(ctx, target.ref)
     target.from_cache = False
-    return (yield from call(ctx, build(target.queue_id)))
+    return (yield from call(ctx, build(target.queue_id), record))
 
 
 def _metrics(answer: PushAnswer | PullAnswer | None) -> QueueMetrics | None:
@@ -349,8 +365,9 @@ def ack_messages(
     acked: list[str] = []
     retried: list[str] = []
     for n, step in enumerate(steps):
+        record = CallRecord()
         try:
-            envelope = yield from on_queue(ctx, target, step.build)
+            envelope = yield from on_queue(ctx, target, step.build, record)
         except CloudflareQueuesError as err:
             if n == 0 and not err.outcome_unknown:
                 raise  # nothing was applied
@@ -365,12 +382,40 @@ def ack_messages(
         result.ack_count += answer.ack_count
         result.retry_count += answer.retry_count
         result.warnings.update(answer.warnings)
-        acked.extend(lease for lease in step.acks if lease not in answer.warnings)
-        retried.extend(lease for lease, _ in step.retries if lease not in answer.warnings)
+        retry_leases = [lease for lease, _ in step.retries]
+        missed = _not_applied(step.acks, answer.ack_count, answer.warnings, "acknowledged")
+        missed.update(_not_applied(retry_leases, answer.retry_count, answer.warnings, "retried"))
+        if record.resent_after_unknown:  # an unanswered attempt may have applied them: they are unknown
+            result.unconfirmed.update(
+                {
+                    lease: f"{why} (after an attempt that got no answer and may have applied it)"
+                    for lease, why in missed.items()
+                }
+            )
+        else:
+            result.not_applied.update(missed)
+        acked.extend(lease for lease in step.acks if lease not in missed)
+        retried.extend(lease for lease in retry_leases if lease not in missed)
     result.requests = len(steps)
     if result.warnings:
         ctx.log.warning("Ack on queue %s returned %d warning(s): %s", target.ref, len(result.warnings), result.warnings)
     return result
+
+
+def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str], verb: str) -> dict[str, str]:
+    """
+    The leases of one request that the service did not confirm as applied. The answer counts what it
+    applied and warns per lease; a warning alone does not mean "not applied" (a late ack is applied
+    and warned about), so the counts decide: when exactly the warned leases are missing, they are
+    the ones; when the counts cannot tell which, every lease that may be missing is listed.
+    """
+    missing = len(leases) - applied
+    if missing <= 0:
+        return {}
+    warned = [lease for lease in leases if lease in warnings]
+    suspects = warned if len(warned) >= missing else list(leases)
+    fallback = f"the service {verb} {applied} of the {len(leases)} lease(s) sent without saying which"
+    return {lease: warnings.get(lease, fallback) for lease in suspects}
 
 
 def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:

@@ -379,10 +379,19 @@ class AckResult(BaseModel):
     :param ack_count: leases acknowledged (the messages are deleted).
     :param retry_count: leases marked for retry.
     :param warnings: lease id -> the API's warning (late, duplicate or unknown lease ids).
+    :param not_applied: lease id -> why: the leases the service did not confirm as acknowledged or
+        retried (unknown or foreign lease ids, message ids given as lease ids, leases already acked,
+        a retry that arrived after the lease expired). A warned lease that the counts show was
+        applied anyway (a late ack) is not listed here.
+    :param unconfirmed: lease id -> why: leases whose outcome is unknown, because the request was
+        sent again after an attempt that got no answer, and the answer to the resent one did not
+        count them (an ack the lost attempt applied is "already acknowledged" the second time).
     :param requests: HTTP requests it took.
     """
 
     ack_count: int = 0
     retry_count: int = 0
     warnings: dict[str, str] = Field(default_factory=dict)
+    not_applied: dict[str, str] = Field(default_factory=dict)
+    unconfirmed: dict[str, str] = Field(default_factory=dict)
     requests: int = 0

@@ -3,11 +3,17 @@ The drain loop behind :class:`~airflow_provider_cfqueues.operators.queues.Cloudf
 pull a batch, process each message (or the batch), then ack the successes and retry the failures in
 one request. Several workers can drain in parallel; each holds only its own batch's leases.
 
-Guarantees: a message is acked only after ``process`` returned for it; a failure is retried (never
-acked); leases not acked or retried expire and their messages come back, so a killed task loses
-nothing. When the time left on a batch's leases is too short to process the next message, the rest
-of the batch is released at once (retried with no delay) instead of being processed after its lease
-expired, and the worker pulls smaller batches from then on.
+Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
+
+* a message is acked only after ``process`` returned for it (or it was routed as poison);
+* ``process`` sees a message at most once per run: a failed message that comes back before the run
+  ends is held, not processed again, and given back when the run ends;
+* every delivery costs one of the message's attempts (Cloudflare deletes or dead-letters it after
+  ``max_retries + 1``), so the drain reads the consumer's budget first, backs off failed messages
+  (:data:`~airflow_provider_cfqueues.api.attempts.DEFAULT_BACKOFF`), starts each run with small
+  batches, stops pulling after ``max_consecutive_failures`` failures in a row, and never gives back
+  a message on its last delivery unprocessed;
+* leases not acked or retried expire and their messages come back, so a killed task loses nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +21,25 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.attempts import DEFAULT_BACKOFF, AttemptBudget
 from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import OutgoingMessage, PulledMessage
+from ..api.operations import validate_delay
 from ..hooks.queues import CloudflareQueuesHook
 
 #: the longest list of failed message ids kept in the XCom summary
 MAX_FAILED_IDS_IN_XCOM = 100
+#: how many of the last ``process`` errors the summary keeps (for the task's error)
+LAST_ERRORS_KEPT = 5
+#: seconds the task waits for its workers to hand back their leases after a timeout or kill
+STOP_GRACE_SECONDS = 20.0
+#: ``max_consecutive_failures`` by default
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 RetryDelay = float | Callable[[int], float | None] | None
 ProcessFn = Callable[..., Any]
@@ -36,17 +50,25 @@ class DrainSummary:
     """
     What one drain did; :meth:`to_xcom` is the operator's return value.
 
-    :param pulled: messages delivered to this drain.
+    :param pulled: deliveries to this drain (a message pulled twice counts twice).
     :param acked: messages acknowledged (processed, or routed as poison).
-    :param retried: messages retried because ``process`` failed for them.
-    :param failed: ``process`` failures.
+    :param retried: messages whose ``process`` failed and that come back after their retry delay.
+    :param failed: messages whose ``process`` failed (each counted once).
     :param poisoned: messages routed to ``on_poison`` / ``poison_queue``.
-    :param released: messages given back unprocessed because their lease was about to expire.
+    :param released: messages given back unprocessed (their lease was about to expire, the drain was
+        stopped, or they had already failed in this run); each release spends a delivery attempt.
+    :param dead_lettered: failed messages on their last delivery: the service moves them to the
+        consumer's dead-letter queue.
+    :param deleted: failed messages on their last delivery without a dead-letter queue: the service
+        deletes them.
     :param batches: pulls that returned messages.
-    :param ack_warnings: warnings the API returned for acks.
-    :param failed_ids: ids of the messages that failed.
-    :param backlog_after: the backlog the last pull reported.
+    :param ack_warnings: warnings the API returned for acks and retries.
+    :param failed_ids: ids of the messages that failed, each once.
+    :param last_errors: the last ``process`` errors, as ``message id: error``.
+    :param backlog_after: the queue's backlog after the last ack.
     :param stop_reason: why the drain stopped.
+    :param tripped: the drain stopped because ``max_consecutive_failures`` messages failed in a row.
+    :param interrupted: the drain was stopped from outside (task timeout, kill).
     """
 
     pulled: int = 0
@@ -55,11 +77,34 @@ class DrainSummary:
     failed: int = 0
     poisoned: int = 0
     released: int = 0
+    dead_lettered: int = 0
+    deleted: int = 0
     batches: int = 0
     ack_warnings: int = 0
     failed_ids: list[str] = field(default_factory=list)
+    last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_ERRORS_KEPT))
     backlog_after: int | None = None
     stop_reason: str = ""
+    tripped: bool = False
+    interrupted: bool = False
+
+    def describe(self) -> str:
+        """The counts in words, for logs and errors."""
+        parts = [f"pulled {self.pulled}", f"acked {self.acked}"]
+        if self.failed:
+            fates = [f"{self.retried} retried"]
+            if self.dead_lettered:
+                fates.append(f"{self.dead_lettered} on their last delivery, moved to the dead-letter queue")
+            if self.deleted:
+                fates.append(f"{self.deleted} on their last delivery, deleted by the service")
+            if self.poisoned:
+                fates.append(f"{self.poisoned} routed as poison")
+            parts.append(f"failed {self.failed} ({', '.join(fates)})")
+        elif self.poisoned:
+            parts.append(f"routed {self.poisoned} as poison")
+        if self.released:
+            parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
+        return ", ".join(parts)
 
     def to_xcom(self) -> dict[str, Any]:
         return {
@@ -69,6 +114,8 @@ class DrainSummary:
             "failed": self.failed,
             "poisoned": self.poisoned,
             "released": self.released,
+            "dead_lettered": self.dead_lettered,
+            "deleted": self.deleted,
             "batches": self.batches,
             "ack_warnings": self.ack_warnings,
             "failed_ids": self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
@@ -83,7 +130,7 @@ class DrainPlan:
     """
     How to drain (the operator's arguments, validated).
 
-    :param batch_size: messages per pull.
+    :param batch_size: the largest pull.
     :param max_messages: stop after this many messages (all workers together).
     :param max_batches: stop after this many pulls (all workers together).
     :param visibility_timeout: lease duration in seconds.
@@ -91,7 +138,9 @@ class DrainPlan:
     :param stop_when_empty: stop at an empty pull (see ``wait_for_in_flight``).
     :param batch_mode: call ``process`` once per batch.
     :param retry_delay: seconds, a callable of the attempt count, or ``None`` for the consumer's.
-    :param max_attempts: deliveries after which a message is poison.
+    :param max_attempts: with a poison route, ``process`` sees a message at most this many times
+        (default: every delivery the consumer allows).
+    :param max_consecutive_failures: stop pulling after this many failures in a row (``None``: never).
     :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog is not 0.
     :param poll_interval: seconds between such polls.
     """
@@ -99,13 +148,14 @@ class DrainPlan:
     batch_size: int = 100
     max_messages: int | None = None
     max_batches: int | None = None
-    visibility_timeout: float = 300.0  # seconds
+    visibility_timeout: float = 300.0
     concurrency: int = 1
     stop_when_empty: bool = True
     batch_mode: bool = False
-    retry_delay: RetryDelay = None
+    retry_delay: RetryDelay = DEFAULT_BACKOFF
     max_attempts: int | None = None
-    wait_for_in_flight: float = 0.0  # seconds to keep polling after an empty pull while the backlog is not 0
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    wait_for_in_flight: float = 0.0
     poll_interval: float = 1.0
 
     @property
@@ -113,8 +163,18 @@ class DrainPlan:
         """Seconds kept free at the end of a lease for the ack request."""
         return min(30.0, max(0.5, 0.1 * self.visibility_timeout))
 
+    @property
+    def first_batch_size(self) -> int:
+        """Each worker's first pull: no larger than one run of failures, so that a broken ``process``
+        costs few messages an attempt; later pulls double while batches succeed."""
+        return min(self.batch_size, self.max_consecutive_failures or self.batch_size)
 
-class _Budget:
+
+class BatchResultError(CloudflareQueuesValidationError):
+    """``process`` in batch mode reported failures that are not messages of its batch."""
+
+
+class _Quota:
     """Message and batch quotas shared by the workers."""
 
     def __init__(self, max_messages: int | None, max_batches: int | None) -> None:
@@ -141,6 +201,19 @@ class _Budget:
                 self._messages += messages
 
 
+@dataclass
+class _Outcomes:
+    """What to send for one batch, and what to count once it was sent."""
+
+    acks: list[PulledMessage] = field(default_factory=list)
+    retries: list[tuple[PulledMessage, float | None]] = field(default_factory=list)
+    released: list[tuple[PulledMessage, float | None]] = field(default_factory=list)
+    failed: list[PulledMessage] = field(default_factory=list)
+    poisoned: int = 0
+    dead_lettered: int = 0
+    deleted: int = 0
+
+
 class Drainer:
     """
     Runs the drain loop with ``plan.concurrency`` workers.
@@ -149,9 +222,11 @@ class Drainer:
     :param queue: queue id or name.
     :param plan: batch sizes, quotas, timeouts and retry policy.
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
-        batch mode (where it may return the messages or ids that failed).
-    :param on_poison: called as ``on_poison(message)`` for a message delivered more than
-        ``plan.max_attempts`` times, instead of ``process``; acked when it returns.
+        batch mode (see :meth:`_match_failures` for what it may return).
+    :param process_kwargs: keyword arguments for ``process``.
+    :param on_poison: called as ``on_poison(message)`` for a message ``process`` has seen
+        ``max_attempts`` times; acked when it returns.
+    :param budget: the consumer's attempt budget; read from the queue when ``None``.
     :param log: where to log.
     :param clock: monotonic seconds (tests inject one).
     """
@@ -165,6 +240,7 @@ class Drainer:
         *,
         process_kwargs: dict[str, Any] | None = None,
         on_poison: Callable[[PulledMessage], Any] | None = None,
+        budget: AttemptBudget | None = None,
         log: Any,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -174,58 +250,168 @@ class Drainer:
         self.process = process
         self.process_kwargs = process_kwargs or {}
         self.on_poison = on_poison
+        self.budget = budget
         self.log = log
         self.clock = clock
         self.summary = DrainSummary()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no more pulls
+        self._abort = threading.Event()  # and no more processing: give back what is in hand
         self._errors: list[BaseException] = []
-        self._budget = _Budget(plan.max_messages, plan.max_batches)
+        self._quota = _Quota(plan.max_messages, plan.max_batches)
+        self._failed_ids: set[str] = set()
+        self._held: list[PulledMessage] = []
+        self._consecutive_failures = 0
+        self._poison_limit: int | None = None
+        self._warned_fit = 0
+        self._reason_final = False
+
+    # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> DrainSummary:
         """Drain until a stop condition; raise the first fatal error after every worker stopped."""
-        if self.plan.concurrency == 1:
-            self._worker(0)
-        else:
-            with ThreadPoolExecutor(self.plan.concurrency, thread_name_prefix="cfqueues-drain") as pool:
-                for future in [pool.submit(self._worker, n) for n in range(self.plan.concurrency)]:
-                    future.result()
+        hook = self.make_hook()
+        try:
+            self._prepare(hook)
+            interrupted = True
+            try:
+                self._run_workers()
+                interrupted = False
+            finally:
+                self._finish_run(hook, read_backlog=not interrupted)
+                self.summary.failed = len(self.summary.failed_ids)
+        finally:
+            hook.close()
         if self._errors:
             raise self._errors[0]
         return self.summary
 
-    # -- one worker --------------------------------------------------------------------------
+    def stop(self, reason: str, *, abort: bool = False, interrupted: bool = False, error: bool = False) -> None:
+        """
+        Stop pulling (thread-safe; ``on_kill`` calls it). Workers finish their batch in hand, or, with
+        ``abort`` (or ``interrupted``: a timeout or kill), stop after the message in hand and give the
+        rest back. The reason of the first abort or ``error`` stands; otherwise the last worker to stop
+        saw the final state and says why.
+        """
+        with self._lock:
+            if not self._reason_final:
+                self.summary.stop_reason = reason
+                self._reason_final = abort or interrupted or error
+            self.summary.interrupted |= interrupted
+            self._stop.set()
+            if abort or interrupted:
+                self._abort.set()
 
-    def _worker(self, number: int) -> None:
+    def _prepare(self, hook: CloudflareQueuesHook) -> None:
+        if self.budget is None:
+            self.budget = AttemptBudget.of(hook.get_queue(self.queue))
+        budget = self.budget
+        if self.on_poison is not None:
+            limit = self.plan.max_attempts or budget.deliveries
+            if limit > budget.deliveries:
+                self.log.warning(
+                    "max_attempts=%d is more than the %d deliveries the consumer allows (max_retries=%d): "
+                    "poison messages are routed after %d attempts, before the service gives up on them",
+                    limit,
+                    budget.deliveries,
+                    budget.max_retries,
+                    budget.deliveries,
+                )
+                limit = budget.deliveries
+            self._poison_limit = limit
+        self.log.info(
+            "Consumer budget: %d deliveries per message (max_retries=%d), then the service %s; failed "
+            "messages come back after %s",
+            budget.deliveries,
+            budget.max_retries,
+            budget.fate,
+            _describe_delay(self.plan.retry_delay, budget),
+        )
+
+    def _run_workers(self) -> None:
+        if self.plan.concurrency == 1:
+            self._worker()  # in the task's own thread: a timeout or kill interrupts process() itself
+            return
+        threads = [
+            threading.Thread(target=self._worker, name=f"cfqueues-drain-{n}", daemon=True)
+            for n in range(self.plan.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException as interruption:  # a task timeout or SIGTERM arrives in this thread
+            self.stop(f"the task was interrupted ({type(interruption).__name__})", interrupted=True)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            still = sum(thread.is_alive() for thread in threads)
+            if still:
+                self.log.error(
+                    "%d worker(s) are still inside process() %.0f s after the interruption; their leases "
+                    "expire and the messages come back",
+                    still,
+                    STOP_GRACE_SECONDS,
+                )
+            raise
+
+    def _finish_run(self, hook: CloudflareQueuesHook, *, read_backlog: bool) -> None:
+        """Give back the held messages, then read the backlog (after the last ack)."""
+        held, self._held = self._held, []
+        if held:
+            retries = [(m, self._retry_delay(m)) for m in held]
+            self.log.warning(
+                "%d message(s) that failed earlier in this run came back before it ended (their retry delay "
+                "is shorter than the run) and were held unprocessed; giving them back now: each of those "
+                "deliveries spent one of its attempts. A longer retry_delay avoids this",
+                len(held),
+            )
+            try:
+                result = hook.ack_messages(queue=self.queue, retries=retries)
+            except CloudflareQueuesError as err:
+                self.log.warning("Could not give back %d held message(s) (%s); their leases expire", len(held), err)
+            else:
+                self.summary.released += len(held) - len(result.not_applied)
+                self.summary.ack_warnings += len(result.warnings)
+        if not read_backlog:
+            return
+        try:
+            self.summary.backlog_after = hook.get_metrics(self.queue).backlog_count
+        except CloudflareQueuesError as err:
+            self.log.warning("Could not read the backlog after draining: %s", err)
+
+    # -- one worker ----------------------------------------------------------------------------
+
+    def _worker(self) -> None:
         hook = self.make_hook()
         seconds_per_item = 0.0  # moving average: seconds per message (per batch in batch mode)
-        batch_size = self.plan.batch_size
+        target = self.plan.first_batch_size
         empty_since: float | None = None
         try:
             while not self._stop.is_set():
-                batch_size = self._fit_batch_size(batch_size, seconds_per_item)
+                batch_size = self._fit_batch_size(target, seconds_per_item)
                 if batch_size == 0:
-                    self._finish("visibility_timeout is too short for process(): increase it")
+                    self.stop("visibility_timeout is too short for process(): increase it")
                     return
-                wanted = self._budget.take(batch_size)
+                wanted = self._quota.take(batch_size)
                 if wanted == 0:
-                    self._finish("max_messages or max_batches reached")
+                    self.stop("max_messages or max_batches reached")
                     return
                 started = self.clock()
                 result = hook.pull_messages(
                     queue=self.queue, batch_size=wanted, visibility_timeout=self.plan.visibility_timeout * 1000
                 )
-                self._budget.give_back(wanted - len(result.messages))
-                with self._lock:
-                    self.summary.backlog_after = result.backlog_count
+                self._quota.give_back(wanted - len(result.messages))
                 if not result.messages:
-                    in_flight = result.backlog_count or 0
+                    with self._lock:
+                        in_flight = max(0, (result.backlog_count or 0) - len(self._held))
                     if empty_since is None:
                         empty_since = self.clock()
                     if self.plan.stop_when_empty and (
                         in_flight == 0 or self.clock() - empty_since >= self.plan.wait_for_in_flight
                     ):
-                        self._finish(
+                        self.stop(
                             "the queue is empty"
                             if in_flight == 0
                             else f"nothing to pull; {in_flight} message(s) still leased or delayed"
@@ -238,11 +424,14 @@ class Drainer:
                     self.summary.pulled += len(result.messages)
                     self.summary.batches += 1
                 deadline = started + self.plan.visibility_timeout
-                seconds_per_item = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
+                seconds_per_item, clean = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
+                target = min(self.plan.batch_size, target * 2) if clean else self.plan.first_batch_size
         except BaseException as err:
             with self._lock:
                 self._errors.append(err)
-            self._stop.set()
+            self.stop(f"a worker failed ({type(err).__name__})", error=True)
+            if not isinstance(err, Exception):
+                raise  # a timeout or kill in the task's own thread: let Airflow see it
         finally:
             hook.close()
 
@@ -254,7 +443,8 @@ class Drainer:
         fits = int(usable // seconds_per_item)
         if fits >= batch_size:
             return batch_size
-        if fits >= 1:
+        if fits >= 1 and fits != self._warned_fit:
+            self._warned_fit = fits
             self.log.warning(
                 "process() takes %.2f s per message: only %d fit in the %.0f s visibility timeout; "
                 "pulling %d at a time",
@@ -267,127 +457,324 @@ class Drainer:
 
     def _handle_batch(
         self, hook: CloudflareQueuesHook, messages: Sequence[PulledMessage], deadline: float, seconds_per_item: float
-    ) -> float:
-        acks: list[PulledMessage] = []
-        retries: list[tuple[PulledMessage, float | None]] = []
-        failed: list[str] = []
-        poisoned = released = 0
+    ) -> tuple[float, bool]:
+        """Process one batch and send its acks and retries; return the new pace and whether no message failed."""
+        out = _Outcomes()
         to_process: list[PulledMessage] = []
         for message in messages:
-            if self.plan.max_attempts is not None and message.attempts > self.plan.max_attempts:
-                if self._route_poison(message):
-                    acks.append(message)
-                    poisoned += 1
-                else:
-                    retries.append((message, self._retry_delay(message)))
-                    failed.append(message.id)
+            if message.id in self._failed_ids and not self._budget.is_last_delivery(message.attempts):
+                with self._lock:
+                    self._held.append(message)  # one attempt per run: given back when the run ends
+            elif self._poison_limit is not None and message.attempts > self._poison_limit:
+                self._route_or_retry(message, out, None)
             else:
                 to_process.append(message)
-        if self.plan.batch_mode:
-            if to_process:
-                started = self.clock()
-                failures = self._process_batch(to_process)
-                elapsed = self.clock() - started
-                seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
-                for message in to_process:
-                    if message.id in failures:
-                        retries.append((message, self._retry_delay(message)))
-                        failed.append(message.id)
-                    else:
-                        acks.append(message)
-        else:
-            for position, message in enumerate(to_process):
-                if deadline - self.clock() < seconds_per_item + self.plan.safety_margin:
-                    rest = to_process[position:]
-                    retries.extend((m, 0) for m in rest)
-                    released = len(rest)
+        self._warn_last_delivery([m for m in to_process if self._budget.is_last_delivery(m.attempts)])
+        try:
+            if self.plan.batch_mode:
+                seconds_per_item = self._process_batch(to_process, out, seconds_per_item)
+            else:
+                seconds_per_item = self._process_messages(to_process, out, deadline, seconds_per_item)
+        except BaseException:
+            # interrupted (timeout, kill) or a broken batch result: give back what was not decided
+            decided = {m.lease_id for m in out.acks} | {m.lease_id for m, _ in (*out.retries, *out.released)}
+            out.released.extend((m, 0) for m in to_process if m.lease_id not in decided)
+            self._send(hook, out, best_effort=True)
+            raise
+        self._send(hook, out)
+        return seconds_per_item, not out.failed
+
+    @property
+    def _budget(self) -> AttemptBudget:
+        assert self.budget is not None, "run() reads the budget first"
+        return self.budget
+
+    def _process_messages(
+        self, messages: list[PulledMessage], out: _Outcomes, deadline: float, seconds_per_item: float
+    ) -> float:
+        pending = deque(messages)
+        gave_back = False
+        while pending:
+            left = deadline - self.clock()
+            if gave_back:
+                why = ""
+            elif self._abort.is_set():
+                why = "the drain is stopping"
+            elif left < seconds_per_item + self.plan.safety_margin:
+                why = f"their leases expire in {max(0.0, left):.1f} s"
+            else:
+                why = ""
+            if why:  # give back what can be; a message on its last delivery would be lost: process it
+                gave_back = True
+                last = [m for m in pending if self._budget.is_last_delivery(m.attempts)]
+                self._release(out, [m for m in pending if not self._budget.is_last_delivery(m.attempts)], why)
+                if last:
                     self.log.warning(
-                        "The leases of this batch expire in %.1f s, too soon to process %d more message(s): "
-                        "released them for redelivery; increase visibility_timeout or lower batch_size",
-                        max(0.0, deadline - self.clock()),
-                        released,
+                        "Processing %d message(s) on their last delivery although %s: giving them back would "
+                        "end them too",
+                        len(last),
+                        why,
                     )
+                pending = deque(last)
+                if not pending:
                     break
-                started = self.clock()
-                try:
-                    self.process(message, **self.process_kwargs)
-                except Exception as err:
-                    self.log.error(
-                        "process() failed for message %s (attempt %d): %s: %s; it will be retried",
-                        message.id,
-                        message.attempts,
-                        type(err).__name__,
-                        err,
-                    )
-                    retries.append((message, self._retry_delay(message)))
-                    failed.append(message.id)
-                else:
-                    acks.append(message)
-                elapsed = self.clock() - started
-                seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
-        result = hook.ack_messages(queue=self.queue, acks=acks, retries=retries)
-        with self._lock:
-            self.summary.acked += len(acks)
-            self.summary.retried += len(retries) - released
-            self.summary.released += released
-            self.summary.failed += len(failed)
-            self.summary.poisoned += poisoned
-            self.summary.failed_ids.extend(failed)
-            self.summary.ack_warnings += len(result.warnings)
+            message = pending.popleft()
+            started = self.clock()
+            try:
+                self.process(message, **self.process_kwargs)
+            except Exception as err:
+                self._failed(message, err, out)
+            else:
+                out.acks.append(message)
+                with self._lock:
+                    self._consecutive_failures = 0
+            elapsed = self.clock() - started
+            seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
         return seconds_per_item
 
-    def _process_batch(self, messages: list[PulledMessage]) -> set[str]:
-        """Run ``process`` on a batch; return the ids that failed."""
+    def _process_batch(self, messages: list[PulledMessage], out: _Outcomes, seconds_per_item: float) -> float:
+        if not messages:
+            return seconds_per_item
+        started = self.clock()
+        failures: dict[str, BaseException | None]
         try:
             returned = self.process(messages, **self.process_kwargs)
         except Exception as err:
-            self.log.error(
-                "process() failed for a batch of %d message(s) (%s): %s: %s; all will be retried",
-                len(messages),
-                ", ".join(m.id for m in messages[:5]) + (", ..." if len(messages) > 5 else ""),
-                type(err).__name__,
-                err,
-            )
-            return {m.id for m in messages}
-        if returned is None:
-            return set()
-        if not isinstance(returned, Iterable) or isinstance(returned, (str, bytes)):
-            raise CloudflareQueuesValidationError(
-                "in batch mode, process() returns None (all succeeded) or the messages or ids that failed, "
-                f"got {type(returned).__name__}"
-            )
-        failures = {item.id if isinstance(item, PulledMessage) else str(item) for item in returned}
+            failures = {m.id: err for m in messages}
+        else:
+            try:
+                failures = dict.fromkeys(self._match_failures(messages, returned))
+            except BatchResultError as err:  # cannot tell what succeeded: ack nothing, fail the task
+                with self._lock:
+                    self._errors.append(err)
+                self.stop("process() returned a batch result that does not name messages of its batch", error=True)
+                failures = {m.id: err for m in messages}
+            if failures and len(failures) == len(messages) and len(messages) > 1:
+                self.log.warning(
+                    "process() reported every message of the batch as failed. If it returned the messages it "
+                    "processed, return the failed ones instead (or None when all succeeded)"
+                )
+        elapsed = self.clock() - started
+        seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
+        if len(failures) < len(messages):
+            with self._lock:
+                self._consecutive_failures = 0  # a batch that partly succeeded: process() works
         for message in messages:
             if message.id in failures:
-                self.log.error("process() reported message %s (attempt %d) as failed", message.id, message.attempts)
-        return failures
+                error = failures[message.id]
+                self._failed(message, error or RuntimeError("reported as failed by process()"), out)
+            else:
+                out.acks.append(message)
+        return seconds_per_item
 
-    def _route_poison(self, message: PulledMessage) -> bool:
-        if self.on_poison is None:
-            return False
+    def _match_failures(self, messages: Sequence[PulledMessage], returned: object) -> set[str]:
+        """
+        The ids of the messages a batch ``process`` reported as failed. It returns ``None`` (or an empty
+        collection) when all succeeded, or a collection of the failed messages: the ``PulledMessage``
+        objects of this batch, or their ``id`` or ``lease_id`` strings. Anything else raises
+        :class:`BatchResultError`, naming the items: nothing of the batch may be acked on a guess.
+        """
+        if returned is None:
+            return set()
+        if isinstance(returned, (str, bytes, dict, PulledMessage)) or not isinstance(returned, Iterable):
+            raise BatchResultError(
+                f"in batch mode, process() returns None (all succeeded) or a collection of the failed messages "
+                f"(PulledMessage objects of the batch, or their id or lease_id), got {_describe(returned)}"
+            )
+        by_key: dict[str, str] = {}
+        for message in messages:
+            by_key[message.id] = message.id
+            by_key[message.lease_id] = message.id
+        failed: set[str] = set()
+        unmatched: list[object] = []
+        for item in returned:
+            if isinstance(item, PulledMessage):
+                match = message_id = by_key.get(item.lease_id)
+            elif isinstance(item, str):
+                match = message_id = by_key.get(item)
+            else:
+                match = message_id = None
+            if match is None:
+                unmatched.append(item)
+            else:
+                failed.add(message_id)  # type: ignore[arg-type]
+        if unmatched:
+            shown = ", ".join(_describe(item) for item in unmatched[:5])
+            raise BatchResultError(
+                f"process() reported {len(unmatched)} failure(s) that are not messages of this batch: {shown}"
+                f"{', ...' if len(unmatched) > 5 else ''}. Return the failed PulledMessage objects, or their id "
+                "or lease_id. No message of this batch was acked: all of them are retried"
+            )
+        return failed
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _failed(self, message: PulledMessage, error: BaseException, out: _Outcomes) -> None:
+        """``process`` failed for ``message``: route it as poison, or retry it; count the run of failures."""
+        text = f"{type(error).__name__}: {error}"
+        with self._lock:
+            if message.id not in self._failed_ids:
+                self._failed_ids.add(message.id)
+                self.summary.failed_ids.append(message.id)
+            self.summary.last_errors.append(f"{message.id}: {text}")
+            self._consecutive_failures += 1
+            tripped = (
+                self.plan.max_consecutive_failures is not None
+                and self._consecutive_failures >= self.plan.max_consecutive_failures
+                and not self.summary.tripped
+            )
+            if tripped:
+                self.summary.tripped = True
+        out.failed.append(message)
+        if self._poison_limit is not None and message.attempts >= self._poison_limit:
+            self._route_or_retry(message, out, text)
+        else:
+            self._retry_failed(message, out, text)
+        if tripped:
+            self.log.error(
+                "%d messages failed in a row: stopping the drain so that the queue's other messages keep their "
+                "delivery attempts until process() works again",
+                self.plan.max_consecutive_failures,
+            )
+            self.stop(f"{self.plan.max_consecutive_failures} consecutive process() failures", abort=True)
+
+    def _retry_failed(self, message: PulledMessage, out: _Outcomes, error: str | None) -> None:
+        budget = self._budget
+        of = f"attempt {message.attempts} of {budget.deliveries}"
+        cause = f"process() failed for message {message.id} ({of}): {error}" if error else f"message {message.id}"
+        if budget.is_last_delivery(message.attempts):
+            self.log.error("%s; that was its last delivery: the service %s now", cause, budget.fate)
+            if budget.dead_letter_queue:
+                out.dead_lettered += 1
+            else:
+                out.deleted += 1
+            out.retries.append((message, None))
+            return
+        delay = self._retry_delay(message)
+        self.log.error(
+            "%s; it comes back %s (%d deliveries left)",
+            cause,
+            "after the consumer's retry_delay" if delay is None else f"in {delay:g} s",
+            budget.left_after(message.attempts),
+        )
+        out.retries.append((message, delay))
+
+    def _route_or_retry(self, message: PulledMessage, out: _Outcomes, error: str | None) -> None:
+        """Route a poison message; when routing fails, retry it (the service's budget still applies)."""
+        assert self.on_poison is not None
         try:
             self.on_poison(message)
         except Exception as err:
-            self.log.error(
-                "on_poison failed for message %s: %s: %s; it will be retried", message.id, type(err).__name__, err
+            self.log.error("on_poison failed for message %s: %s: %s", message.id, type(err).__name__, err)
+            self._retry_failed(message, out, error or f"on_poison failed: {type(err).__name__}: {err}")
+            if message.id not in self._failed_ids:
+                with self._lock:
+                    self._failed_ids.add(message.id)
+                    self.summary.failed_ids.append(message.id)
+                out.failed.append(message)
+            return
+        self.log.warning(
+            "Message %s reached %d attempt(s)%s: routed to on_poison and acked",
+            message.id,
+            message.attempts,
+            f" (last error: {error})" if error else "",
+        )
+        out.acks.append(message)
+        out.poisoned += 1
+
+    def _release(self, out: _Outcomes, messages: list[PulledMessage], why: str) -> None:
+        """Give messages back unprocessed: at once, or after their retry delay when process() is failing."""
+        if not messages:
+            return
+        breaker = self.summary.tripped
+        delay_of = self._retry_delay if breaker else (lambda m: 0)
+        out.released.extend((m, delay_of(m)) for m in messages)
+        self.log.warning(
+            "Released %d message(s) unprocessed (%s)%s; each release spends one of the message's %d delivery "
+            "attempts (these had used %s)%s",
+            len(messages),
+            why,
+            ", to come back after their retry delay" if breaker else " for immediate redelivery",
+            self._budget.deliveries,
+            _attempt_range(messages),
+            "" if self._abort.is_set() else ". Increase visibility_timeout or lower batch_size if this repeats",
+        )
+
+    def _send(self, hook: CloudflareQueuesHook, out: _Outcomes, *, best_effort: bool = False) -> None:
+        """Send a batch's acks, retries and releases in one request, then count what the service applied."""
+        retries = [*out.retries, *out.released]
+        try:
+            result = hook.ack_messages(queue=self.queue, acks=out.acks, retries=retries)
+        except CloudflareQueuesError as err:
+            if not best_effort:
+                raise
+            self.log.warning("Could not settle the batch (%s); its leases expire and the messages come back", err)
+            return
+        missed = result.not_applied
+        released = {m.lease_id for m, _ in out.released}
+        with self._lock:
+            summary = self.summary
+            summary.acked += sum(m.lease_id not in missed for m in out.acks)
+            summary.retried += sum(
+                m.lease_id not in missed for m, delay in out.retries if not self._budget.is_last_delivery(m.attempts)
             )
-            return False
-        self.log.warning("Message %s reached %d attempts: routed to on_poison", message.id, message.attempts)
-        return True
+            summary.released += sum(lease not in missed for lease in released)
+            summary.poisoned += out.poisoned
+            summary.dead_lettered += out.dead_lettered
+            summary.deleted += out.deleted
+            summary.ack_warnings += len(result.warnings)
 
     def _retry_delay(self, message: PulledMessage) -> float | None:
         delay = self.plan.retry_delay
         if callable(delay):
-            return delay(message.attempts)
+            value = delay(message.attempts)
+            try:
+                return validate_delay(value, f"retry_delay({message.attempts})")
+            except CloudflareQueuesValidationError as err:
+                with self._lock:
+                    self._errors.append(err)
+                self.stop("retry_delay returned an invalid delay", error=True)
+                return DEFAULT_BACKOFF(message.attempts)
         return delay
 
-    def _finish(self, reason: str) -> None:
-        with self._lock:  # the last worker to stop saw the final state
-            self.summary.stop_reason = reason
+    def _warn_last_delivery(self, messages: Sequence[PulledMessage]) -> None:
+        """Before ``process`` runs: messages that nothing catches if it fails (no poison route, no DLQ)."""
+        if not messages or self._poison_limit is not None or self._budget.dead_letter_queue:
+            return
+        self.log.warning(
+            "%d message(s) on their last delivery (%s): if process() fails, the service %s",
+            len(messages),
+            ", ".join(m.id for m in messages[:5]) + (", ..." if len(messages) > 5 else ""),
+            self._budget.fate,
+        )
 
 
-def poison_queue_router(hook: CloudflareQueuesHook, queue: str) -> Callable[[PulledMessage], None]:
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def _attempt_range(messages: Sequence[PulledMessage]) -> str:
+    attempts = sorted({m.attempts for m in messages})
+    return str(attempts[0]) if len(attempts) == 1 else f"{attempts[0]}-{attempts[-1]}"
+
+
+def _describe_delay(delay: RetryDelay, budget: AttemptBudget) -> str:
+    if delay is None:
+        return f"the consumer's retry_delay ({budget.retry_delay:g} s)"
+    if callable(delay):
+        try:
+            steps = ", ".join(f"{delay(n)} s" for n in range(1, min(budget.deliveries, 4) + 1))
+        except Exception:  # the user's callable: it fails the run when a message needs it, not here
+            return repr(delay)
+        return f"{steps}{', ...' if budget.deliveries > 4 else ''} ({delay!r})"
+    return f"{delay:g} s"
+
+
+def poison_queue_router(hook: CloudflareQueuesHook, queue_id: str) -> Callable[[PulledMessage], None]:
     """An ``on_poison`` that pushes the message to another queue (bytes/v8 bodies wrapped in JSON)."""
+
+    lock = threading.Lock()  # the workers share this hook's session
 
     def route(message: PulledMessage) -> None:
         if message.content_type in ("text", "json") and message.decode_error is None:
@@ -396,7 +783,9 @@ def poison_queue_router(hook: CloudflareQueuesHook, queue: str) -> Callable[[Pul
         else:
             body = {"raw_body": message.raw_body, "content_type": message.content_type}
             content_type = "json"
-        hook.push_message(OutgoingMessage(body=body, content_type=content_type), queue=queue)  # type: ignore[arg-type]
+        outgoing = OutgoingMessage(body=body, content_type=content_type)  # type: ignore[arg-type]
+        with lock:
+            hook.push_message(outgoing, queue=queue_id)
 
     return route
 
@@ -445,15 +834,16 @@ def collect_messages(
             hook.ack_messages(queue=queue, retries=[(m, 0) for m in messages])
             raise XComLimitError(
                 f"{len(messages)} message(s) take about {size:,} bytes as XCom, over max_xcom_bytes="
-                f"{max_xcom_bytes:,}; their leases were released, nothing was lost. XCom is not a data "
-                "channel: lower max_messages, or process the messages inside the task with process="
+                f"{max_xcom_bytes:,}; their leases were released (each release spends one delivery attempt), "
+                "nothing was lost. XCom is not a data channel: lower max_messages, or process the messages "
+                "inside the task with process="
             )
     log.info("Pulled %d message(s) in %d batch(es); backlog %s", len(messages), batches, backlog)
     return messages, payload, backlog
 
 
 def release_on_error(
-    hook: CloudflareQueuesHook, queue: str | None, messages: Sequence[PulledMessage], log: Any, error: BaseException
+    hook: CloudflareQueuesHook, queue: str | None, messages: Collection[PulledMessage], log: Any, error: BaseException
 ) -> None:
     """Best effort: give leases back at once after a failure (they would come back on expiry anyway)."""
     if not messages:

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException, BaseOperator, import_string
-from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
-from ..api.models import OutgoingMessage, PulledMessage
-from ..api.operations import normalize_acks, validate_delay, visibility_timeout_ms
+from ..api.attempts import resolve_retry_delay
+from ..api.errors import (
+    CloudflareQueuesConfigError,
+    CloudflareQueuesError,
+    CloudflareQueuesNotFoundError,
+    CloudflareQueuesValidationError,
+)
+from ..api.models import AckResult, OutgoingMessage, PulledMessage
+from ..api.operations import is_queue_id, normalize_acks, validate_delay, visibility_timeout_ms
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import base_partial, rename_partial_kwargs, take_renamed
 from .drain import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
     Drainer,
     DrainPlan,
+    DrainSummary,
     collect_messages,
     poison_queue_router,
     release_on_error,
@@ -209,37 +217,53 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     Drain a Cloudflare queue inside one task, with a per-message outcome.
 
     Each pulled message goes to ``process``; when it returns, the message is acked; when it raises,
-    the message is retried (after ``retry_delay``) and the error is logged with the message id. The
-    acks and retries of a batch go out in one request, after the whole batch was processed. No
-    message is acked before ``process`` returned for it; if the task is killed or times out, the
-    leases expire and the messages come back.
+    the message is retried after ``retry_delay`` (a backoff by default) and the error is logged with
+    the message id. The acks and retries of a batch go out in one request, after the whole batch was
+    processed. No message is acked before ``process`` returned for it, and ``process`` sees a message
+    at most once per run. Every delivery spends one of the message's attempts (the consumer's
+    ``max_retries`` + 1, then the service deletes it or moves it to the dead-letter queue): the
+    operator reads that budget at the start, logs messages on their last delivery, and stops pulling
+    after ``max_consecutive_failures`` failures in a row, so that an outage of what ``process``
+    needs costs few messages an attempt. If the task is killed or times out, the workers stop after
+    the message in hand and give the rest back; leases left behind expire and the messages come back.
 
     Returns (to XCom) a summary: ``pulled``, ``acked``, ``retried``, ``failed``, ``failed_ids``,
-    ``poisoned``, ``released``, ``batches``, ``backlog_after``, ``stop_reason``; without ``process``
-    it also holds ``messages``: the decoded messages, bounded by ``max_xcom_bytes``.
+    ``poisoned``, ``released``, ``dead_lettered``, ``deleted``, ``batches``, ``ack_warnings``,
+    ``backlog_after``, ``stop_reason``; without ``process`` it also holds ``messages``: the decoded
+    messages, bounded by ``max_xcom_bytes``.
 
     :param process: a callable (or its dotted import path) called as ``process(message, **process_kwargs)``
-        with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`; with ``process_mode="batch"``
-        called as ``process(messages, **process_kwargs)`` and may return the messages (or ids) that
-        failed. Without ``process``, the messages are pushed to XCom and then acked (at-most-once for
-        whatever reads them downstream; use the Pull and Ack operators for at-least-once).
+        with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`. With ``process_mode="batch"``
+        it is called as ``process(messages, **process_kwargs)`` and returns ``None`` when all succeeded,
+        raises when the batch failed, or returns the failed messages (the ``PulledMessage`` objects of
+        the batch, or their ``id`` or ``lease_id`` strings); anything else fails the task and acks
+        nothing of the batch. Without ``process``, the messages are pushed to XCom and then acked
+        (at-most-once for whatever reads them downstream; use the Pull and Ack operators for at-least-once).
     :param process_kwargs: keyword arguments for ``process`` (templated).
     :param process_mode: ``"message"`` (default) or ``"batch"``.
     :param queue: queue id or name (templated).
-    :param batch_size: messages per pull, 1 to 100 (templated).
+    :param batch_size: the largest pull, 1 to 100 (templated). Each worker starts a run with pulls of
+        at most ``max_consecutive_failures`` messages and doubles them while they succeed.
     :param max_messages: stop after this many messages (templated); default: until the queue is empty.
     :param max_batches: stop after this many pulls.
     :param visibility_timeout: how long pulled messages stay leased (``timedelta`` or seconds; up to 12 h).
         Size it above ``batch_size`` x the time ``process`` takes per message.
     :param concurrency: parallel pullers in this task (``process`` must then be thread-safe).
-    :param retry_delay: seconds before a failed message comes back, or a callable of its attempt count
-        returning seconds (for backoff); ``None`` uses the consumer's ``retry_delay``. Stored as
+    :param retry_delay: how long a failed message waits before it comes back: ``None`` (default) for
+        the provider's backoff (30 s after the first delivery, doubling per attempt, at most 1 h; see
+        :class:`~airflow_provider_cfqueues.api.attempts.ExponentialBackoff`), seconds or a
+        ``timedelta`` (``0`` for at once), a callable of the message's attempt count returning
+        seconds, or ``"consumer"`` for the consumer's own ``retry_delay``. Stored as
         ``message_retry_delay``; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
+    :param max_consecutive_failures: after this many ``process`` failures in a row, stop pulling,
+        give back the messages in hand, and fail the task (default 10; ``None`` never stops).
     :param fail_on_error: fail the task at the end when any message failed (they are retried either way).
-    :param max_attempts: a message delivered more than this many times is poison: it goes to
-        ``on_poison`` or ``poison_queue`` (then acked) instead of ``process``.
-    :param on_poison: callable (or dotted path) called with the poison message.
-    :param poison_queue: queue id or name to push poison messages to (templated).
+    :param on_poison: callable (or dotted path) called with a message that ``process`` failed for on
+        its ``max_attempts``-th delivery (or one that arrives with more); acked when it returns.
+    :param poison_queue: queue id or name to push such messages to (templated); it must exist.
+    :param max_attempts: with ``on_poison`` / ``poison_queue``: how many deliveries ``process`` gets
+        before a failure routes the message; default (and at most) every delivery the consumer allows,
+        so routing happens before the service deletes or dead-letters it.
     :param stop_when_empty: stop at the first empty pull (default); otherwise keep polling every
         second until a quota is reached.
     :param wait_for_in_flight: after an empty pull, keep polling (every second) for up to this long
@@ -271,7 +295,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         max_batches: int | None = None,
         visibility_timeout: timedelta | float = timedelta(minutes=5),
         concurrency: int = 1,
-        retry_delay: float | timedelta | Callable[[int], float | None] | None = None,
+        retry_delay: float | timedelta | str | Callable[[int], float | None] | None = None,
+        max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         fail_on_error: bool = True,
         max_attempts: int | None = None,
         on_poison: Callable[[PulledMessage], Any] | str | None = None,
@@ -279,7 +304,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         stop_when_empty: bool = True,
         wait_for_in_flight: timedelta | float = 0,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
-        message_retry_delay: float | timedelta | Callable[[int], float | None] | None = None,
+        message_retry_delay: float | timedelta | str | Callable[[int], float | None] | None = None,
         task_retry_delay: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
@@ -291,10 +316,12 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             raise CloudflareQueuesValidationError(f"concurrency must be at least 1, got {concurrency!r}")
         if on_poison is not None and poison_queue is not None:
             raise CloudflareQueuesValidationError("set on_poison or poison_queue, not both")
-        if (on_poison is not None or poison_queue is not None) and max_attempts is None:
-            raise CloudflareQueuesValidationError("on_poison / poison_queue need max_attempts")
-        if retry_delay is not None and not callable(retry_delay):
-            retry_delay = validate_delay(retry_delay, "retry_delay")
+        if max_attempts is not None and on_poison is None and poison_queue is None:
+            raise CloudflareQueuesValidationError(
+                "max_attempts needs on_poison or poison_queue: without a poison route, the consumer's "
+                "max_retries and dead-letter queue decide what happens to a message that keeps failing"
+            )
+        resolve_retry_delay(retry_delay)  # fail at DAG parse time; stored as given
         self.process = process
         self.process_kwargs = process_kwargs or {}
         self.process_mode = process_mode
@@ -304,6 +331,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
         self.concurrency = concurrency
         self.message_retry_delay = retry_delay
+        self.max_consecutive_failures = _optional_int(max_consecutive_failures, "max_consecutive_failures")
         self.fail_on_error = fail_on_error
         self.max_attempts = _optional_int(max_attempts, "max_attempts")
         self.on_poison = on_poison
@@ -315,6 +343,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             else float(wait_for_in_flight)
         )
         self.max_xcom_bytes = max_xcom_bytes
+        self._drainer: Drainer | None = None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The queue as an input dataset (when the OpenLineage provider is installed)."""
@@ -323,15 +352,16 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         batch_size = _optional_int(self.batch_size, "batch_size", 1, 100) or 100
         max_messages = _optional_int(self.max_messages, "max_messages", 0)
-        if max_messages == 0:
-            return {"pulled": 0, "acked": 0, "stop_reason": "max_messages is 0"}
         process = _resolve_callable(self.process, "process")
+        if max_messages == 0:
+            empty = DrainSummary(stop_reason="max_messages is 0").to_xcom()
+            return empty if process is not None else {**empty, "messages": []}
         hook = self.hook
         if process is None:
             return self._pull_to_xcom(hook, context, batch_size, max_messages)
         on_poison = _resolve_callable(self.on_poison, "on_poison")
         if self.poison_queue:
-            on_poison = poison_queue_router(hook, self.poison_queue)
+            on_poison = self._poison_route(hook)
         settings = hook.settings  # read the connection once, in the task's own thread
 
         def make_hook() -> CloudflareQueuesHook:
@@ -348,11 +378,12 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             concurrency=self.concurrency,
             stop_when_empty=self.stop_when_empty,
             batch_mode=self.process_mode == "batch",
-            retry_delay=self.message_retry_delay,
+            retry_delay=resolve_retry_delay(self.message_retry_delay),
             max_attempts=self.max_attempts,
+            max_consecutive_failures=self.max_consecutive_failures,
             wait_for_in_flight=self.wait_for_in_flight,
         )
-        drainer = Drainer(
+        self._drainer = drainer = Drainer(
             make_hook,
             self.cloudflare_queue or None,
             plan,
@@ -361,34 +392,63 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             on_poison=on_poison,
             log=self.log,
         )
-        summary = drainer.run()
-        self.log.info(
-            "Drained queue %s: pulled %d, acked %d, retried %d (failed %d, released %d), poisoned %d, "
-            "backlog after %s; stopped because %s",
-            self.cloudflare_queue or settings.queue,
-            summary.pulled,
-            summary.acked,
-            summary.retried,
-            summary.failed,
-            summary.released,
-            summary.poisoned,
-            summary.backlog_after,
-            summary.stop_reason or "a worker failed",
-        )
-        if summary.failed and self.fail_on_error:
+        try:
+            summary = drainer.run()
+        finally:
+            summary = drainer.summary
+            self.log.info(
+                "Drained queue %s: %s; backlog after %s; stopped because %s",
+                self.cloudflare_queue or settings.queue,
+                summary.describe(),
+                summary.backlog_after,
+                summary.stop_reason or "a worker failed",
+            )
+        if summary.interrupted:
+            raise AirflowException(f"The drain was stopped ({summary.stop_reason}): {summary.describe()}")
+        if summary.tripped:
             raise AirflowException(
-                f"{summary.failed} message(s) failed in process() and were retried (ids: "
-                f"{', '.join(summary.failed_ids[:20])}{', ...' if summary.failed > 20 else ''}); "
-                f"{summary.acked} acked. Set fail_on_error=False to let the task succeed anyway."
+                f"Stopped pulling after {self.max_consecutive_failures} consecutive process() failures, so that "
+                f"the queue's other messages keep their delivery attempts. Last errors: "
+                f"{'; '.join(summary.last_errors)}. This run: {summary.describe()}; backlog now "
+                f"{summary.backlog_after}. Fix what process() depends on: the next run carries on."
+            )
+        if summary.failed and self.fail_on_error:
+            ids = ", ".join(summary.failed_ids[:20]) + (", ..." if summary.failed > 20 else "")
+            raise AirflowException(
+                f"{summary.failed} message(s) failed in process() (ids: {ids}). This run: {summary.describe()}. "
+                f"Last errors: {'; '.join(summary.last_errors)}. Set fail_on_error=False to let the task "
+                "succeed anyway."
             )
         return summary.to_xcom()
+
+    def on_kill(self) -> None:
+        """Stop the drain after the messages in hand (Airflow calls this on SIGTERM and on timeout)."""
+        if self._drainer is not None:
+            self._drainer.stop("the task was killed or timed out", interrupted=True)
+
+    def _poison_route(self, hook: CloudflareQueuesHook) -> Callable[[PulledMessage], None]:
+        """The poison queue's router, once the queue is known to exist and not to be the drained one."""
+        assert self.poison_queue
+        try:
+            poison_id = hook.resolve_queue_id(self.poison_queue)
+        except CloudflareQueuesNotFoundError:
+            raise CloudflareQueuesConfigError(
+                f"poison_queue {self.poison_queue!r} does not exist; nothing was pulled",
+                hint=f"create it first (`npx wrangler queues create {self.poison_queue}`), or fix the name",
+            ) from None
+        if poison_id == hook.resolve_queue_id(self.cloudflare_queue or None):
+            raise CloudflareQueuesValidationError(
+                f"poison_queue {self.poison_queue!r} is the queue being drained: route poison messages elsewhere"
+            )
+        return poison_queue_router(hook, poison_id)
 
     def _pull_to_xcom(
         self, hook: CloudflareQueuesHook, context: Context, batch_size: int, max_messages: int | None
     ) -> dict[str, Any]:
-        messages, payload, backlog = collect_messages(
+        queue = self.cloudflare_queue or None
+        messages, payload, _ = collect_messages(
             hook,
-            self.cloudflare_queue or None,
+            queue,
             batch_size=batch_size,
             max_messages=max_messages,
             max_batches=self.max_batches,
@@ -397,23 +457,25 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             lease=False,
             log=self.log,
         )
-        summary = {
-            "pulled": len(messages),
-            "acked": len(messages),
-            "retried": 0,
-            "failed": 0,
-            "failed_ids": [],
-            "backlog_after": backlog,
-            "messages": payload,
-        }
+        summary = DrainSummary(
+            pulled=len(messages),
+            acked=len(messages),
+            batches=-(-len(messages) // batch_size),
+            stop_reason="max_messages or max_batches reached"
+            if max_messages is not None and len(messages) >= max_messages
+            else "the queue is empty",
+        )
         # store the messages before acking them: if storing fails, the leases expire and nothing is lost
         try:
-            context["ti"].xcom_push(key="return_value", value=summary)
+            context["ti"].xcom_push(key="return_value", value={**summary.to_xcom(), "messages": payload})
         except Exception as err:
-            release_on_error(hook, self.cloudflare_queue or None, messages, self.log, err)
+            release_on_error(hook, queue, messages, self.log, err)
             raise
-        hook.ack_messages(acks=messages)
-        return summary
+        result = hook.ack_messages(queue=queue, acks=messages)
+        summary.acked = len(messages) - len(result.not_applied)
+        summary.ack_warnings = len(result.warnings)
+        summary.backlog_after = hook.get_metrics(queue).backlog_count
+        return {**summary.to_xcom(), "messages": payload}
 
 
 class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
@@ -501,15 +563,22 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
             retry_delay=60, trigger_rule="all_done",
         )
 
-    Returns ``{"acked", "retried", "warnings"}``.
+    Returns ``{"acked", "retried", "warnings"}``. When the service applies fewer acks or retries than
+    it was given (unknown lease ids, message ids given instead of lease ids, leases of another queue
+    or already acked), the task fails after acking what it could, naming them; a warning about a lease
+    that was applied anyway (an ack after the lease expired) is only logged.
 
     :param acks: lease ids, messages or mappings with ``lease_id`` to acknowledge (templated).
     :param retry_leases: leases to retry (templated): same forms, or ``(lease, delay_seconds)`` pairs.
         (Not ``retries``: that is Airflow's number of task retries.)
     :param retry_unacked_from: messages (e.g. the Pull operator's output) whose leases are retried
         unless listed in ``acks`` (templated).
-    :param retry_delay: delay in seconds for retries without their own (``None``: the consumer's).
-        Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
+    :param retry_delay: delay for retries without their own, as in
+        :class:`CloudflareQueuesPullAndAckOperator`: ``None`` (default) for the provider's backoff by
+        each message's ``attempts`` (known for messages and mappings; 1 for bare lease ids), seconds
+        or a ``timedelta``, a callable of the attempt count, or ``"consumer"`` for the consumer's
+        ``retry_delay``. Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is
+        ``task_retry_delay=``.
     :param fail_on_retry: fail this task after acking when anything was retried, so that the DAG
         run shows the failure.
     :param queue: queue id or name (templated).
@@ -532,18 +601,19 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
         acks: Any = None,
         retry_leases: Any = None,
         retry_unacked_from: Any = None,
-        retry_delay: float | timedelta | None = None,
+        retry_delay: float | timedelta | str | Callable[[int], float | None] | None = None,
         fail_on_retry: bool = False,
-        message_retry_delay: float | timedelta | None = None,
+        message_retry_delay: float | timedelta | str | Callable[[int], float | None] | None = None,
         task_retry_delay: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
         super().__init__(**kwargs)
+        resolve_retry_delay(retry_delay)  # fail at DAG parse time; stored as given
         self.acks = acks
         self.retry_leases = retry_leases
         self.retry_unacked_from = retry_unacked_from
-        self.message_retry_delay = validate_delay(retry_delay, "retry_delay")
+        self.message_retry_delay = retry_delay
         self.fail_on_retry = fail_on_retry
 
     @staticmethod
@@ -556,17 +626,24 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
             return [value]
         return [item for item in value if item is not None]  # failed mapped tasks leave no value
 
+    @staticmethod
+    def _with_delay(item: Any, delay: float | Callable[[int], float | None] | None) -> Any:
+        """``(item, delay)`` for a retry without its own delay; ``delay`` by the item's attempts if callable."""
+        if isinstance(item, tuple) or (isinstance(item, Mapping) and item.get("delay_seconds") is not None):
+            return item
+        if callable(delay):
+            attempts = item.get("attempts") if isinstance(item, Mapping) else getattr(item, "attempts", None)
+            delay = delay(attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1)
+        return item if delay is None else (item, delay)
+
     def execute(self, context: Context) -> dict[str, Any]:
         acks = normalize_acks(self._items(self.acks))
-        delay = self.message_retry_delay
-        retries: list[Any] = [
-            item if isinstance(item, tuple) or delay is None else (item, delay)
-            for item in self._items(self.retry_leases)
-        ]
+        delay = resolve_retry_delay(self.message_retry_delay)
+        retries: list[Any] = [self._with_delay(item, delay) for item in self._items(self.retry_leases)]
         acked = set(acks)
-        for lease_id in normalize_acks(self._items(self.retry_unacked_from)):
-            if lease_id not in acked:
-                retries.append((lease_id, delay))
+        for item in self._items(self.retry_unacked_from):
+            if _lease_id(item) not in acked:
+                retries.append(self._with_delay(item, delay))
         result = self.hook.ack_messages(acks=acks, retries=retries)
         self.log.info(
             "Acked %d lease(s), retried %d, warnings: %s",
@@ -574,6 +651,39 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
             result.retry_count,
             result.warnings or "none",
         )
+        if result.unconfirmed:
+            self.log.warning(
+                "%d lease(s) may have been applied by a request attempt that got no answer; the answer to the "
+                "resent request did not count them: %s",
+                len(result.unconfirmed),
+                result.unconfirmed,
+            )
+        if result.not_applied:
+            raise AirflowException(_not_applied_text(result.not_applied, len(acks) + len(retries), result))
         if self.fail_on_retry and result.retry_count:
             raise AirflowException(f"{result.retry_count} message(s) were retried: their processing failed")
         return {"acked": result.ack_count, "retried": result.retry_count, "warnings": result.warnings}
+
+
+def _lease_id(item: Any) -> Any:
+    return normalize_acks([item[0] if isinstance(item, tuple) else item])[0]
+
+
+def _not_applied_text(not_applied: Mapping[str, str], given: int, result: AckResult) -> str:
+    """The Ack operator's error: which leases the service did not apply, and why."""
+    shown = "; ".join(f"{_short_lease(lease)}: {why}" for lease, why in list(not_applied.items())[:10])
+    text = (
+        f"{len(not_applied)} of the {given} lease(s) given were not acked or retried ({shown}"
+        f"{'; ...' if len(not_applied) > 10 else ''}); {result.ack_count} acked and {result.retry_count} "
+        "retried. Their messages come back when their leases expire and will be processed again"
+    )
+    if any(is_queue_id(lease) for lease in not_applied):
+        text += (
+            ". Some of these are 32 hexadecimal characters, the shape of a message id: ack with each pulled "
+            "message's lease_id, not its id"
+        )
+    return text
+
+
+def _short_lease(lease: str) -> str:
+    return lease if len(lease) <= 40 else f"{lease[:12]}...{lease[-8:]}"

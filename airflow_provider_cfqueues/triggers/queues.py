@@ -9,7 +9,7 @@ from typing import Any
 
 from .._compat import BaseTrigger, TriggerEvent
 from ..api.backlog import BacklogCriteria, evaluate
-from ..api.errors import CloudflareQueuesError
+from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 
@@ -67,6 +67,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
         hook = CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )
+        last = "no poll has answered yet"
         try:
             while True:
                 try:
@@ -77,6 +78,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
                             {"status": "error", "message": str(err), "error_type": type(err).__name__}
                         )
                         return
+                    last = f"the last poll failed: {err}"
                     self.log.warning(
                         "Polling the backlog failed (%s); polling again in %.0f s", err, self.poll_interval
                     )
@@ -87,10 +89,11 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
                             {"status": "success", "metrics": metrics.model_dump(), "message": explanation}
                         )
                         return
+                    last = explanation
                     self.log.info("Queue %s: %s", self.cloudflare_queue, explanation)
                 if self.timeout_at is not None and time.time() + self.poll_interval > self.timeout_at:
                     yield TriggerEvent(  # type: ignore[no-untyped-call]
-                        {"status": "timeout", "message": f"the backlog criteria were not met in time ({explanation})"}
+                        {"status": "timeout", "message": f"the backlog criteria were not met in time ({last})"}
                     )
                     return
                 await asyncio.sleep(self.poll_interval)
@@ -124,12 +127,16 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         trigger = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox")
         inbox = Asset("cloudflare-queues://inbox", watchers=[AssetWatcher(name="inbox", trigger=trigger)])
 
-    Each event carries one batch: ``{"queue", "queue_id", "messages", "acked", "leased_for_seconds"}``,
-    every message with its ``lease_id``; it becomes the triggering asset event's
-    ``extra["payload"]``. By default nothing is acked here: the DAG acks the lease ids after
-    processing (``CloudflareQueuesAckOperator``), so a DAG run that fails or never starts lets the
-    leases expire and the messages come back (at-least-once). ``ack_on_emit=True`` acks as the event
-    is fired instead (at-most-once: a lost event or failed run loses the messages).
+    Each event carries one batch: ``{"queue", "queue_id", "messages", "acked", "leased_for_seconds"}``;
+    it becomes the triggering asset event's ``extra["payload"]``. Every message says whether it was
+    ``acked`` and, when not, carries its ``lease_id``. By default nothing is acked here: the DAG acks
+    the lease ids after processing (``CloudflareQueuesAckOperator``), so a DAG run that fails or never
+    starts lets the leases expire and the messages come back (at-least-once). ``ack_on_emit=True``
+    acks before the event is fired instead (at-most-once: a lost event or failed run loses the
+    messages); a message is marked ``acked`` only when the service confirmed its ack, so when the ack
+    fails, or its answer is lost, the messages are still fired, unacked and with their lease ids, and
+    the event's ``acked`` is false. Transient errors never end the trigger (it pulls again after
+    ``poll_interval``); a wrong token or queue ends it, after firing what it had already pulled.
 
     :param cloudflare_queue: queue id or name (not ``queue``, which ``MessageQueueTrigger`` reserves).
     :param batch_size: messages per pull (1 to 100).
@@ -187,38 +194,73 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         )
         try:
             while True:
-                messages: list[PulledMessage] = []
-                queue_id = None
-                try:
-                    while len(messages) < self.max_messages_per_event:
-                        result = await hook.apull_messages(
-                            batch_size=min(self.batch_size, self.max_messages_per_event - len(messages)),
-                            visibility_timeout=self.visibility_timeout * 1000,
-                        )
-                        queue_id = result.queue_id
-                        messages.extend(result.messages)
-                        if not result.messages:
-                            break
-                    if messages and self.ack_on_emit:
-                        await hook.aack_messages(acks=messages)
-                except CloudflareQueuesError as err:
-                    if not err.retryable:
-                        raise  # a wrong token or queue: the triggerer shows the failure
-                    self.log.warning("Pulling failed (%s); trying again in %.0f s", err, self.poll_interval)
+                messages, queue_id, error = await self._gather(hook)
                 if messages:
+                    acked = await self._ack(hook, messages) if self.ack_on_emit else set()
                     self.log.info(
-                        "Firing an event with %d message(s) from queue %s", len(messages), self.cloudflare_queue
+                        "Firing an event with %d message(s) from queue %s (%d acked)",
+                        len(messages),
+                        self.cloudflare_queue,
+                        len(acked),
                     )
-                    yield TriggerEvent(  # type: ignore[no-untyped-call]
-                        {
-                            "queue": self.cloudflare_queue,
-                            "queue_id": queue_id,
-                            "messages": [m.to_xcom(lease=not self.ack_on_emit) for m in messages],
-                            "acked": self.ack_on_emit,
-                            "leased_for_seconds": None if self.ack_on_emit else self.visibility_timeout,
-                        }
-                    )
+                    yield TriggerEvent(self._event(messages, queue_id, acked))  # type: ignore[no-untyped-call]
+                if error is not None:
+                    if not error.retryable:
+                        raise error  # a wrong token or queue: the triggerer shows the failure
+                    self.log.warning("Pulling failed (%s); trying again in %.0f s", error, self.poll_interval)
+                elif messages:
                     continue  # there may be more right away
                 await asyncio.sleep(self.poll_interval)
         finally:
             await hook.aclose()
+
+    async def _gather(
+        self, hook: CloudflareQueuesHook
+    ) -> tuple[list[PulledMessage], str | None, CloudflareQueuesError | None]:
+        """Pull up to ``max_messages_per_event``; an error ends the gathering but keeps what was pulled."""
+        messages: list[PulledMessage] = []
+        queue_id = None
+        try:
+            while len(messages) < self.max_messages_per_event:
+                result = await hook.apull_messages(
+                    batch_size=min(self.batch_size, self.max_messages_per_event - len(messages)),
+                    visibility_timeout=self.visibility_timeout * 1000,
+                )
+                queue_id = result.queue_id
+                messages.extend(result.messages)
+                if not result.messages:
+                    break
+        except CloudflareQueuesError as err:
+            return messages, queue_id, err
+        return messages, queue_id, None
+
+    async def _ack(self, hook: CloudflareQueuesHook, messages: list[PulledMessage]) -> set[str]:
+        """Ack before emitting; return the lease ids the service confirmed (never guessed)."""
+        try:
+            result = await hook.aack_messages(acks=messages)
+        except CloudflareQueuesAckError as err:
+            self.log.warning("Acking failed part-way (%s); the rest are emitted unacked, with their leases", err)
+            return set(err.acked)
+        except CloudflareQueuesError as err:
+            self.log.warning(
+                "Acking %d message(s) failed (%s); they are emitted unacked (acked: false), with their lease ids "
+                "for the DAG to ack",
+                len(messages),
+                err,
+            )
+            return set()
+        return {m.lease_id for m in messages} - set(result.not_applied) - set(result.unconfirmed)
+
+    def _event(self, messages: list[PulledMessage], queue_id: str | None, acked: set[str]) -> dict[str, Any]:
+        payload = []
+        for message in messages:
+            done = message.lease_id in acked
+            payload.append({**message.to_xcom(lease=not done), "acked": done})
+        every = len(acked) == len(messages)
+        return {
+            "queue": self.cloudflare_queue,
+            "queue_id": queue_id,
+            "messages": payload,
+            "acked": every,
+            "leased_for_seconds": None if every else self.visibility_timeout,
+        }

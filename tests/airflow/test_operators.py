@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from ..conftest import TEST_TOKEN
@@ -100,26 +100,37 @@ def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:
     assert (explicit.queue, explicit.cloudflare_queue, explicit.message_retry_delay) == ("celery-high", "orders", 10)
 
 
-def test_pull_and_ack_with_failures_backoff_and_poison(emulator: CloudflareQueuesEmulator) -> None:
+def test_pull_and_ack_with_failures_backoff_and_poison(
+    emulator_connection: Callable[[CloudflareQueuesEmulator], None],
+) -> None:
     from tests.dags.cfqueues_test_dags import drain_dag
 
-    emulator.create_queue("work")
-    emulator.create_queue("work-poison", http_pull=False)
-    bodies = [{"n": n, "fail": n % 25 == 0} for n in range(200)]
-    CloudflareQueuesHook(queue="work").push_messages(bodies)
-    run = drain_dag.test(run_conf={"queue": "work"})
-    assert task_states(run) == {"drain": "success"}
-    summary = xcom(run, "drain")
-    bad = [b for b in bodies if b["fail"]]
-    # each bad message: processed and failed twice (attempts 1 and 2), then routed on attempt 3
-    assert summary["failed"] == 2 * len(bad) == summary["retried"]
-    assert summary["poisoned"] == len(bad)
-    assert summary["acked"] == len(bodies)  # the good ones, plus the poison ones once routed
-    assert summary["pulled"] == len(bodies) + 2 * len(bad)
-    assert summary["stop_reason"] == "the queue is empty" and summary["backlog_after"] == 0
-    assert emulator.metrics("work")["backlog_count"] == 0
-    poison = sorted(json.loads(base64.b64decode(m.body))["n"] for m in emulator.messages("work-poison"))
-    assert poison == [b["n"] for b in bad]
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock()) as emulator:
+        emulator_connection(emulator)
+        emulator.create_queue("work")
+        emulator.create_queue("work-poison", http_pull=False)
+        bodies = [{"n": n, "fail": n % 25 == 0} for n in range(200)]
+        bad = [b for b in bodies if b["fail"]]
+        CloudflareQueuesHook(queue="work").push_messages(bodies)
+        first = drain_dag.test(run_conf={"queue": "work"})
+        assert task_states(first) == {"drain": "success"}
+        summary = xcom(first, "drain")
+        # one attempt per run: each bad message failed once and waits out the backoff (30 s after attempt 1)
+        assert (summary["pulled"], summary["acked"]) == (len(bodies), len(bodies) - len(bad))
+        assert summary["failed"] == summary["retried"] == len(bad) == len(summary["failed_ids"])
+        assert (summary["poisoned"], summary["released"], summary["deleted"]) == (0, 0, 0)
+        assert summary["stop_reason"].startswith("nothing to pull") and summary["backlog_after"] == len(bad)
+        left = emulator.messages("work")
+        assert {(m.state, m.attempts, m.visible_at - emulator.clock.now()) for m in left} == {("delayed", 1, 30)}
+
+        emulator.clock.advance(30)
+        second = drain_dag.test(run_conf={"queue": "work"})
+        summary = xcom(second, "drain")
+        # max_attempts=2: the second failure routes them to the poison queue, and acks them
+        assert (summary["pulled"], summary["failed"], summary["poisoned"], summary["acked"]) == (8, 8, 8, 8)
+        assert summary["retried"] == 0 and summary["backlog_after"] == 0
+        poison = sorted(json.loads(base64.b64decode(m.body))["n"] for m in emulator.messages("work-poison"))
+        assert poison == [b["n"] for b in bad]
 
 
 def test_pull_and_ack_fails_the_task_and_retries_failures(emulator: CloudflareQueuesEmulator) -> None:

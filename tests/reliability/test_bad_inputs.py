@@ -247,10 +247,24 @@ CASES = [
     ),
     Case(
         "operator",
-        "PullAndAck poison without max_attempts",
-        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, poison_queue="dlq"),
+        "PullAndAck max_attempts without a poison route",
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, max_attempts=3),
         V,
-        "need max_attempts",
+        "max_attempts needs on_poison or poison_queue",
+    ),
+    Case(
+        "operator",
+        "PullAndAck max_consecutive_failures 0",
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, max_consecutive_failures=0),
+        V,
+        "max_consecutive_failures",
+    ),
+    Case(
+        "operator",
+        "PullAndAck retry_delay unknown word",
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, retry_delay="soon"),
+        V,
+        "retry_delay",
     ),
     Case(
         "operator",

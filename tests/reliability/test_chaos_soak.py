@@ -60,7 +60,7 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
         run = cfqueues_soak_dags.soak_dag.test(run_conf={"queue": "soak", "n": N})
     finally:
         cfqueues_soak_dags.RECORDER = None
-    assert task_states(run) == {"produce": "success", "push": "success", "drain": "success"}
+    assert task_states(run) == {"produce": "success", "push": "success", "drain": "success", "next_run": "success"}
 
     events = [e for e in emulator.events if e.queue_id in ("", queue_id)]
     number_of: dict[str, int] = {}  # message id -> its number
@@ -97,7 +97,7 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
                     by_lease += times - 1
                 else:
                     unexplained.append((n, f"{message_id} processed {times} times without an expired lease"))
-    drain = xcom(run, "drain")
+    drain, next_run = xcom(run, "drain"), xcom(run, "next_run")
     injected = Counter(kind for (_, kind), count in emulator.faults.injected.items() for _ in range(count))
     requests = sum(emulator.app.requests.values())
     rows = [
@@ -117,7 +117,8 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
         ("duplicates: extra push copies after lost answers", by_push),
         ("duplicates: reprocessed after an expired lease", by_lease),
         ("duplicates unexplained", len(unexplained)),
-        ("drain summary", {k: drain[k] for k in ("pulled", "acked", "retried", "failed", "stop_reason")}),
+        ("drain summary", {k: drain[k] for k in ("pulled", "acked", "retried", "failed", "released")}),
+        ("next run's summary", {k: next_run[k] for k in ("pulled", "acked", "retried", "failed", "released")}),
         ("final backlog", emulator.metrics("soak")["backlog_count"]),
     ]
     with capsys.disabled():

@@ -41,8 +41,9 @@ def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, t
     emulator.create_queue("crash")
     CloudflareQueuesHook(queue="crash").push_messages([{"n": n} for n in range(60)])
     log_path = tmp_path / "processed.log"
-    conf = json.dumps({"queue": "crash", "log_path": str(log_path), "hang_after": 25})
-    # the task runs in its own process: a worker that dies mid-batch (5 of the second batch of 20 done)
+    conf = json.dumps({"queue": "crash", "log_path": str(log_path), "hang_after": 15})
+    # the task runs in its own process: a worker that dies mid-batch. A run starts with a batch of 10
+    # (max_consecutive_failures), then 20: it dies with 5 of the second batch processed
     from airflow_provider_cfqueues._compat import AIRFLOW_3
 
     # Airflow 3 finds the DAG in its bundles (the "test-dags" bundle); Airflow 2.11 is told the file
@@ -68,7 +69,7 @@ def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, t
         worker.wait()
         output.close()
     before = Counter(m.state for m in emulator.messages("crash"))
-    assert before == {"available": 20, "leased": 20}  # batch 1 acked; batch 2 leased, half done, never acked
+    assert before == {"available": 30, "leased": 20}  # batch 1 acked; batch 2 leased, 5 done, never acked
 
     emulator.clock.advance(30)  # type: ignore[attr-defined]  # the visibility timeout: the leases expire
     from tests.dags.cfqueues_soak_dags import crash_dag

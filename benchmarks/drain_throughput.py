@@ -21,7 +21,8 @@ from common import Row, table
 
 from airflow_provider_cfqueues.emulator import EmulatorProcess
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer, DrainPlan
+from airflow_provider_cfqueues.operators.drain import Drainer
+from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 LATENCY = 0.05
 SERVICE_LIMIT = 5_000

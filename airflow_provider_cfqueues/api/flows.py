@@ -11,6 +11,7 @@ in the lines that do I/O.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -402,19 +403,30 @@ def ack_messages(
     return result
 
 
+#: how the service words a warning about a lease that an earlier request already settled
+_ALREADY = {
+    "acknowledged": re.compile(r"already\s+(acked|acknowledged)", re.I),
+    "retried": re.compile(r"already\s+retried", re.I),
+}
+
+
 def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str], verb: str) -> dict[str, str]:
     """
     The leases of one request that the service did not confirm as applied. The answer counts what it
     applied and warns per lease; a warning alone does not mean "not applied" (a late ack is applied
     and warned about), so the counts decide: when exactly the warned leases are missing, they are
-    the ones; when the counts cannot tell which, every lease that may be missing is listed.
+    the ones; when the counts cannot tell which, every lease that may be missing is listed. A lease
+    the service says was already acknowledged (or retried) is settled: acking twice is harmless, and
+    a task retried after a partial failure must not fail on what its first try did.
     """
-    missing = len(leases) - applied
+    settled = [lease for lease in leases if _ALREADY[verb].search(warnings.get(lease, ""))]
+    pending = [lease for lease in leases if lease not in settled]
+    missing = len(pending) - applied
     if missing <= 0:
         return {}
-    warned = [lease for lease in leases if lease in warnings]
-    suspects = warned if len(warned) >= missing else list(leases)
-    fallback = f"the service {verb} {applied} of the {len(leases)} lease(s) sent without saying which"
+    warned = [lease for lease in pending if lease in warnings]
+    suspects = warned if len(warned) >= missing else pending
+    fallback = f"the service {verb} {applied} of the {len(pending)} lease(s) sent without saying which"
     return {lease: warnings.get(lease, fallback) for lease in suspects}
 
 

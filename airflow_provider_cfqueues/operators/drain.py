@@ -18,156 +18,24 @@ Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.attempts import DEFAULT_BACKOFF, AttemptBudget
 from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
-from ..api.models import OutgoingMessage, PulledMessage
+from ..api.models import PulledMessage
 from ..api.operations import validate_delay
 from ..hooks.queues import CloudflareQueuesHook
+from .drain_plan import DrainPlan, DrainSummary, RetryDelay
 
-#: the longest list of failed message ids kept in the XCom summary
-MAX_FAILED_IDS_IN_XCOM = 100
-#: how many of the last ``process`` errors the summary keeps (for the task's error)
-LAST_ERRORS_KEPT = 5
 #: seconds the task waits for its workers to hand back their leases after a timeout or kill
 STOP_GRACE_SECONDS = 20.0
-#: ``max_consecutive_failures`` by default
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
-RetryDelay = float | Callable[[int], float | None] | None
 ProcessFn = Callable[..., Any]
-
-
-@dataclass
-class DrainSummary:
-    """
-    What one drain did; :meth:`to_xcom` is the operator's return value.
-
-    :param pulled: deliveries to this drain (a message pulled twice counts twice).
-    :param acked: messages acknowledged (processed, or routed as poison).
-    :param retried: messages whose ``process`` failed and that come back after their retry delay.
-    :param failed: messages whose ``process`` failed (each counted once).
-    :param poisoned: messages routed to ``on_poison`` / ``poison_queue``.
-    :param released: messages given back unprocessed (their lease was about to expire, the drain was
-        stopped, or they had already failed in this run); each release spends a delivery attempt.
-    :param dead_lettered: failed messages on their last delivery: the service moves them to the
-        consumer's dead-letter queue.
-    :param deleted: failed messages on their last delivery without a dead-letter queue: the service
-        deletes them.
-    :param batches: pulls that returned messages.
-    :param ack_warnings: warnings the API returned for acks and retries.
-    :param failed_ids: ids of the messages that failed, each once.
-    :param last_errors: the last ``process`` errors, as ``message id: error``.
-    :param backlog_after: the queue's backlog after the last ack.
-    :param stop_reason: why the drain stopped.
-    :param tripped: the drain stopped because ``max_consecutive_failures`` messages failed in a row.
-    :param interrupted: the drain was stopped from outside (task timeout, kill).
-    """
-
-    pulled: int = 0
-    acked: int = 0
-    retried: int = 0
-    failed: int = 0
-    poisoned: int = 0
-    released: int = 0
-    dead_lettered: int = 0
-    deleted: int = 0
-    batches: int = 0
-    ack_warnings: int = 0
-    failed_ids: list[str] = field(default_factory=list)
-    last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_ERRORS_KEPT))
-    backlog_after: int | None = None
-    stop_reason: str = ""
-    tripped: bool = False
-    interrupted: bool = False
-
-    def describe(self) -> str:
-        """The counts in words, for logs and errors."""
-        parts = [f"pulled {self.pulled}", f"acked {self.acked}"]
-        if self.failed:
-            fates = [f"{self.retried} retried"]
-            if self.dead_lettered:
-                fates.append(f"{self.dead_lettered} on their last delivery, moved to the dead-letter queue")
-            if self.deleted:
-                fates.append(f"{self.deleted} on their last delivery, deleted by the service")
-            if self.poisoned:
-                fates.append(f"{self.poisoned} routed as poison")
-            parts.append(f"failed {self.failed} ({', '.join(fates)})")
-        elif self.poisoned:
-            parts.append(f"routed {self.poisoned} as poison")
-        if self.released:
-            parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
-        return ", ".join(parts)
-
-    def to_xcom(self) -> dict[str, Any]:
-        return {
-            "pulled": self.pulled,
-            "acked": self.acked,
-            "retried": self.retried,
-            "failed": self.failed,
-            "poisoned": self.poisoned,
-            "released": self.released,
-            "dead_lettered": self.dead_lettered,
-            "deleted": self.deleted,
-            "batches": self.batches,
-            "ack_warnings": self.ack_warnings,
-            "failed_ids": self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
-            "failed_ids_truncated": len(self.failed_ids) > MAX_FAILED_IDS_IN_XCOM,
-            "backlog_after": self.backlog_after,
-            "stop_reason": self.stop_reason,
-        }
-
-
-@dataclass
-class DrainPlan:
-    """
-    How to drain (the operator's arguments, validated).
-
-    :param batch_size: the largest pull.
-    :param max_messages: stop after this many messages (all workers together).
-    :param max_batches: stop after this many pulls (all workers together).
-    :param visibility_timeout: lease duration in seconds.
-    :param concurrency: workers.
-    :param stop_when_empty: stop at an empty pull (see ``wait_for_in_flight``).
-    :param batch_mode: call ``process`` once per batch.
-    :param retry_delay: seconds, a callable of the attempt count, or ``None`` for the consumer's.
-    :param max_attempts: with a poison route, ``process`` sees a message at most this many times
-        (default: every delivery the consumer allows).
-    :param max_consecutive_failures: stop pulling after this many failures in a row (``None``: never).
-    :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog is not 0.
-    :param poll_interval: seconds between such polls.
-    """
-
-    batch_size: int = 100
-    max_messages: int | None = None
-    max_batches: int | None = None
-    visibility_timeout: float = 300.0
-    concurrency: int = 1
-    stop_when_empty: bool = True
-    batch_mode: bool = False
-    retry_delay: RetryDelay = DEFAULT_BACKOFF
-    max_attempts: int | None = None
-    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
-    wait_for_in_flight: float = 0.0
-    poll_interval: float = 1.0
-
-    @property
-    def safety_margin(self) -> float:
-        """Seconds kept free at the end of a lease for the ack request."""
-        return min(30.0, max(0.5, 0.1 * self.visibility_timeout))
-
-    @property
-    def first_batch_size(self) -> int:
-        """Each worker's first pull: no larger than one run of failures, so that a broken ``process``
-        costs few messages an attempt; later pulls double while batches succeed."""
-        return min(self.batch_size, self.max_consecutive_failures or self.batch_size)
 
 
 class BatchResultError(CloudflareQueuesValidationError):
@@ -199,6 +67,24 @@ class _Quota:
         with self._lock:
             if self._messages is not None:
                 self._messages += messages
+
+
+@dataclass(frozen=True)
+class _Held:
+    """
+    A lease kept until the run ends, so that this run does not pull the message again.
+
+    :param message: the delivery whose lease is kept.
+    :param deadline: when the lease expires (drain clock).
+    :param delay: the retry delay to give it back with.
+    :param failed: ``process`` failed on this delivery (a retry); else it came back after failing
+        earlier in the run and was not processed (a release).
+    """
+
+    message: PulledMessage
+    deadline: float
+    delay: float | None
+    failed: bool
 
 
 @dataclass
@@ -260,7 +146,8 @@ class Drainer:
         self._errors: list[BaseException] = []
         self._quota = _Quota(plan.max_messages, plan.max_batches)
         self._failed_ids: set[str] = set()
-        self._held: list[PulledMessage] = []
+        self._held: dict[str, _Held] = {}  # message id -> its lease, kept until the run ends
+        self._retried_ids: set[str] = set()  # failed in this run and retried: they come back later
         self._consecutive_failures = 0
         self._poison_limit: int | None = None
         self._warned_fit = 0
@@ -358,28 +245,53 @@ class Drainer:
 
     def _finish_run(self, hook: CloudflareQueuesHook, *, read_backlog: bool) -> None:
         """Give back the held messages, then read the backlog (after the last ack)."""
-        held, self._held = self._held, []
-        if held:
-            retries = [(m, self._retry_delay(m)) for m in held]
-            self.log.warning(
-                "%d message(s) that failed earlier in this run came back before it ended (their retry delay "
-                "is shorter than the run) and were held unprocessed; giving them back now: each of those "
-                "deliveries spent one of its attempts. A longer retry_delay avoids this",
-                len(held),
-            )
-            try:
-                result = hook.ack_messages(queue=self.queue, retries=retries)
-            except CloudflareQueuesError as err:
-                self.log.warning("Could not give back %d held message(s) (%s); their leases expire", len(held), err)
-            else:
-                self.summary.released += len(held) - len(result.not_applied)
-                self.summary.ack_warnings += len(result.warnings)
+        self._give_back_held(hook, expiring_only=False)
         if not read_backlog:
             return
         try:
             self.summary.backlog_after = hook.get_metrics(self.queue).backlog_count
         except CloudflareQueuesError as err:
             self.log.warning("Could not read the backlog after draining: %s", err)
+
+    def _give_back_held(self, hook: CloudflareQueuesHook, *, expiring_only: bool) -> None:
+        """
+        Give back the leases kept so that this run does not pull their messages again: at the end of
+        the run with their retry delay, or, while the run goes on, just before a lease expires (an
+        expiry would spend the attempt anyway) with a delay of at least one visibility timeout, so that
+        the run pulls the message again no more often than holding it would.
+        """
+        now = self.clock()
+        with self._lock:
+            due = [
+                held
+                for held in self._held.values()
+                if not expiring_only or held.deadline - now < self.plan.safety_margin + self.plan.poll_interval
+            ]
+            for held in due:
+                del self._held[held.message.id]
+        if not due:
+            return
+        floor = round(self.plan.visibility_timeout)
+        retries = [(h.message, max(floor, h.delay or 0) if expiring_only else h.delay) for h in due]
+        came_back = [h for h in due if not h.failed]
+        if came_back:
+            self.log.warning(
+                "%d message(s) that failed earlier in this run came back before it ended (their retry delay is "
+                "shorter than the run) and were held unprocessed: each of those deliveries spent one of its "
+                "attempts. A longer retry_delay avoids this",
+                len(came_back),
+            )
+        try:
+            result = hook.ack_messages(queue=self.queue, retries=retries)
+        except CloudflareQueuesError as err:
+            self.log.warning("Could not give back %d held message(s) (%s); their leases expire", len(due), err)
+            return
+        missed = result.not_applied
+        with self._lock:
+            self.summary.retried += sum(h.failed and h.message.lease_id not in missed for h in due)
+            self.summary.released += sum(not h.failed and h.message.lease_id not in missed for h in due)
+            self._retried_ids.update(h.message.id for h in due if h.message.lease_id not in missed)
+            self.summary.ack_warnings += len(result.warnings)
 
     # -- one worker ----------------------------------------------------------------------------
 
@@ -390,6 +302,7 @@ class Drainer:
         empty_since: float | None = None
         try:
             while not self._stop.is_set():
+                self._give_back_held(hook, expiring_only=True)
                 batch_size = self._fit_batch_size(target, seconds_per_item)
                 if batch_size == 0:
                     self.stop("visibility_timeout is too short for process(): increase it")
@@ -404,8 +317,8 @@ class Drainer:
                 )
                 self._quota.give_back(wanted - len(result.messages))
                 if not result.messages:
-                    with self._lock:
-                        in_flight = max(0, (result.backlog_count or 0) - len(self._held))
+                    with self._lock:  # this run's own failures come back after their delay: not waited for
+                        in_flight = max(0, (result.backlog_count or 0) - len(self._retried_ids | set(self._held)))
                     if empty_since is None:
                         empty_since = self.clock()
                     if self.plan.stop_when_empty and (
@@ -426,12 +339,13 @@ class Drainer:
                 deadline = started + self.plan.visibility_timeout
                 seconds_per_item, clean = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
                 target = min(self.plan.batch_size, target * 2) if clean else self.plan.first_batch_size
-        except BaseException as err:
+        except Exception as err:
             with self._lock:
                 self._errors.append(err)
             self.stop(f"a worker failed ({type(err).__name__})", error=True)
-            if not isinstance(err, Exception):
-                raise  # a timeout or kill in the task's own thread: let Airflow see it
+        except BaseException as interruption:  # a timeout or kill in the task's own thread: Airflow handles it
+            self.stop(f"the task was interrupted ({type(interruption).__name__})", interrupted=True)
+            raise
         finally:
             hook.close()
 
@@ -464,7 +378,7 @@ class Drainer:
         for message in messages:
             if message.id in self._failed_ids and not self._budget.is_last_delivery(message.attempts):
                 with self._lock:
-                    self._held.append(message)  # one attempt per run: given back when the run ends
+                    self._held[message.id] = _Held(message, deadline, self._retry_delay(message), failed=False)
             elif self._poison_limit is not None and message.attempts > self._poison_limit:
                 self._route_or_retry(message, out, None)
             else:
@@ -476,12 +390,12 @@ class Drainer:
             else:
                 seconds_per_item = self._process_messages(to_process, out, deadline, seconds_per_item)
         except BaseException:
-            # interrupted (timeout, kill) or a broken batch result: give back what was not decided
+            # interrupted in the task's own thread (timeout, kill): settle what was decided, give back the rest
             decided = {m.lease_id for m in out.acks} | {m.lease_id for m, _ in (*out.retries, *out.released)}
             out.released.extend((m, 0) for m in to_process if m.lease_id not in decided)
-            self._send(hook, out, best_effort=True)
+            self._send(hook, out, deadline, best_effort=True)
             raise
-        self._send(hook, out)
+        self._send(hook, out, deadline)
         return seconds_per_item, not out.failed
 
     @property
@@ -549,11 +463,12 @@ class Drainer:
                     self._errors.append(err)
                 self.stop("process() returned a batch result that does not name messages of its batch", error=True)
                 failures = {m.id: err for m in messages}
-            if failures and len(failures) == len(messages) and len(messages) > 1:
-                self.log.warning(
-                    "process() reported every message of the batch as failed. If it returned the messages it "
-                    "processed, return the failed ones instead (or None when all succeeded)"
-                )
+            else:
+                if len(failures) == len(messages) > 1:
+                    self.log.warning(
+                        "process() reported every message of the batch as failed. If it returned the messages "
+                        "it processed, return the failed ones instead (or None when all succeeded)"
+                    )
         elapsed = self.clock() - started
         seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
         if len(failures) < len(messages):
@@ -588,16 +503,12 @@ class Drainer:
         failed: set[str] = set()
         unmatched: list[object] = []
         for item in returned:
-            if isinstance(item, PulledMessage):
-                match = message_id = by_key.get(item.lease_id)
-            elif isinstance(item, str):
-                match = message_id = by_key.get(item)
-            else:
-                match = message_id = None
-            if match is None:
+            key = item.lease_id if isinstance(item, PulledMessage) else item
+            message_id = by_key.get(key) if isinstance(key, str) else None
+            if message_id is None:
                 unmatched.append(item)
             else:
-                failed.add(message_id)  # type: ignore[arg-type]
+                failed.add(message_id)
         if unmatched:
             shown = ", ".join(_describe(item) for item in unmatched[:5])
             raise BatchResultError(
@@ -700,25 +611,42 @@ class Drainer:
             "" if self._abort.is_set() else ". Increase visibility_timeout or lower batch_size if this repeats",
         )
 
-    def _send(self, hook: CloudflareQueuesHook, out: _Outcomes, *, best_effort: bool = False) -> None:
-        """Send a batch's acks, retries and releases in one request, then count what the service applied."""
-        retries = [*out.retries, *out.released]
+    def _send(self, hook: CloudflareQueuesHook, out: _Outcomes, deadline: float, *, best_effort: bool = False) -> None:
+        """
+        Send a batch's acks, retries and releases in one request, then count what the service applied.
+        A failed message whose retry delay is shorter than the time left on its lease is not retried
+        yet: its lease is kept until the run ends (:meth:`_give_back_held`), so that this run does not
+        pull it again and spend another of its attempts.
+        """
+        now = self.clock()
+        keep: list[_Held] = []
+        retries: list[tuple[PulledMessage, float | None]] = []
+        for message, delay in out.retries:
+            wait = self._budget.retry_delay if delay is None else delay
+            if not (best_effort or self._abort.is_set() or self._budget.is_last_delivery(message.attempts)) and (
+                wait < deadline - now - self.plan.safety_margin
+            ):
+                keep.append(_Held(message, deadline, delay, failed=True))
+            else:
+                retries.append((message, delay))
         try:
-            result = hook.ack_messages(queue=self.queue, acks=out.acks, retries=retries)
+            result = hook.ack_messages(queue=self.queue, acks=out.acks, retries=[*retries, *out.released])
         except CloudflareQueuesError as err:
             if not best_effort:
                 raise
             self.log.warning("Could not settle the batch (%s); its leases expire and the messages come back", err)
             return
         missed = result.not_applied
-        released = {m.lease_id for m, _ in out.released}
         with self._lock:
+            self._held.update((held.message.id, held) for held in keep)
             summary = self.summary
             summary.acked += sum(m.lease_id not in missed for m in out.acks)
-            summary.retried += sum(
-                m.lease_id not in missed for m, delay in out.retries if not self._budget.is_last_delivery(m.attempts)
-            )
-            summary.released += sum(lease not in missed for lease in released)
+            coming_back = [
+                m for m, _ in retries if m.lease_id not in missed and not self._budget.is_last_delivery(m.attempts)
+            ]
+            summary.retried += len(coming_back)
+            self._retried_ids.update(m.id for m in coming_back)
+            summary.released += sum(m.lease_id not in missed for m, _ in out.released)
             summary.poisoned += out.poisoned
             summary.dead_lettered += out.dead_lettered
             summary.deleted += out.deleted
@@ -769,87 +697,3 @@ def _describe_delay(delay: RetryDelay, budget: AttemptBudget) -> str:
             return repr(delay)
         return f"{steps}{', ...' if budget.deliveries > 4 else ''} ({delay!r})"
     return f"{delay:g} s"
-
-
-def poison_queue_router(hook: CloudflareQueuesHook, queue_id: str) -> Callable[[PulledMessage], None]:
-    """An ``on_poison`` that pushes the message to another queue (bytes/v8 bodies wrapped in JSON)."""
-
-    lock = threading.Lock()  # the workers share this hook's session
-
-    def route(message: PulledMessage) -> None:
-        if message.content_type in ("text", "json") and message.decode_error is None:
-            body: Any = message.body
-            content_type: str = message.content_type
-        else:
-            body = {"raw_body": message.raw_body, "content_type": message.content_type}
-            content_type = "json"
-        outgoing = OutgoingMessage(body=body, content_type=content_type)  # type: ignore[arg-type]
-        with lock:
-            hook.push_message(outgoing, queue=queue_id)
-
-    return route
-
-
-class XComLimitError(CloudflareQueuesValidationError):
-    """The messages would not fit in the XCom size limit (XCom is not a data channel)."""
-
-
-def collect_messages(
-    hook: CloudflareQueuesHook,
-    queue: str | None,
-    *,
-    batch_size: int,
-    max_messages: int | None,
-    max_batches: int | None,
-    visibility_timeout: float,
-    max_xcom_bytes: int,
-    lease: bool,
-    log: Any,
-) -> tuple[list[PulledMessage], list[dict[str, Any]], int | None]:
-    """
-    Pull until the queue is empty or a quota is reached, keeping every lease; return the messages,
-    their XCom form and the last backlog count. Past ``max_xcom_bytes`` every lease taken is
-    released (retried at once) and :class:`XComLimitError` is raised: nothing is lost.
-    """
-    messages: list[PulledMessage] = []
-    payload: list[dict[str, Any]] = []
-    size = 2
-    backlog: int | None = None
-    batches = 0
-    while max_batches is None or batches < max_batches:
-        wanted = batch_size if max_messages is None else min(batch_size, max_messages - len(messages))
-        if wanted <= 0:
-            break
-        result = hook.pull_messages(queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout * 1000)
-        backlog = result.backlog_count
-        if not result.messages:
-            break
-        batches += 1
-        messages.extend(result.messages)
-        for message in result.messages:
-            item = message.to_xcom(lease=lease)
-            payload.append(item)
-            size += len(json.dumps(item)) + 1
-        if size > max_xcom_bytes:
-            hook.ack_messages(queue=queue, retries=[(m, 0) for m in messages])
-            raise XComLimitError(
-                f"{len(messages)} message(s) take about {size:,} bytes as XCom, over max_xcom_bytes="
-                f"{max_xcom_bytes:,}; their leases were released (each release spends one delivery attempt), "
-                "nothing was lost. XCom is not a data channel: lower max_messages, or process the messages "
-                "inside the task with process="
-            )
-    log.info("Pulled %d message(s) in %d batch(es); backlog %s", len(messages), batches, backlog)
-    return messages, payload, backlog
-
-
-def release_on_error(
-    hook: CloudflareQueuesHook, queue: str | None, messages: Collection[PulledMessage], log: Any, error: BaseException
-) -> None:
-    """Best effort: give leases back at once after a failure (they would come back on expiry anyway)."""
-    if not messages:
-        return
-    try:
-        hook.ack_messages(queue=queue, retries=[(m, 0) for m in messages])
-        log.warning("Released %d lease(s) after %s", len(messages), type(error).__name__)
-    except CloudflareQueuesError as release_error:
-        log.warning("Could not release %d lease(s) (%s); they come back when they expire", len(messages), release_error)

@@ -24,15 +24,9 @@ from ..api.models import AckResult, OutgoingMessage, PulledMessage
 from ..api.operations import is_queue_id, normalize_acks, validate_delay, visibility_timeout_ms
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import base_partial, rename_partial_kwargs, take_renamed
-from .drain import (
-    DEFAULT_MAX_CONSECUTIVE_FAILURES,
-    Drainer,
-    DrainPlan,
-    DrainSummary,
-    collect_messages,
-    poison_queue_router,
-    release_on_error,
-)
+from .drain import Drainer
+from .drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainSummary
+from .leases import collect_messages, poison_queue_router, release_on_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -13,7 +13,8 @@ from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer, DrainPlan
+from airflow_provider_cfqueues.operators.drain import Drainer
+from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 from ..conftest import FAST_RETRY
 

@@ -83,6 +83,8 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
             lost_push_ids.update(event.message_ids)
 
     lost = [n for n in range(N) if not successes[n]]
+    lost_ids = {m for m, n in number_of.items() if n in lost}
+    history_of_lost = [(e.kind, e.detail) for e in events if set(e.message_ids) & lost_ids]
     duplicates = {n: ids for n, ids in successes.items() if len(ids) > 1}
     by_push, by_lease, unexplained = 0, 0, []
     for n, ids in duplicates.items():
@@ -117,8 +119,11 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
         ("duplicates: extra push copies after lost answers", by_push),
         ("duplicates: reprocessed after an expired lease", by_lease),
         ("duplicates unexplained", len(unexplained)),
-        ("drain summary", {k: drain[k] for k in ("pulled", "acked", "retried", "failed", "released")}),
-        ("next run's summary", {k: next_run[k] for k in ("pulled", "acked", "retried", "failed", "released")}),
+        ("drain summary", {k: drain[k] for k in ("pulled", "acked", "retried", "failed", "released", "stop_reason")}),
+        (
+            "next run's summary",
+            {k: next_run[k] for k in ("pulled", "acked", "retried", "failed", "released", "stop_reason")},
+        ),
         ("final backlog", emulator.metrics("soak")["backlog_count"]),
     ]
     with capsys.disabled():
@@ -126,7 +131,7 @@ def test_chaos_soak(chaos: CloudflareQueuesEmulator, capsys: pytest.CaptureFixtu
 
     assert sum(injected.values()) >= 0.2 * requests
     assert set(injected) == {"error", "throttle", "lost", "truncated"}
-    assert lost == []
+    assert lost == [], history_of_lost
     assert acked_before_processed == []
     assert unexplained == []
     assert emulator.metrics("soak")["backlog_count"] == 0

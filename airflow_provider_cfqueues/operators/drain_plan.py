@@ -1,0 +1,144 @@
+"""What a drain is asked to do (:class:`DrainPlan`) and what it did (:class:`DrainSummary`)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.attempts import DEFAULT_BACKOFF
+
+#: the longest list of failed message ids kept in the XCom summary
+MAX_FAILED_IDS_IN_XCOM = 100
+#: how many of the last ``process`` errors the summary keeps (for the task's error)
+LAST_ERRORS_KEPT = 5
+#: ``max_consecutive_failures`` by default
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+
+RetryDelay = float | Callable[[int], float | None] | None
+
+
+@dataclass
+class DrainSummary:
+    """
+    What one drain did; :meth:`to_xcom` is the operator's return value.
+
+    :param pulled: deliveries to this drain (a message pulled twice counts twice).
+    :param acked: messages acknowledged (processed, or routed as poison).
+    :param retried: messages whose ``process`` failed and that come back after their retry delay.
+    :param failed: messages whose ``process`` failed (each counted once).
+    :param poisoned: messages routed to ``on_poison`` / ``poison_queue``.
+    :param released: messages given back unprocessed (their lease was about to expire, the drain was
+        stopped, or they had already failed in this run); each release spends a delivery attempt.
+    :param dead_lettered: failed messages on their last delivery: the service moves them to the
+        consumer's dead-letter queue.
+    :param deleted: failed messages on their last delivery without a dead-letter queue: the service
+        deletes them.
+    :param batches: pulls that returned messages.
+    :param ack_warnings: warnings the API returned for acks and retries.
+    :param failed_ids: ids of the messages that failed, each once.
+    :param last_errors: the last ``process`` errors, as ``message id: error``.
+    :param backlog_after: the queue's backlog after the last ack.
+    :param stop_reason: why the drain stopped.
+    :param tripped: the drain stopped because ``max_consecutive_failures`` messages failed in a row.
+    :param interrupted: the drain was stopped from outside (task timeout, kill).
+    """
+
+    pulled: int = 0
+    acked: int = 0
+    retried: int = 0
+    failed: int = 0
+    poisoned: int = 0
+    released: int = 0
+    dead_lettered: int = 0
+    deleted: int = 0
+    batches: int = 0
+    ack_warnings: int = 0
+    failed_ids: list[str] = field(default_factory=list)
+    last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_ERRORS_KEPT))
+    backlog_after: int | None = None
+    stop_reason: str = ""
+    tripped: bool = False
+    interrupted: bool = False
+
+    def describe(self) -> str:
+        """The counts in words, for logs and errors."""
+        parts = [f"pulled {self.pulled}", f"acked {self.acked}"]
+        if self.failed:
+            fates = [f"{self.retried} retried"]
+            if self.dead_lettered:
+                fates.append(f"{self.dead_lettered} on their last delivery, moved to the dead-letter queue")
+            if self.deleted:
+                fates.append(f"{self.deleted} on their last delivery, deleted by the service")
+            if self.poisoned:
+                fates.append(f"{self.poisoned} routed as poison")
+            parts.append(f"failed {self.failed} ({', '.join(fates)})")
+        elif self.poisoned:
+            parts.append(f"routed {self.poisoned} as poison")
+        if self.released:
+            parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
+        return ", ".join(parts)
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled,
+            "acked": self.acked,
+            "retried": self.retried,
+            "failed": self.failed,
+            "poisoned": self.poisoned,
+            "released": self.released,
+            "dead_lettered": self.dead_lettered,
+            "deleted": self.deleted,
+            "batches": self.batches,
+            "ack_warnings": self.ack_warnings,
+            "failed_ids": self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
+            "failed_ids_truncated": len(self.failed_ids) > MAX_FAILED_IDS_IN_XCOM,
+            "backlog_after": self.backlog_after,
+            "stop_reason": self.stop_reason,
+        }
+
+
+@dataclass
+class DrainPlan:
+    """
+    How to drain (the operator's arguments, validated).
+
+    :param batch_size: the largest pull.
+    :param max_messages: stop after this many messages (all workers together).
+    :param max_batches: stop after this many pulls (all workers together).
+    :param visibility_timeout: lease duration in seconds.
+    :param concurrency: workers.
+    :param stop_when_empty: stop at an empty pull (see ``wait_for_in_flight``).
+    :param batch_mode: call ``process`` once per batch.
+    :param retry_delay: seconds, a callable of the attempt count, or ``None`` for the consumer's.
+    :param max_attempts: with a poison route, ``process`` sees a message at most this many times
+        (default: every delivery the consumer allows).
+    :param max_consecutive_failures: stop pulling after this many failures in a row (``None``: never).
+    :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog is not 0.
+    :param poll_interval: seconds between such polls.
+    """
+
+    batch_size: int = 100
+    max_messages: int | None = None
+    max_batches: int | None = None
+    visibility_timeout: float = 300.0
+    concurrency: int = 1
+    stop_when_empty: bool = True
+    batch_mode: bool = False
+    retry_delay: RetryDelay = DEFAULT_BACKOFF
+    max_attempts: int | None = None
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    wait_for_in_flight: float = 0.0
+    poll_interval: float = 1.0
+
+    @property
+    def safety_margin(self) -> float:
+        """Seconds kept free at the end of a lease for the ack request."""
+        return min(30.0, max(0.5, 0.1 * self.visibility_timeout))
+
+    @property
+    def first_batch_size(self) -> int:
+        """Each worker's first pull: no larger than one run of failures, so that a broken ``process``
+        costs few messages an attempt; later pulls double while batches succeed."""
+        return min(self.batch_size, self.max_consecutive_failures or self.batch_size)

@@ -14,10 +14,23 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Wall-clock time (``time.time()``)."""
+    """
+    Wall-clock time (``time.time()``), which tests may move ahead: time keeps flowing, and
+    :meth:`advance` skips over a wait (a retry delay, the hour until the next scheduled run).
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0.0
 
     def now(self) -> float:
-        return time.time()
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Skip ``seconds`` ahead and return the new time."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._offset += seconds
+        return self.now()
 
 
 class ManualClock:

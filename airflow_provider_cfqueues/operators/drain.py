@@ -337,8 +337,9 @@ class Drainer:
                     self.summary.pulled += len(result.messages)
                     self.summary.batches += 1
                 deadline = started + self.plan.visibility_timeout
-                seconds_per_item, clean = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
-                target = min(self.plan.batch_size, target * 2) if clean else self.plan.first_batch_size
+                seconds_per_item, healthy = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
+                # grow while process() mostly works; start small again when most of a batch failed
+                target = min(self.plan.batch_size, target * 2) if healthy else self.plan.first_batch_size
         except Exception as err:
             with self._lock:
                 self._errors.append(err)
@@ -372,7 +373,7 @@ class Drainer:
     def _handle_batch(
         self, hook: CloudflareQueuesHook, messages: Sequence[PulledMessage], deadline: float, seconds_per_item: float
     ) -> tuple[float, bool]:
-        """Process one batch and send its acks and retries; return the new pace and whether no message failed."""
+        """Process one batch and send its acks and retries; return the new pace and whether most of it succeeded."""
         out = _Outcomes()
         to_process: list[PulledMessage] = []
         for message in messages:
@@ -396,7 +397,7 @@ class Drainer:
             self._send(hook, out, deadline, best_effort=True)
             raise
         self._send(hook, out, deadline)
-        return seconds_per_item, not out.failed
+        return seconds_per_item, len(out.failed) * 2 <= len(to_process)
 
     @property
     def _budget(self) -> AttemptBudget:

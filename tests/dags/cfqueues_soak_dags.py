@@ -46,22 +46,17 @@ with DAG(
         return [{"n": n, "pad": "x" * (n % 300)} for n in range(params["n"])]
 
     push = CloudflareQueuesPushOperator(task_id="push", queue="{{ params.queue }}", messages=produce())
-    # process() sees a message once per run: the failures are processed again by the next run
-    drains = [
-        CloudflareQueuesPullAndAckOperator(
-            task_id=task_id,
-            queue="{{ params.queue }}",
-            process=flaky_process,
-            batch_size=100,
-            concurrency=4,
-            visibility_timeout=5,
-            retry_delay=0,
-            wait_for_in_flight=60,
-            fail_on_error=False,
-        )
-        for task_id in ("drain", "next_run")
-    ]
-    push >> drains[0] >> drains[1]
+    drain = CloudflareQueuesPullAndAckOperator(
+        task_id="drain",
+        queue="{{ params.queue }}",
+        process=flaky_process,
+        batch_size=100,
+        concurrency=4,
+        visibility_timeout=5,
+        wait_for_in_flight=60,
+        fail_on_error=False,
+    )
+    push >> drain
 
 
 def record_then_maybe_hang(message: PulledMessage, log_path: str, hang_after: int | str) -> None:

@@ -49,11 +49,11 @@ def collect_messages(
     max_xcom_bytes: int,
     lease: bool,
     log: Any,
-) -> tuple[list[PulledMessage], list[dict[str, Any]], int | None]:
+) -> tuple[list[PulledMessage], list[dict[str, Any]], int]:
     """
     Pull until the queue is empty or a quota is reached, keeping every lease; return the messages,
-    their XCom form and the last backlog count. Past ``max_xcom_bytes`` every lease taken is
-    released (retried at once) and :class:`XComLimitError` is raised: nothing is lost.
+    their XCom form and the number of pulls that returned messages. Past ``max_xcom_bytes`` every
+    lease taken is released (retried at once) and :class:`XComLimitError` is raised: nothing is lost.
     """
     messages: list[PulledMessage] = []
     payload: list[dict[str, Any]] = []
@@ -83,7 +83,7 @@ def collect_messages(
                 "inside the task with process="
             )
     log.info("Pulled %d message(s) in %d batch(es); backlog %s", len(messages), batches, backlog)
-    return messages, payload, backlog
+    return messages, payload, batches
 
 
 def release_on_error(

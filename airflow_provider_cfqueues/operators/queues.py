@@ -440,7 +440,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         self, hook: CloudflareQueuesHook, context: Context, batch_size: int, max_messages: int | None
     ) -> dict[str, Any]:
         queue = self.cloudflare_queue or None
-        messages, payload, _ = collect_messages(
+        messages, payload, batches = collect_messages(
             hook,
             queue,
             batch_size=batch_size,
@@ -451,13 +451,14 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             lease=False,
             log=self.log,
         )
+        quota_reached = (max_messages is not None and len(messages) >= max_messages) or (
+            self.max_batches is not None and batches >= self.max_batches
+        )
         summary = DrainSummary(
             pulled=len(messages),
             acked=len(messages),
-            batches=-(-len(messages) // batch_size),
-            stop_reason="max_messages or max_batches reached"
-            if max_messages is not None and len(messages) >= max_messages
-            else "the queue is empty",
+            batches=batches,
+            stop_reason="max_messages or max_batches reached" if quota_reached else "the queue is empty",
         )
         # store the messages before acking them: if storing fails, the leases expire and nothing is lost
         try:

@@ -47,3 +47,13 @@ def xcom(run: Any, task_id: str, map_index: int = -1, key: str = "return_value")
             ).with_only_columns(XComModel.value)
         )
     return XComModel.deserialize_value(type("X", (), {"value": value})) if value is not None else None
+
+
+async def trigger_events(trigger: Any, count: int) -> list[dict[str, Any]]:
+    """The payloads of the first ``count`` events ``trigger`` fires (run it with ``asyncio.run``)."""
+    events = []
+    async for event in trigger.run():
+        events.append(event.payload)
+        if len(events) == count:
+            break
+    return events

@@ -119,7 +119,9 @@ def test_pull_and_ack_with_failures_backoff_and_poison(
         assert (summary["pulled"], summary["acked"]) == (len(bodies), len(bodies) - len(bad))
         assert summary["failed"] == summary["retried"] == len(bad) == len(summary["failed_ids"])
         assert (summary["poisoned"], summary["released"], summary["deleted"]) == (0, 0, 0)
-        assert summary["stop_reason"].startswith("nothing to pull") and summary["backlog_after"] == len(bad)
+        # the last worker to stop says why; the others' leases may still have been out at that moment
+        assert summary["stop_reason"].startswith(("the queue is empty", "nothing to pull"))
+        assert summary["backlog_after"] == len(bad)
         left = emulator.messages("work")
         assert {(m.state, m.attempts, m.visible_at - emulator.clock.now()) for m in left} == {("delayed", 1, 30)}
 

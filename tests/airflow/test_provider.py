@@ -18,6 +18,7 @@ from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
 
 from ..scripted_faults import ScriptedFaults
+from .conftest import trigger_events
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -132,15 +133,6 @@ def test_the_package_imports_without_common_messaging() -> None:
     assert result.stdout.strip().splitlines()[-1] == "OK", result.stderr
 
 
-async def _events(trigger: CloudflareQueuesMessageTrigger, count: int) -> list[dict[str, object]]:
-    events = []
-    async for event in trigger.run():
-        events.append(event.payload)
-        if len(events) == count:
-            break
-    return events
-
-
 @pytest.mark.airflow3
 def test_message_trigger_events_carry_leases_and_ack_nothing(
     emulator: CloudflareQueuesEmulator, connection: str
@@ -150,7 +142,7 @@ def test_message_trigger_events_carry_leases_and_ack_nothing(
     trigger = CloudflareQueuesMessageTrigger(
         cloudflare_queue="inbox", batch_size=100, max_messages_per_event=150, visibility_timeout=60, poll_interval=0.05
     )
-    first, second = asyncio.run(_events(trigger, 2))
+    first, second = asyncio.run(trigger_events(trigger, 2))
     assert len(first["messages"]) == 150 and len(second["messages"]) == 100  # type: ignore[arg-type]
     assert first["acked"] is False and first["leased_for_seconds"] == 60
     message = first["messages"][0]  # type: ignore[index]
@@ -166,7 +158,7 @@ def test_message_trigger_ack_on_emit(emulator: CloudflareQueuesEmulator, connect
     CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
     emulator.app.faults = ScriptedFaults({"pull": ["error"] * 6})  # more than the hook retries: logged, polled again
     trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack_on_emit=True, poll_interval=0.05)
-    (event,) = asyncio.run(_events(trigger, 1))
+    (event,) = asyncio.run(trigger_events(trigger, 1))
     assert event["acked"] is True and [m["body"] for m in event["messages"]] == ["a", "b"]  # type: ignore[index]
     assert "lease_id" not in event["messages"][0]  # type: ignore[index]
     assert emulator.metrics("inbox")["backlog_count"] == 0
@@ -179,7 +171,7 @@ def test_message_trigger_fails_on_permanent_errors(emulator: CloudflareQueuesEmu
     emulator.create_queue("no-pull", http_pull=False)
     trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="no-pull", poll_interval=0.05)
     with pytest.raises(CloudflareQueuesPullNotEnabledError):
-        asyncio.run(_events(trigger, 1))
+        asyncio.run(trigger_events(trigger, 1))
 
 
 def test_event_driven_scheduling_needs_airflow_3_and_says_so() -> None:

@@ -141,3 +141,18 @@ def test_lease_ids_are_opaque_and_unguessable(emulator: CloudflareQueuesEmulator
     # a lease of another queue is unknown here
     other = emulator.create_queue("other")
     assert "unknown" in api.ack(other.id, acks=[leases[0]])["warnings"][leases[0]]
+
+
+def test_the_system_clock_can_skip_ahead() -> None:
+    from airflow_provider_cfqueues.emulator import SystemClock
+
+    with CloudflareQueuesEmulator(clock=SystemClock()) as emulator:
+        queue = emulator.create_queue("q", visibility_timeout_ms=60_000)
+        api = RawApi(emulator)
+        api.batch(queue.id, [{"body": "m", "content_type": "text"}])
+        assert len(api.pull(queue.id)["messages"]) == 1
+        assert api.pull(queue.id)["messages"] == []  # leased for a minute of real time
+        emulator.clock.advance(61)  # type: ignore[attr-defined]
+        assert [m["attempts"] for m in api.pull(queue.id)["messages"]] == [2]
+    with pytest.raises(ValueError, match="forward"):
+        SystemClock().advance(-1)

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,27 @@ import pytest
 from airflow_provider_cfqueues._compat import AIRFLOW_3
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule, ManualClock
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.operators.drain import BatchResultError, Drainer
 from airflow_provider_cfqueues.operators.drain_plan import DrainPlan, DrainSummary
 
-from ..airflow.conftest import task_states
+from ..airflow.conftest import task_states, trigger_events
 from ..conftest import FAST_RETRY, TEST_TOKEN
 from ..scripted_faults import ScriptedFaults
 
 log = logging.getLogger("test-consumer-faults")
 
 
-def drain(queue: str, process: Callable[..., Any], **plan: Any) -> DrainSummary:
+def drain(
+    queue: str,
+    process: Callable[..., Any],
+    *,
+    on_poison: Callable[[PulledMessage], Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    **plan: Any,
+) -> DrainSummary:
     """One run of PullAndAck's engine, each worker with its own hook (the connection points at the emulator)."""
-    on_poison = plan.pop("on_poison", None)
     return Drainer(
         lambda: CloudflareQueuesHook(queue=queue, retry_policy=FAST_RETRY),
         queue,
@@ -45,6 +51,7 @@ def drain(queue: str, process: Callable[..., Any], **plan: Any) -> DrainSummary:
         process,
         on_poison=on_poison,
         log=log,
+        clock=clock,
     ).run()
 
 
@@ -61,25 +68,16 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]
         print("\n\n" + "\n".join(lines))
 
 
-@pytest.fixture
-def events_emulator(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudflareQueuesEmulator]:
-    """A manual-clock emulator with a journal, as the default Airflow connection."""
-    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock(), record_events=True) as emulator:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
-        yield emulator
-
-
 # -- a database outage -------------------------------------------------------------------------------
 
 
 def test_a_database_outage_deletes_nothing(
-    events_emulator: CloudflareQueuesEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    journaled_emulator: CloudflareQueuesEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An hourly PullAndAck (defaults, concurrency 2) while its database is down for three runs, then back."""
     from tests.dags.cfqueues_consumer_fault_dags import outage_dag
 
-    emulator = events_emulator
+    emulator = journaled_emulator
     emulator.create_queue("orders")  # Cloudflare's defaults: max_retries 3, retry_delay 0, no dead-letter queue
     CloudflareQueuesHook(queue="orders").push_messages([{"n": n} for n in range(300)])
     database = tmp_path / "db"
@@ -251,43 +249,12 @@ def test_giving_back_never_ends_a_message_on_its_last_delivery(
         processed.append(message.body)
         now[0] += 3.0  # 3 s per message in a 10 s lease: releases would start after 3 messages
 
-    plan = DrainPlan(batch_size=12, visibility_timeout=10, max_consecutive_failures=None)
     with caplog.at_level(logging.WARNING, logger=log.name):
-        summary = Drainer(
-            lambda: CloudflareQueuesHook(queue="q", retry_policy=FAST_RETRY),
-            "q",
-            plan,
-            slow,
-            log=log,
-            clock=lambda: now[0],
-        ).run()
+        summary = drain(
+            "q", slow, clock=lambda: now[0], batch_size=12, visibility_timeout=10, max_consecutive_failures=None
+        )
     assert sorted(processed) == list(range(12)) and (summary.acked, summary.released) == (12, 0)
     assert "on their last delivery although their leases expire" in caplog.text
-
-
-def test_releases_are_counted_and_said_to_spend_attempts(
-    emulator: CloudflareQueuesEmulator, connection: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    emulator.create_queue("q")
-    CloudflareQueuesHook(queue="q").push_messages(list(range(8)))
-    now = [0.0]
-
-    def slow(message: PulledMessage) -> None:
-        now[0] += 3.0
-
-    plan = DrainPlan(batch_size=8, max_batches=1, visibility_timeout=10)
-    with caplog.at_level(logging.WARNING, logger=log.name):
-        summary = Drainer(
-            lambda: CloudflareQueuesHook(queue="q", retry_policy=FAST_RETRY),
-            "q",
-            plan,
-            slow,
-            log=log,
-            clock=lambda: now[0],
-        ).run()
-    assert (summary.acked, summary.released) == (3, 5)
-    assert "each release spends one of the message's 4 delivery attempts (these had used 1)" in caplog.text
-    assert Counter((m.state, m.attempts) for m in emulator.messages("q")) == {("available", 1): 5}
 
 
 # -- batch mode ------------------------------------------------------------------------------------
@@ -399,15 +366,6 @@ def test_the_ack_operator_fails_loudly_on_what_it_could_not_ack(
 # -- the message trigger ---------------------------------------------------------------------------
 
 
-async def _events(trigger: Any, count: int) -> list[dict[str, Any]]:
-    events = []
-    async for event in trigger.run():
-        events.append(event.payload)
-        if len(events) == count:
-            break
-    return events
-
-
 @pytest.mark.airflow3
 @pytest.mark.parametrize(
     ("script", "acked"),
@@ -427,7 +385,7 @@ def test_message_trigger_says_acked_only_when_confirmed(
     CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
     emulator.app.faults = ScriptedFaults({"ack": list(script)})
     trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack_on_emit=True, poll_interval=0.05)
-    (event,) = asyncio.run(_events(trigger, 1))  # the trigger fired: an ack failure did not end it
+    (event,) = asyncio.run(trigger_events(trigger, 1))  # the trigger fired: an ack failure did not end it
     assert event["acked"] is acked
     assert [m["acked"] for m in event["messages"]] == [acked, acked]
     assert all(("lease_id" in m) is not acked for m in event["messages"])
@@ -485,7 +443,7 @@ def test_backlog_trigger_times_out_with_the_last_error(emulator: CloudflareQueue
         trigger = CloudflareQueuesBacklogTrigger(
             cloudflare_queue="watched", criteria={"min_backlog": 1}, poll_interval=0.05, timeout_at=time.time() + 0.3
         )
-        (event,) = asyncio.run(_events(trigger, 1))
+        (event,) = asyncio.run(trigger_events(trigger, 1))
     assert event["status"] == "timeout"
     assert "the last poll failed" in event["message"] and "HTTP 50" in event["message"]
 

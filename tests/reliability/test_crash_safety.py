@@ -13,32 +13,22 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from ..airflow.conftest import task_states
-from ..conftest import TEST_TOKEN
 
 pytestmark = pytest.mark.slow
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
-@pytest.fixture
-def emulator(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudflareQueuesEmulator]:
-    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock(), record_events=True) as emu:
-        for name, value in emu.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
-        yield emu
-
-
-def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, tmp_path: Path) -> None:
-    emulator.create_queue("crash")
+def test_killed_pull_and_ack_loses_nothing(journaled_emulator: CloudflareQueuesEmulator, tmp_path: Path) -> None:
+    journaled_emulator.create_queue("crash")
     CloudflareQueuesHook(queue="crash").push_messages([{"n": n} for n in range(60)])
     log_path = tmp_path / "processed.log"
     conf = json.dumps({"queue": "crash", "log_path": str(log_path), "hang_after": 15})
@@ -68,36 +58,36 @@ def test_killed_pull_and_ack_loses_nothing(emulator: CloudflareQueuesEmulator, t
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
         output.close()
-    before = Counter(m.state for m in emulator.messages("crash"))
+    before = Counter(m.state for m in journaled_emulator.messages("crash"))
     assert before == {"available": 30, "leased": 20}  # batch 1 acked; batch 2 leased, 5 done, never acked
 
-    emulator.clock.advance(30)  # type: ignore[attr-defined]  # the visibility timeout: the leases expire
+    journaled_emulator.clock.advance(30)  # type: ignore[attr-defined]  # the visibility timeout: the leases expire
     from tests.dags.cfqueues_soak_dags import crash_dag
 
     run = crash_dag.test(run_conf={"queue": "crash", "log_path": str(log_path), "hang_after": -1})
     assert task_states(run) == {"drain": "success"}
-    assert emulator.metrics("crash")["backlog_count"] == 0
+    assert journaled_emulator.metrics("crash")["backlog_count"] == 0
     processed = Counter(int(line.split()[0]) for line in log_path.read_text().splitlines())
     assert set(processed) == set(range(60))  # nothing lost
     reprocessed = {n for n, times in processed.items() if times > 1}
     assert len(reprocessed) == 5  # processed by the killed worker, not acked: processed again (at-least-once)
-    expired = {m for e in emulator.events if e.kind == "lease_expired" for m in e.message_ids}
+    expired = {m for e in journaled_emulator.events if e.kind == "lease_expired" for m in e.message_ids}
     assert len(expired) == 20
 
 
-def test_split_pattern_survives_a_run_that_dies_before_the_ack(emulator: CloudflareQueuesEmulator) -> None:
+def test_split_pattern_survives_a_run_that_dies_before_the_ack(journaled_emulator: CloudflareQueuesEmulator) -> None:
     from example_dags.example_cfqueues_split_pull_ack import dag
 
-    emulator.create_queue("example-jobs")
+    journaled_emulator.create_queue("example-jobs")
     CloudflareQueuesHook(queue="example-jobs").push_messages([{"job": n, "flaky": False} for n in range(8)])
     # the run dies after processing: its ack task never runs (marked success without running)
     died = dag.test(mark_success_pattern="ack")
     assert task_states(died)["pull"] == "success"
-    assert {m.state for m in emulator.messages("example-jobs")} == {"leased"}
+    assert {m.state for m in journaled_emulator.messages("example-jobs")} == {"leased"}
 
-    emulator.clock.advance(600)  # type: ignore[attr-defined]  # the pull's visibility timeout (10 minutes)
+    journaled_emulator.clock.advance(600)  # type: ignore[attr-defined]  # the pull's visibility timeout (10 minutes)
     again = dag.test()
     assert set(task_states(again).values()) == {"success"}
-    assert emulator.metrics("example-jobs")["backlog_count"] == 0
-    attempts = [e for e in emulator.events if e.kind == "deliver"]
+    assert journaled_emulator.metrics("example-jobs")["backlog_count"] == 0
+    attempts = [e for e in journaled_emulator.events if e.kind == "deliver"]
     assert sum(len(e.message_ids) for e in attempts) == 16  # every job delivered twice, none lost

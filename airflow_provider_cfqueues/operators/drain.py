@@ -148,6 +148,8 @@ class Drainer:
         self._failed_ids: set[str] = set()
         self._held: dict[str, _Held] = {}  # message id -> its lease, kept until the run ends
         self._retried_ids: set[str] = set()  # failed in this run and retried: they come back later
+        self._pulled_ids: set[str] = set()
+        self._acked_ids: set[str] = set()
         self._consecutive_failures = 0
         self._poison_limit: int | None = None
         self._warned_fit = 0
@@ -249,9 +251,12 @@ class Drainer:
         if not read_backlog:
             return
         try:
-            self.summary.backlog_after = hook.get_metrics(self.queue).backlog_count
+            backlog = hook.get_metrics(self.queue).backlog_count
         except CloudflareQueuesError as err:
             self.log.warning("Could not read the backlog after draining: %s", err)
+            return
+        self.summary.backlog_after = backlog
+        self.summary.untouched = max(0, backlog - len(self._pulled_ids - self._acked_ids))
 
     def _give_back_held(self, hook: CloudflareQueuesHook, *, expiring_only: bool) -> None:
         """
@@ -335,6 +340,7 @@ class Drainer:
                 empty_since = None
                 with self._lock:
                     self.summary.pulled += len(result.messages)
+                    self._pulled_ids.update(m.id for m in result.messages)
                     self.summary.batches += 1
                 deadline = started + self.plan.visibility_timeout
                 seconds_per_item, healthy = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
@@ -642,6 +648,7 @@ class Drainer:
             self._held.update((held.message.id, held) for held in keep)
             summary = self.summary
             summary.acked += sum(m.lease_id not in missed for m in out.acks)
+            self._acked_ids.update(m.id for m in out.acks if m.lease_id not in missed)
             coming_back = [
                 m for m, _ in retries if m.lease_id not in missed and not self._budget.is_last_delivery(m.attempts)
             ]

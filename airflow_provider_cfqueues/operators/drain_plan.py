@@ -40,6 +40,8 @@ class DrainSummary:
     :param failed_ids: ids of the messages that failed, each once.
     :param last_errors: the last ``process`` errors, as ``message id: error``.
     :param backlog_after: the queue's backlog after the last ack.
+    :param untouched: of that backlog, the messages this run never pulled: they kept all their
+        delivery attempts (as approximate as Cloudflare's metrics).
     :param stop_reason: why the drain stopped.
     :param tripped: the drain stopped because ``max_consecutive_failures`` messages failed in a row.
     :param interrupted: the drain was stopped from outside (task timeout, kill).
@@ -58,6 +60,7 @@ class DrainSummary:
     failed_ids: list[str] = field(default_factory=list)
     last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_ERRORS_KEPT))
     backlog_after: int | None = None
+    untouched: int | None = None
     stop_reason: str = ""
     tripped: bool = False
     interrupted: bool = False
@@ -95,6 +98,7 @@ class DrainSummary:
             "failed_ids": self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
             "failed_ids_truncated": len(self.failed_ids) > MAX_FAILED_IDS_IN_XCOM,
             "backlog_after": self.backlog_after,
+            "untouched": self.untouched,
             "stop_reason": self.stop_reason,
         }
 

@@ -223,8 +223,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
 
     Returns (to XCom) a summary: ``pulled``, ``acked``, ``retried``, ``failed``, ``failed_ids``,
     ``poisoned``, ``released``, ``dead_lettered``, ``deleted``, ``batches``, ``ack_warnings``,
-    ``backlog_after``, ``stop_reason``; without ``process`` it also holds ``messages``: the decoded
-    messages, bounded by ``max_xcom_bytes``.
+    ``backlog_after``, ``untouched``, ``stop_reason``; without ``process`` it also holds
+    ``messages``: the decoded messages, bounded by ``max_xcom_bytes``.
 
     :param process: a callable (or its dotted import path) called as ``process(message, **process_kwargs)``
         with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`. With ``process_mode="batch"``
@@ -404,7 +404,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
                 f"Stopped pulling after {self.max_consecutive_failures} consecutive process() failures, so that "
                 f"the queue's other messages keep their delivery attempts. Last errors: "
                 f"{'; '.join(summary.last_errors)}. This run: {summary.describe()}; backlog now "
-                f"{summary.backlog_after}. Fix what process() depends on: the next run carries on."
+                f"{summary.backlog_after}, of which {summary.untouched} never pulled (they keep all their "
+                "delivery attempts). Fix what process() depends on: the next run carries on."
             )
         if summary.failed and self.fail_on_error:
             ids = ", ".join(summary.failed_ids[:20]) + (", ..." if summary.failed > 20 else "")

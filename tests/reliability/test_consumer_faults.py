@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -134,7 +135,7 @@ def test_the_outage_error_says_what_happened(connection: str, emulator: Cloudfla
         operator.execute({})  # type: ignore[arg-type]
     text = str(failure.value)
     assert "ConnectionRefusedError: could not connect to server" in text
-    assert "failed 10 (10 retried)" in text and "backlog now 300" in text
+    assert "failed 10 (10 retried)" in text and "backlog now 300, of which 290 never pulled" in text
     # one attempt spent by 10 messages (come back after 30 s); 290 never pulled
     states = Counter((m.state, m.attempts) for m in emulator.messages("orders"))
     assert states == {("delayed", 1): 10, ("available", 0): 290}
@@ -480,3 +481,34 @@ def test_a_task_timeout_stops_every_worker(airflow_db: str, monkeypatch: pytest.
         assert states["leased"] == 0  # the unprocessed rest of every batch was given back at once
         assert len(processed) <= 2 / 0.1 * 4 + 4 + 4  # 2 s of 4 workers, plus the message in hand
         assert took < 2 + 8  # the first dag.test() of a process takes a few seconds on its own
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_kill_stops_every_worker_after_the_message_in_hand(
+    emulator: CloudflareQueuesEmulator, connection: str, concurrency: int
+) -> None:
+    """Airflow calls on_kill() on SIGTERM (Airflow 3 raises nothing: the task must stop on its own)."""
+    from airflow_provider_cfqueues._compat import AirflowException
+    from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullAndAckOperator
+
+    emulator.create_queue("q")
+    emulator.state.record_events = True
+    CloudflareQueuesHook(queue="q").push_messages(list(range(200)))
+    processed: list[str] = []
+    lock = threading.Lock()
+
+    def process(message: PulledMessage) -> None:
+        with lock:
+            processed.append(message.id)
+            if len(processed) == 25:
+                operator.on_kill()
+        time.sleep(0.005)
+
+    operator = CloudflareQueuesPullAndAckOperator(
+        task_id="t", queue="q", process=process, concurrency=concurrency, batch_size=10
+    )
+    with pytest.raises(AirflowException, match=r"The drain was stopped \(the task was killed or timed out\)"):
+        operator.execute({})  # type: ignore[arg-type]
+    assert 25 <= len(processed) <= 25 + concurrency - 1  # the others finish the message in hand, no more
+    assert set(journal(emulator, "ack")) == set(processed)  # what was processed is acked, nothing else
+    assert Counter(m.state for m in emulator.messages("q")) == {"available": 200 - len(processed)}

@@ -33,8 +33,8 @@ from .emulator import DEFAULT_CONN_ID, CloudflareQueuesEmulator, FaultPlan, Manu
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "cfqueues(manual_clock=False, queues=(), conn_id='cloudflare_queues_default', faults=None, token=None): "
-        "options of the cfqueues_emulator fixture",
+        "cfqueues(manual_clock=False, queues=(), conn_id='cloudflare_queues_default', faults=None, token=None, "
+        "json_bodies='base64'): options of the cfqueues_emulator fixture",
     )
 
 
@@ -48,6 +48,7 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         token=options.get("token"),
         clock=ManualClock() if options.get("manual_clock") else None,
         faults=faults if isinstance(faults, FaultPlan) else None,
+        json_bodies=options.get("json_bodies", "base64"),
     )
     with emulator:
         for name in options.get("queues", ()):

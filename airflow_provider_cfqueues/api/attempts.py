@@ -106,7 +106,7 @@ class AttemptBudget:
 CONSUMER_RETRY_DELAY = "consumer"
 
 
-def resolve_retry_delay(value: object, name: str = "retry_delay") -> float | Callable[[int], float | None] | None:
+def resolve_retry_delay(value: object, name: str = "retry_delay") -> int | Callable[[int], float | None] | None:
     """
     A user's ``retry_delay`` as the drain uses it: ``None`` is :data:`DEFAULT_BACKOFF`; ``"consumer"``
     is ``None`` (no delay sent: the consumer's applies); a callable of the attempt count is kept; a

@@ -11,7 +11,8 @@ answer (status + Cloudflare error envelope) to the exception a user can act on.
     │   ├── CloudflareQueuesAuthError         400/9106, 401, 403: token missing, wrong or lacking permission
     │   ├── CloudflareQueuesNotFoundError     404: unknown queue or account
     │   ├── CloudflareQueuesBadRequestError   other 4xx: the request was refused
-    │   │   └── CloudflareQueuesPullNotEnabledError   405 on pull: no HTTP pull consumer
+    │   │   ├── CloudflareQueuesPullNotEnabledError   405 on pull: no HTTP pull consumer
+    │   │   └── CloudflareQueuesDeliveryPausedError   409 queue_delivery_paused (or 10252): delivery is paused
     │   ├── CloudflareQueuesRateLimitError    429 or a 429-class code (transient)
     │   └── CloudflareQueuesServerError       5xx (transient)
     ├── CloudflareQueuesTransportError    no usable answer: connection error, timeout, cut-off body (transient)
@@ -33,7 +34,9 @@ from typing import Any
 from .._compat import AirflowException
 
 #: Queues error codes of the "429 type": back off and try again.
-TRANSIENT_CODES = frozenset({10250, 10251, 10252, 10253})
+TRANSIENT_CODES = frozenset({10250, 10251, 10253})
+#: 10252 QueueDisabled: the queue's delivery is paused (not transient: it lasts until resumed).
+PAUSED_CODE = 10252
 AUTH_CODES = frozenset({9106, 9109, 10000, 10106, 6003, 6111})
 
 WRANGLER_PULL_HINT = (
@@ -112,6 +115,11 @@ class CloudflareQueuesBadRequestError(CloudflareQueuesApiError):
 
 class CloudflareQueuesPullNotEnabledError(CloudflareQueuesBadRequestError):
     """A pull on a queue that has no HTTP pull consumer (HTTP 405)."""
+
+
+class CloudflareQueuesDeliveryPausedError(CloudflareQueuesBadRequestError):
+    """Delivery of the queue is paused (HTTP 409 ``queue_delivery_paused``): pushes are kept, pulls
+    are refused until it is resumed. Not retried: a pause lasts until someone resumes it."""
 
 
 class CloudflareQueuesRateLimitError(CloudflareQueuesApiError):
@@ -246,7 +254,7 @@ def error_from_response(
         payload = json.loads(body)
         if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
             errors = [e for e in payload["errors"] if isinstance(e, dict)]
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to be an envelope
         payload = None
     if errors:
         summary = "; ".join(f"{e.get('message', '')} (code {e.get('code')})" for e in errors)
@@ -257,6 +265,13 @@ def error_from_response(
     codes = {e.get("code") for e in errors}
     message = f"HTTP {status}: {summary}"
     kwargs: dict[str, Any] = {"status": status, "errors": errors, "operation": operation}
+    if PAUSED_CODE in codes or (status == 409 and "queue_delivery_paused" in summary):
+        return CloudflareQueuesDeliveryPausedError(
+            message,
+            hint="resume delivery: `npx wrangler queues resume-delivery <queue-name>` (or PATCH the queue with "
+            '{"settings": {"delivery_paused": false}})',
+            **kwargs,
+        )
     if status == 429 or codes & TRANSIENT_CODES:
         return CloudflareQueuesRateLimitError(message, retry_after=retry_after, **kwargs)
     if status >= 500:

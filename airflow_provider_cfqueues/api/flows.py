@@ -27,6 +27,7 @@ from .errors import (
     CloudflareQueuesPushError,
     CloudflareQueuesResponseError,
 )
+from .limits import LIST_QUEUES_PER_PAGE, MAX_LIST_PAGES
 from .models import (
     AckAnswer,
     AckResult,
@@ -239,24 +240,34 @@ def resolve_queue(ctx: FlowContext, queue: str | None) -> Flow[QueueTarget]:
 
 
 def _lookup_name(ctx: FlowContext, name: str) -> Flow[str]:
-    page = 1
-    while True:
-        envelope = yield from call(ctx, list_queues_request(ctx.account_id, page, name))
-        queues: list[Queue] = envelope.result or []
-        for queue in queues:
-            ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
+    """The id of the queue named ``name``: asks the service to filter by name, and reads on through the
+    pages in case it does not."""
+    for page in range(1, MAX_LIST_PAGES + 1):
+        queues, full = yield from _list_page(ctx, page, name)
         match = next((q.queue_id for q in queues if q.queue_name == name), None)
         if match is not None:
             return match
-        info = envelope.result_info
-        if not queues or info is None or info.total_pages is None or page >= info.total_pages:
-            raise CloudflareQueuesNotFoundError(
-                f"there is no queue named {name!r} in account {ctx.account_id}",
-                status=404,
-                operation="resolve_queue",
-                hint=f"create it (`npx wrangler queues create {name}`), or check the queue name and account id",
-            )
-        page += 1
+        if not full:
+            break
+    raise CloudflareQueuesNotFoundError(
+        f"there is no queue named {name!r} in account {ctx.account_id}",
+        status=404,
+        operation="resolve_queue",
+        hint=f"create it (`npx wrangler queues create {name}`), or check the queue name and account id",
+    )
+
+
+def _list_page(ctx: FlowContext, page: int, name: str | None = None) -> Flow[tuple[list[Queue], bool]]:
+    """One page of the account's queues, and whether it is full (another may follow: a page shorter
+    than the page size the answer states, or than the one asked for, is the last); refreshes the
+    name cache. ``result_info.total_pages`` is not relied on: the service does not always send it."""
+    envelope = yield from call(ctx, list_queues_request(ctx.account_id, page, name))
+    queues: list[Queue] = envelope.result or []
+    for queue in queues:
+        ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
+    info = envelope.result_info
+    page_size = info.per_page if info is not None and info.per_page else LIST_QUEUES_PER_PAGE
+    return queues, bool(queues) and len(queues) >= page_size
 
 
 def on_queue(
@@ -272,6 +283,14 @@ def on_queue(
     target.queue_id = yield from _lookup_name(ctx, target.ref)
     target.from_cache = False
     return (yield from call(ctx, build(target.queue_id), record))
+
+
+def _required(envelope: Envelope[Any], operation: str) -> Any:
+    """The envelope's ``result``; a successful answer without one is an error, never a default
+    (metrics of zeros would satisfy ``max_backlog=0``)."""
+    if envelope.result is None:
+        raise CloudflareQueuesResponseError("a successful answer without a result", operation=operation)
+    return envelope.result
 
 
 def _metrics(answer: PushAnswer | PullAnswer | None) -> QueueMetrics | None:
@@ -339,7 +358,7 @@ def pull_messages(
     timeout_ms = visibility_timeout_ms(visibility_timeout)
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, timeout_ms))
-    answer: PullAnswer = envelope.result or PullAnswer()
+    answer: PullAnswer = _required(envelope, "pull")
     metrics = _metrics(answer)
     backlog = answer.message_backlog_count
     if backlog is None and metrics is not None:
@@ -433,16 +452,15 @@ def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str
 def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid))
-    return envelope.result or QueueMetrics()
+    metrics: QueueMetrics = _required(envelope, "metrics")
+    return metrics
 
 
 def get_queue(ctx: FlowContext, queue: str | None) -> Flow[Queue]:
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: get_queue_request(ctx.account_id, qid))
-    if envelope.result is None:
-        raise CloudflareQueuesResponseError("the answer holds no queue", operation="get_queue")
-    result: Queue = envelope.result
-    return result
+    found: Queue = _required(envelope, "get_queue")
+    return found
 
 
 def list_consumers(ctx: FlowContext, queue: str | None) -> Flow[list[Consumer]]:
@@ -452,19 +470,17 @@ def list_consumers(ctx: FlowContext, queue: str | None) -> Flow[list[Consumer]]:
 
 
 def list_queues(ctx: FlowContext) -> Flow[list[Queue]]:
-    """Every queue of the account (all pages); also refreshes the name cache."""
+    """Every queue of the account: pages are read until one comes back short (the service does not
+    always say how many pages there are); also refreshes the name cache."""
     queues: list[Queue] = []
-    page = 1
-    while True:
-        envelope = yield from call(ctx, list_queues_request(ctx.account_id, page))
-        batch: list[Queue] = envelope.result or []
+    for page in range(1, MAX_LIST_PAGES + 1):
+        batch, full = yield from _list_page(ctx, page)
         queues.extend(batch)
-        for queue in batch:
-            ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
-        info = envelope.result_info
-        if not batch or info is None or info.total_pages is None or page >= info.total_pages:
+        if not full:
             return queues
-        page += 1
+    raise CloudflareQueuesResponseError(
+        f"the queue list did not end after {MAX_LIST_PAGES} pages of {LIST_QUEUES_PER_PAGE}", operation="list_queues"
+    )
 
 
 def check_connection(ctx: FlowContext, queue: str | None) -> Flow[tuple[bool, str]]:

@@ -23,3 +23,5 @@ MAX_DELAY_SECONDS = 86_400  # 24 hours (docs before 2026 said 12 hours)
 #: How many lease ids (acks plus retries) one ack request carries; the API documents no maximum.
 MAX_ACK_BATCH = 100
 LIST_QUEUES_PER_PAGE = 100
+#: Pages a queue listing reads at most (an account holds at most 10,000 queues).
+MAX_LIST_PAGES = 200

@@ -46,8 +46,8 @@ class OutgoingMessage(BaseModel):
     :param body: the message body: a ``str`` (sent as ``text``) or any JSON-serialisable value (sent
         as ``json``).
     :param content_type: ``"text"`` or ``"json"``; chosen from the body's type when ``None``.
-    :param delay_seconds: seconds before the message can be delivered (0 to 86,400); overrides the
-        batch's delay and the queue's delivery delay.
+    :param delay_seconds: whole seconds before the message can be delivered (0 to 86,400); overrides
+        the batch's delay and the queue's delivery delay.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,14 +62,14 @@ class PushMessageRequest(_Request):
 
     body: Any
     content_type: ContentType
-    delay_seconds: float | None = None
+    delay_seconds: int | None = None
 
 
 class PushBatchRequest(_Request):
     """Body of ``POST .../messages/batch``."""
 
     messages: list[PushMessageRequest]
-    delay_seconds: float | None = None
+    delay_seconds: int | None = None
 
 
 class PullRequest(_Request):
@@ -85,7 +85,7 @@ class AckItem(_Request):
 
 class RetryItem(_Request):
     lease_id: str
-    delay_seconds: float | None = None
+    delay_seconds: int | None = None
 
 
 class AckRequest(_Request):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -54,8 +55,8 @@ from .models import (
 )
 from .retry import parse_retry_after
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -99,7 +100,7 @@ class RawResponse:
 
 def validate_account_id(account_id: object) -> str:
     """An account id is 32 hex characters; anything else could change the URL path."""
-    if not isinstance(account_id, str) or not ID_RE.match(account_id.strip().lower()):
+    if not isinstance(account_id, str) or not ID_RE.fullmatch(account_id.strip().lower()):
         raise CloudflareQueuesValidationError(
             f"account_id must be 32 hexadecimal characters (the Account ID on the Cloudflare dashboard), "
             f"got {account_id!r}"
@@ -108,7 +109,7 @@ def validate_account_id(account_id: object) -> str:
 
 
 def is_queue_id(queue: str) -> bool:
-    return bool(ID_RE.match(queue.strip().lower()))
+    return bool(ID_RE.fullmatch(queue.strip().lower()))
 
 
 def validate_queue_id(queue_id: object) -> str:
@@ -122,7 +123,7 @@ def validate_queue(queue: object) -> str:
     if isinstance(queue, str):
         if is_queue_id(queue):
             return queue.strip().lower()
-        if QUEUE_NAME_RE.match(queue):
+        if QUEUE_NAME_RE.fullmatch(queue):
             return queue
     raise CloudflareQueuesValidationError(
         f"queue must be a queue id (32 hexadecimal characters) or a queue name (1-63 letters, digits, "
@@ -137,7 +138,9 @@ def _queue_path(account_id: str, queue_id: str, suffix: str = "") -> str:
 # -- scalar inputs -------------------------------------------------------------------------------
 
 
-def validate_delay(delay: object, what: str = "delay_seconds") -> float | None:
+def validate_delay(delay: object, what: str = "delay_seconds") -> int | None:
+    """A delay in whole seconds (Cloudflare takes whole seconds): an int, a float without a fraction,
+    or a ``timedelta`` of whole seconds; from 0 to 24 hours."""
     if delay is None:
         return None
     if isinstance(delay, timedelta):
@@ -151,7 +154,11 @@ def validate_delay(delay: object, what: str = "delay_seconds") -> float | None:
         raise CloudflareQueuesValidationError(
             f"{what} must be a number of seconds from 0 to {MAX_DELAY_SECONDS} (24 hours), got {delay!r}"
         )
-    return delay
+    if delay != int(delay):
+        raise CloudflareQueuesValidationError(
+            f"{what} must be whole seconds (Cloudflare takes no fractions), got {delay!r}: round it"
+        )
+    return int(delay)
 
 
 def validate_batch_size(batch_size: object) -> int | None:
@@ -450,11 +457,11 @@ def normalize_acks(acks: Iterable[object]) -> list[str]:
     return [_lease_id_of(item, f"acks[{i}]") for i, item in enumerate(acks)]
 
 
-def normalize_retries(retries: Iterable[object]) -> list[tuple[str, float | None]]:
+def normalize_retries(retries: Iterable[object]) -> list[tuple[str, int | None]]:
     """``(lease id, delay)`` from lease ids, messages, mappings or ``(lease id or message, delay)`` pairs."""
     if isinstance(retries, (str, bytes, Mapping)) or hasattr(retries, "lease_id"):
         retries = [retries]
-    normalized: list[tuple[str, float | None]] = []
+    normalized: list[tuple[str, int | None]] = []
     for i, item in enumerate(retries):
         where = f"retries[{i}]"
         delay: object = None
@@ -473,13 +480,13 @@ def normalize_retries(retries: Iterable[object]) -> list[tuple[str, float | None
 @dataclass(frozen=True)
 class AckStep:
     acks: tuple[str, ...]
-    retries: tuple[tuple[str, float | None], ...]
+    retries: tuple[tuple[str, int | None], ...]
     build: Callable[[str], ApiRequest]
 
 
-def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[str, float | None]]) -> list[AckStep]:
+def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[str, int | None]]) -> list[AckStep]:
     """Acks and retries in requests of at most :data:`MAX_ACK_BATCH` lease ids, acks first."""
-    items: list[tuple[str, str, float | None]] = [("ack", lease, None) for lease in acks]
+    items: list[tuple[str, str, int | None]] = [("ack", lease, None) for lease in acks]
     items += [("retry", lease, delay) for lease, delay in retries]
     steps: list[AckStep] = []
     for start in range(0, len(items), MAX_ACK_BATCH):
@@ -547,6 +554,15 @@ def parse_response(request: ApiRequest, response: RawResponse) -> Envelope[Any]:
     shape raises :class:`CloudflareQueuesResponseError`.
     """
     status = response.status
+    if 300 <= status < 400:
+        location = {k.lower(): v for k, v in response.headers.items()}.get("location", "")
+        target = urlsplit(location)
+        shown = f"{target.scheme}://{target.hostname}{target.path}" if target.hostname else location.split("?")[0]
+        raise CloudflareQueuesResponseError(
+            f"HTTP {status}: the API answered with a redirect to {shown or 'nowhere'}; redirects are not followed "
+            "(they could take the token elsewhere): set the connection's host to the API base URL itself",
+            operation=request.operation,
+        )
     if not 200 <= status < 300:
         headers = {k.lower(): v for k, v in response.headers.items()}
         raise error_from_response(

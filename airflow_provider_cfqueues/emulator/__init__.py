@@ -116,6 +116,8 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
     :param faults: fault injection plan; changeable later through :attr:`faults`.
     :param record_events: keep a journal of deliveries, acks, expiries and lost answers
         (:attr:`events`).
+    :param json_bodies: how pulls send ``json`` bodies: ``"base64"`` (the default, as Cloudflare's
+        docs say), ``"plain"`` JSON text (as also seen live), or ``"mixed"`` (some each way).
     """
 
     def __init__(
@@ -128,12 +130,13 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         clock: Clock | None = None,
         faults: FaultPlan | None = None,
         record_events: bool = False,
+        json_bodies: str = "base64",
     ) -> None:
         self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
         self.account_id = account_id
         self.clock = clock or SystemClock()
         self.faults = faults or FaultPlan()
-        self.state = EmulatorState(self.clock, record_events=record_events)
+        self.state = EmulatorState(self.clock, record_events=record_events, json_bodies=json_bodies)
         self.state.add_account(account_id)
         self.app = EmulatorApp(self.state, self.token, self.faults)
         self._address = (host, port)
@@ -243,6 +246,14 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         """``backlog_count``, ``backlog_bytes`` and ``oldest_message_timestamp_ms`` of a queue."""
         queue = self.queue(name_or_id)
         return self.state.metrics(self.account_id, queue.queue_id)
+
+    def pause_delivery(self, queue: str) -> None:
+        """Pause delivery, as ``wrangler queues pause-delivery`` does: pushes are kept, pulls get 409."""
+        self.state.update_queue(self.account_id, self.queue(queue).queue_id, {"settings": {"delivery_paused": True}})
+
+    def resume_delivery(self, queue: str) -> None:
+        """Resume delivery after :meth:`pause_delivery`."""
+        self.state.update_queue(self.account_id, self.queue(queue).queue_id, {"settings": {"delivery_paused": False}})
 
     def inject_message(self, queue: str, body: bytes | str, content_type: str = "bytes") -> str:
         """Enqueue a message as a Worker producer would (``bytes`` or ``v8`` bodies included)."""

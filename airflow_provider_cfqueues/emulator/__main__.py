@@ -19,6 +19,7 @@ from types import FrameType
 
 from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
+from .state import JSON_BODY_MODES
 
 DEFAULT_TOKEN = "emulator-token"  # noqa: S105 - a local fake service's well-known token
 
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject faults (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default: 0)")
+    parser.add_argument(
+        "--json-bodies",
+        choices=JSON_BODY_MODES,
+        default="base64",
+        help="how pulls send json bodies: base64 as documented (default), plain JSON text as also seen live, or mixed",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
     return parser
 
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=args.token,
         account_id=args.account_id,
         faults=FaultPlan(rules=rules, seed=args.seed),
+        json_bodies=args.json_bodies,
     )
     stop = threading.Event()
 

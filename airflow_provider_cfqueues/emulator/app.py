@@ -223,6 +223,11 @@ class EmulatorApp:
         body = _json_object(req.body)
         return self.state.update_queue(req.params["account_id"], req.params["queue_id"], body), None, []
 
+    def replace_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        p = req.params
+        return self.state.update_queue(p["account_id"], p["queue_id"], body, replace=True), None, []
+
     def delete_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         self.state.delete_queue(req.params["account_id"], req.params["queue_id"])
         return None, None, []
@@ -237,6 +242,18 @@ class EmulatorApp:
     def get_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         p = req.params
         return self.state.get_consumer(p["account_id"], p["queue_id"], p["consumer_id"]), None, []
+
+    def update_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        p = req.params
+        body = _json_object(req.body)
+        return self.state.update_consumer(p["account_id"], p["queue_id"], p["consumer_id"], body), None, []
+
+    def purge(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body) if req.body.strip() else {}
+        return self.state.purge(req.params["account_id"], req.params["queue_id"], body), None, []
+
+    def purge_status(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        return self.state.purge_status(req.params["account_id"], req.params["queue_id"]), None, []
 
     def delete_consumer(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         p = req.params
@@ -270,7 +287,7 @@ class EmulatorApp:
             )
         delay = body.get("delay_seconds")
         if delay is not None:
-            _check_number(delay, "delay_seconds", 0, MAX_DELAY_SECONDS, 10202, "BatchDelayInvalid")
+            _check_delay(delay, "delay_seconds", 10202, "BatchDelayInvalid")
         items = [_push_item(m, f"messages.{i}.") for i, m in enumerate(messages)]
         metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], items, delay)
         return {"metadata": {"metrics": metrics}}, None, ids
@@ -300,9 +317,7 @@ class EmulatorApp:
             lease_id = _lease_id(item, f"retries.{i}")
             delay = item.get("delay_seconds")
             if delay is not None:
-                _check_number(
-                    delay, f"retries.{i}.delay_seconds", 0, MAX_DELAY_SECONDS, 10203, "MessageMetadataInvalid"
-                )
+                _check_delay(delay, f"retries.{i}.delay_seconds", 10203, "MessageMetadataInvalid")
             retries.append((lease_id, delay))
         return self.state.ack(req.params["account_id"], req.params["queue_id"], acks, retries), None, []
 
@@ -311,7 +326,7 @@ _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "": {"GET": ("list_queues", EmulatorApp.list_queues), "POST": ("create_queue", EmulatorApp.create_queue)},
     "{q}": {
         "GET": ("get_queue", EmulatorApp.get_queue),
-        "PUT": ("update_queue", EmulatorApp.update_queue),
+        "PUT": ("replace_queue", EmulatorApp.replace_queue),
         "PATCH": ("update_queue", EmulatorApp.update_queue),
         "DELETE": ("delete_queue", EmulatorApp.delete_queue),
     },
@@ -322,8 +337,10 @@ _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     },
     "{q}/consumers/{c}": {
         "GET": ("get_consumer", EmulatorApp.get_consumer),
+        "PUT": ("update_consumer", EmulatorApp.update_consumer),
         "DELETE": ("delete_consumer", EmulatorApp.delete_consumer),
     },
+    "{q}/purge": {"POST": ("purge", EmulatorApp.purge), "GET": ("purge_status", EmulatorApp.purge_status)},
     "{q}/messages": {"POST": ("push", EmulatorApp.push)},
     "{q}/messages/batch": {"POST": ("push_batch", EmulatorApp.push_batch)},
     "{q}/messages/pull": {"POST": ("pull", EmulatorApp.pull)},
@@ -336,6 +353,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, 10208, f"JSONRequestBodyMalformed: the request body is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ApiError(400, 10208, "JSONRequestBodyMalformed: the request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise ApiError(400, 10207, f"JSONRequestBodyInvalid: Expected object, received {_type_name(value)}")
     return value
@@ -358,6 +377,13 @@ def _check_number(value: Any, name: str, low: float, high: float, code: int, lab
         raise ApiError(400, code, f"{label}: {name} must be a number between {low:g} and {high:g}, got {value!r}")
 
 
+def _check_delay(value: Any, name: str, code: int, label: str) -> None:
+    """Delays are whole seconds (shared/reference §11): a fraction gets the service's 400."""
+    _check_number(value, name, 0, MAX_DELAY_SECONDS, code, label)
+    if value != int(value):
+        raise ApiError(400, code, f"{label}: {name} must be a whole number of seconds, got {value!r}")
+
+
 def _push_item(message: Any, where: str) -> PushItem:
     if not isinstance(message, dict):
         raise ApiError(
@@ -369,22 +395,29 @@ def _push_item(message: Any, where: str) -> PushItem:
         raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Required at "{where}body"')
     content_type = message.get("content_type", "json")
     body = message["body"]
-    if content_type == "text":
-        if not isinstance(body, str):
+    try:
+        if content_type == "text":
+            if not isinstance(body, str):
+                raise ApiError(
+                    400, 10207, f'JSONRequestBodyInvalid: Expected string, received {_type_name(body)} at "{where}body"'
+                )
+            raw = body.encode()
+            encoded = body
+        elif content_type == "json":
+            if isinstance(body, str):
+                raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object, received string at "{where}body"')
+            raw = _compact_json(body).encode()
+            encoded = base64.b64encode(raw).decode()
+        else:
             raise ApiError(
-                400, 10207, f'JSONRequestBodyInvalid: Expected string, received {_type_name(body)} at "{where}body"'
+                400,
+                10203,
+                f'MessageMetadataInvalid: content_type must be "text" or "json" over HTTP, got {content_type!r}',
             )
-        raw = body.encode()
-        encoded = body
-    elif content_type == "json":
-        if isinstance(body, str):
-            raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object, received string at "{where}body"')
-        raw = _compact_json(body).encode()
-        encoded = base64.b64encode(raw).decode()
-    else:
+    except UnicodeEncodeError:
         raise ApiError(
-            400, 10203, f'MessageMetadataInvalid: content_type must be "text" or "json" over HTTP, got {content_type!r}'
-        )
+            400, 10207, f'JSONRequestBodyInvalid: invalid Unicode (a lone surrogate) in "{where}body"'
+        ) from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(
             400,
@@ -394,7 +427,7 @@ def _push_item(message: Any, where: str) -> PushItem:
         )
     delay = message.get("delay_seconds")
     if delay is not None:
-        _check_number(delay, f"{where}delay_seconds", 0, MAX_DELAY_SECONDS, 10203, "MessageMetadataInvalid")
+        _check_delay(delay, f"{where}delay_seconds", 10203, "MessageMetadataInvalid")
     return PushItem(body=encoded, content_type=content_type, size=len(raw), delay_seconds=delay)
 
 

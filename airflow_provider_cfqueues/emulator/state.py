@@ -57,12 +57,19 @@ MAX_PER_PAGE = 100
 
 # The service answers 405 to a pull without an http_pull consumer; its error code is not documented.
 PULL_NOT_ENABLED_CODE = 10116
+# A pull on a paused queue gets 409 with a message stating ``queue_delivery_paused`` (§11); the code is
+# not documented: the emulator uses 10252 (QueueDisabled, "delivery paused" in the error-code list).
+PAUSED_CODE = 10252
+
+# How a pull answers ``json`` bodies: the docs' prose says base64, their example and the live
+# service also show plain JSON text (shared/reference §3, §11). "mixed" sends both, per message.
+JSON_BODY_MODES = ("base64", "plain", "mixed")
 
 # How long a finished lease id is remembered, so that a duplicate ack is reported as such.
 LEASE_MEMORY_SECONDS = 86_400.0
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _JWE_HEADER = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0"  # {"alg":"dir","enc":"A256CBC-HS512"}
 
 
@@ -107,10 +114,16 @@ class StoredMessage:
     visible_at: float = 0.0
     source: str = "api"
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, json_bodies: str = "base64") -> dict[str, Any]:
+        """The message as a pull returns it; ``json`` bodies base64-encoded or as plain JSON text."""
+        body = self.body
+        if self.content_type == "json" and (
+            json_bodies == "plain" or (json_bodies == "mixed" and int(self.id[-1], 16) % 2 == 0)
+        ):
+            body = base64.b64decode(body).decode()
         return {
             "id": self.id,
-            "body": self.body,
+            "body": body,
             "attempts": self.attempts,
             "lease_id": self.lease_id,
             "metadata": {"CF-Content-Type": self.content_type, "CF-sourceMessageSource": self.source},
@@ -187,6 +200,7 @@ class QueueState:
     lease_order: deque[tuple[float, str]] = field(default_factory=deque)
     backlog_bytes: int = 0
     ordered: bool = True  # messages dict is in timestamp order (false once a DLQ copy arrives)
+    purge_started: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         consumers = [self.consumer.to_wire(self.name)] if self.consumer else []
@@ -262,9 +276,14 @@ class EmulatorState:
     :param clock: where time comes from (:class:`SystemClock` by default; a ``ManualClock`` in tests).
     :param record_events: keep a journal of pushes, deliveries, acks, retries, expiries and lost
         answers in :attr:`events`, for tests that must explain every duplicate delivery.
+    :param json_bodies: how pulls send ``json`` bodies: ``"base64"`` (as documented), ``"plain"``
+        JSON text (as also seen live), or ``"mixed"`` (each message one way or the other).
     """
 
-    def __init__(self, clock: Clock | None = None, *, record_events: bool = False) -> None:
+    def __init__(self, clock: Clock | None = None, *, record_events: bool = False, json_bodies: str = "base64") -> None:
+        if json_bodies not in JSON_BODY_MODES:
+            raise ValueError(f"json_bodies must be one of {', '.join(JSON_BODY_MODES)}, got {json_bodies!r}")
+        self.json_bodies = json_bodies
         self.clock: Clock = clock or SystemClock()
         self.lock = threading.RLock()
         self.accounts: dict[str, dict[str, QueueState]] = {}
@@ -279,7 +298,7 @@ class EmulatorState:
             self.accounts.setdefault(account_id, {})
 
     def _account(self, account_id: str) -> dict[str, QueueState]:
-        if not ID_RE.match(account_id):
+        if not ID_RE.fullmatch(account_id):
             raise ApiError(
                 400, 7003, f"Could not route to /accounts/{account_id}, perhaps your object identifier is invalid?"
             )
@@ -290,7 +309,7 @@ class EmulatorState:
 
     def _queue(self, account_id: str, queue_id: str) -> QueueState:
         queues = self._account(account_id)
-        if not ID_RE.match(queue_id):
+        if not ID_RE.fullmatch(queue_id):
             raise ApiError(400, 10107, "QueueIDMalformed: the queue id must be 32 hexadecimal characters")
         queue = queues.get(queue_id)
         if queue is None:
@@ -306,7 +325,7 @@ class EmulatorState:
     def _create_queue(
         self, queues: dict[str, QueueState], account_id: str, name: str, settings: dict[str, Any]
     ) -> QueueState:
-        if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+        if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
             raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
         if any(q.name == name for q in queues.values()):
             raise ApiError(409, 11009, f"A queue named {name!r} already exists")
@@ -346,13 +365,17 @@ class EmulatorState:
         with self.lock:
             return self._queue(account_id, queue_id).to_wire()
 
-    def update_queue(self, account_id: str, queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update_queue(
+        self, account_id: str, queue_id: str, body: dict[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        """``PATCH`` (merge the given settings) or, with ``replace``, ``PUT`` (settings not given go back
+        to their defaults: the service does not support partial updates there)."""
         with self.lock:
             queues = self._account(account_id)
             queue = self._queue(account_id, queue_id)
             new_name = body.get("queue_name")
             if new_name is not None and new_name != queue.name:
-                if not isinstance(new_name, str) or not QUEUE_NAME_RE.match(new_name):
+                if not isinstance(new_name, str) or not QUEUE_NAME_RE.fullmatch(new_name):
                     raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
                 if any(q.name == new_name for q in queues.values()):
                     raise ApiError(409, 11009, f"A queue named {new_name!r} already exists")
@@ -361,7 +384,7 @@ class EmulatorState:
             if not isinstance(settings, dict):
                 raise ApiError(400, 10207, 'Expected object at "settings"')
             old_retention = queue.settings["message_retention_period"]
-            queue.settings = _queue_settings(queue.settings, settings)
+            queue.settings = _queue_settings({} if replace else queue.settings, settings)
             if queue.settings["message_retention_period"] != old_retention:
                 self._rebuild_retention(queue)
             queue.modified_on = iso_timestamp(self.clock.now())
@@ -377,34 +400,46 @@ class EmulatorState:
     def create_consumer(self, account_id: str, queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             queue = self._queue(account_id, queue_id)
-            kind = body.get("type")
-            if kind not in ("http_pull", "worker"):
-                raise ApiError(400, 100127, 'consumer "type" must be "http_pull" or "worker"')
             if queue.consumer is not None:
                 raise ApiError(
                     409, 11004, "this queue already has a consumer; a queue can have only one active consumer"
                 )
-            script_name = body.get("script_name")
-            if kind == "worker" and not isinstance(script_name, str):
-                raise ApiError(400, 100127, 'a worker consumer needs "script_name"')
-            dlq = body.get("dead_letter_queue") or ""
-            if dlq and (not isinstance(dlq, str) or not QUEUE_NAME_RE.match(dlq)):
-                raise ApiError(400, 100127, "dead_letter_queue must be a queue name")
-            if dlq == queue.name:
-                raise ApiError(400, 100127, "a queue cannot be its own dead letter queue")
-            settings = body.get("settings") or {}
-            if not isinstance(settings, dict):
-                raise ApiError(400, 10207, 'Expected object at "settings"')
-            consumer = ConsumerState(
-                consumer_id=new_id(),
-                type=kind,
-                created_on=iso_timestamp(self.clock.now()),
-                settings=_consumer_settings(kind, settings),
-                dead_letter_queue=dlq,
-                script_name=script_name if kind == "worker" else None,
-            )
-            queue.consumer = consumer
-            return consumer.to_wire(queue.name)
+            queue.consumer = self._consumer_from(queue, body, new_id(), iso_timestamp(self.clock.now()))
+            return queue.consumer.to_wire(queue.name)
+
+    def update_consumer(self, account_id: str, queue_id: str, consumer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT``: the body is the whole consumer, as for create; settings not given take their defaults."""
+        with self.lock:
+            queue = self._queue(account_id, queue_id)
+            current = self._consumer(queue, consumer_id)
+            queue.consumer = self._consumer_from(queue, body, current.consumer_id, current.created_on)
+            return queue.consumer.to_wire(queue.name)
+
+    def _consumer_from(
+        self, queue: QueueState, body: dict[str, Any], consumer_id: str, created_on: str
+    ) -> ConsumerState:
+        kind = body.get("type")
+        if kind not in ("http_pull", "worker"):
+            raise ApiError(400, 100127, 'consumer "type" must be "http_pull" or "worker"')
+        script_name = body.get("script_name")
+        if kind == "worker" and not isinstance(script_name, str):
+            raise ApiError(400, 100127, 'a worker consumer needs "script_name"')
+        dlq = body.get("dead_letter_queue") or ""
+        if dlq and (not isinstance(dlq, str) or not QUEUE_NAME_RE.fullmatch(dlq)):
+            raise ApiError(400, 100127, "dead_letter_queue must be a queue name")
+        if dlq == queue.name:
+            raise ApiError(400, 100127, "a queue cannot be its own dead letter queue")
+        settings = body.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ApiError(400, 10207, 'Expected object at "settings"')
+        return ConsumerState(
+            consumer_id=consumer_id,
+            type=kind,
+            created_on=created_on,
+            settings=_consumer_settings(kind, settings),
+            dead_letter_queue=dlq,
+            script_name=script_name if kind == "worker" else None,
+        )
 
     def list_consumers(self, account_id: str, queue_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -412,7 +447,7 @@ class EmulatorState:
             return [queue.consumer.to_wire(queue.name)] if queue.consumer else []
 
     def _consumer(self, queue: QueueState, consumer_id: str) -> ConsumerState:
-        if not ID_RE.match(consumer_id):
+        if not ID_RE.fullmatch(consumer_id):
             raise ApiError(
                 400, 7003, f"Could not route to consumer {consumer_id}, perhaps your object identifier is invalid?"
             )
@@ -430,6 +465,29 @@ class EmulatorState:
             queue = self._queue(account_id, queue_id)
             self._consumer(queue, consumer_id)
             queue.consumer = None
+
+    # -- purge ---------------------------------------------------------------------------------
+
+    def purge(self, account_id: str, queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Delete every stored message (irreversible); the emulator finishes at once. Returns the queue."""
+        with self.lock:
+            queue = self._queue(account_id, queue_id)
+            if body.get("delete_messages_permanently") is not True:
+                raise ApiError(400, 10207, 'JSONRequestBodyInvalid: a purge needs "delete_messages_permanently": true')
+            now = self.clock.now()
+            purged = tuple(queue.messages)
+            for message in list(queue.messages.values()):
+                self._delete(queue, message)
+            queue.purge_started = iso_timestamp(now)
+            self._event("purge", queue, message_ids=purged, at=now)
+            return queue.to_wire()
+
+    def purge_status(self, account_id: str, queue_id: str) -> dict[str, Any]:
+        """The last purge: when it started and whether it completed (nulls before any purge)."""
+        with self.lock:
+            queue = self._queue(account_id, queue_id)
+            started = queue.purge_started
+            return {"started_at": started, "completed": None if started is None else True}
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -501,23 +559,28 @@ class EmulatorState:
             timeout_ms = (
                 visibility_timeout_ms if visibility_timeout_ms is not None else settings["visibility_timeout_ms"]
             )
+            if queue.settings["delivery_paused"]:
+                raise ApiError(
+                    409,
+                    PAUSED_CODE,
+                    "queue_delivery_paused: delivery of this queue is paused; resume it to pull messages",
+                )
             now = self.clock.now()
             expires = now + timeout_ms / 1000
             delivered: list[dict[str, Any]] = []
-            if not queue.settings["delivery_paused"]:
-                while queue.available and queue.available[0][0] <= now and len(delivered) < size:
-                    _, seq, message_id, generation = heapq.heappop(queue.available)
-                    message = queue.messages.get(message_id)
-                    if message is None or message.generation != generation:
-                        continue
-                    message.attempts += 1
-                    message.generation += 1
-                    message.lease_id = new_lease_id()
-                    message.lease_expires = expires
-                    heapq.heappush(queue.leased, (expires, seq, message_id, message.generation))
-                    queue.leases[message.lease_id] = LeaseRecord(message_id, now)
-                    queue.lease_order.append((now, message.lease_id))
-                    delivered.append(message.to_wire())
+            while queue.available and queue.available[0][0] <= now and len(delivered) < size:
+                _, seq, message_id, generation = heapq.heappop(queue.available)
+                message = queue.messages.get(message_id)
+                if message is None or message.generation != generation:
+                    continue
+                message.attempts += 1
+                message.generation += 1
+                message.lease_id = new_lease_id()
+                message.lease_expires = expires
+                heapq.heappush(queue.leased, (expires, seq, message_id, message.generation))
+                queue.leases[message.lease_id] = LeaseRecord(message_id, now)
+                queue.lease_order.append((now, message.lease_id))
+                delivered.append(message.to_wire(self.json_bodies))
             if delivered:
                 self._event(
                     "deliver",
@@ -654,7 +717,7 @@ class EmulatorState:
             if record is not None:
                 record.outcome = "expired"
             self._event("lease_expired", queue, (message_id,), (message.lease_id or "",), expired_at)
-            self._release(queue, message, expired_at, 0.0)
+            self._release(queue, message, expired_at, None)  # the consumer's retry_delay applies (§11)
         while queue.lease_order and queue.lease_order[0][0] + LEASE_MEMORY_SECONDS <= now:
             _, lease_id = queue.lease_order.popleft()
             record = queue.leases.get(lease_id)
@@ -712,10 +775,16 @@ class EmulatorState:
             ]
 
 
-def _number(value: Any, name: str, low: float, high: float, code: int) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ApiError(400, code, f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
-    return value
+def _number(value: Any, name: str, low: float, high: float, code: int) -> int:
+    """A whole-number setting (seconds, milliseconds or a count) within its bounds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not low <= value <= high
+        or value != int(value)
+    ):
+        raise ApiError(400, code, f"{name} must be a whole number between {low:g} and {high:g}, got {value!r}")
+    return int(value)
 
 
 def _queue_settings(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from ..api.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
-CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -65,11 +64,23 @@ def base_url_from(host: str | None, port: int | None, schema: str | None) -> str
     url = host.strip()
     if "://" not in url:
         url = f"https://{url}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        url_port = parts.port  # raises on a port that is not a number from 0 to 65535
+        hostname = parts.hostname
+    except ValueError as err:
+        raise CloudflareQueuesConfigError(f"the host (API base URL) {_scrubbed(host)!r} is malformed: {err}") from None
+    if parts.username is not None or parts.password is not None:
+        raise CloudflareQueuesConfigError(
+            f"the host (API base URL) {_scrubbed(host)!r} carries credentials: put the API token in the "
+            "connection's password field, and only the URL in the host"
+        )
+    if parts.scheme not in ("http", "https") or not hostname:
         raise CloudflareQueuesConfigError(f"the host (API base URL) must be an http(s) URL, got {host!r}")
     netloc = parts.netloc
-    if port and parts.port is None:
+    if port and url_port is None:
+        if not 0 < port < 65_536:
+            raise CloudflareQueuesConfigError(f"the connection's port must be from 1 to 65535, got {port!r}")
         netloc = f"{netloc}:{port}"
     path = parts.path.rstrip("/")
     if schema:
@@ -79,6 +90,35 @@ def base_url_from(host: str | None, port: int | None, schema: str | None) -> str
     if parts.query or parts.fragment:
         raise CloudflareQueuesConfigError("the API base URL must not carry a query or fragment")
     return f"{parts.scheme}://{netloc}{path}"
+
+
+def _scrubbed(url: str) -> str:
+    """``url`` without whatever stands before an ``@`` in its authority (user names, passwords, tokens)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+def validate_token(token: str, conn_id: str) -> str:
+    """A token travels in an HTTP header: printable ASCII only. The error never shows the token."""
+    for position, char in enumerate(token):
+        if not "!" <= char <= "~":
+            kind = (
+                "a line break"
+                if char in "\r\n"
+                else "a space"
+                if char.isspace()
+                else "a non-ASCII or control character"
+            )
+            raise CloudflareQueuesConfigError(
+                f"connection {conn_id!r}: the API token holds {kind} at position {position + 1}, which cannot "
+                "travel in an HTTP header; paste the token again (Cloudflare tokens are letters, digits, '-' and '_')"
+            )
+    return token
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -122,6 +162,7 @@ def settings_from_connection(
             f"connection {conn_id!r} has no API token: put a Cloudflare API token with the Queues Edit "
             "permission in the connection's password field"
         )
+    validate_token(token, conn_id)
     extras = dict(conn.extra_dejson or {})
     for key in list(extras):  # forms of older Airflow releases prefix the extras
         if key.startswith("extra__cloudflare_queues__"):

@@ -20,16 +20,15 @@ from typing import Any, TypeVar
 import certifi
 import httpx
 import requests
-from requests.adapters import HTTPAdapter
 
 from .. import __version__
 from .._compat import BaseHook, mask_secret
 from ..api import flows
-from ..api.errors import CloudflareQueuesTransportError
 from ..api.models import AckResult, Consumer, PullResult, PushResult, Queue, QueueMetrics
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
-from .connection import CONNECT_TIMEOUT, ConnectionSettings, settings_from_connection
+from . import transport
+from .connection import ConnectionSettings, settings_from_connection
 from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
 
 T = TypeVar("T")
@@ -149,7 +148,7 @@ class CloudflareQueuesHook(BaseHook):
         """The keep-alive ``requests.Session``, authenticated with the token."""
         if self._session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+            adapter = transport.DeadlineAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             # read proxy and CA-bundle environment variables once, not on every request
@@ -171,22 +170,7 @@ class CloudflareQueuesHook(BaseHook):
 
     def _send(self, request: ApiRequest) -> RawResponse:
         settings = self.settings
-        try:
-            response = self.get_conn().request(
-                request.method,
-                settings.base_url + request.path,
-                params=request.params or None,
-                data=request.body,
-                timeout=(CONNECT_TIMEOUT, settings.timeout),
-            )
-        except requests.RequestException as err:
-            not_sent = isinstance(err, requests.ConnectTimeout) or "NewConnectionError" in repr(err)
-            raise CloudflareQueuesTransportError(
-                f"{type(err).__name__} talking to {settings.base_url}: {err}",
-                operation=request.operation,
-                outcome_unknown=not not_sent,
-            ) from None
-        return RawResponse(response.status_code, response.content, response.headers)
+        return transport.send_sync(self.get_conn(), settings.base_url, request, settings.timeout)
 
     def _run(self, flow: flows.Flow[T]) -> T:
         return flows.run(flow, self._send, self._sleep)
@@ -216,22 +200,7 @@ class CloudflareQueuesHook(BaseHook):
     async def _asend(self, request: ApiRequest) -> RawResponse:
         settings = await self.aget_settings()
         client = await self._async_conn()
-        try:
-            response = await client.request(
-                request.method,
-                settings.base_url + request.path,
-                params=request.params or None,
-                content=request.body,
-                headers={"Authorization": f"Bearer {settings.token}"},
-                timeout=httpx.Timeout(settings.timeout, connect=CONNECT_TIMEOUT),
-            )
-        except httpx.HTTPError as err:
-            raise CloudflareQueuesTransportError(
-                f"{type(err).__name__} talking to {settings.base_url}: {err}",
-                operation=request.operation,
-                outcome_unknown=not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)),
-            ) from None
-        return RawResponse(response.status_code, response.content, response.headers)
+        return await transport.send_async(client, settings.base_url, request, settings.token, settings.timeout)
 
     async def _arun(self, flow: flows.Flow[T]) -> T:
         return await flows.arun(flow, self._asend, self._asleep)

@@ -92,8 +92,8 @@ class _Outcomes:
     """What to send for one batch, and what to count once it was sent."""
 
     acks: list[PulledMessage] = field(default_factory=list)
-    retries: list[tuple[PulledMessage, float | None]] = field(default_factory=list)
-    released: list[tuple[PulledMessage, float | None]] = field(default_factory=list)
+    retries: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
+    released: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
     failed: list[PulledMessage] = field(default_factory=list)
     poisoned: int = 0
     dead_lettered: int = 0
@@ -627,7 +627,7 @@ class Drainer:
         """
         now = self.clock()
         keep: list[_Held] = []
-        retries: list[tuple[PulledMessage, float | None]] = []
+        retries: list[tuple[PulledMessage, int | None]] = []
         for message, delay in out.retries:
             wait = self._budget.retry_delay if delay is None else delay
             if not (best_effort or self._abort.is_set() or self._budget.is_last_delivery(message.attempts)) and (
@@ -660,7 +660,7 @@ class Drainer:
             summary.deleted += out.deleted
             summary.ack_warnings += len(result.warnings)
 
-    def _retry_delay(self, message: PulledMessage) -> float | None:
+    def _retry_delay(self, message: PulledMessage) -> int | None:
         delay = self.plan.retry_delay
         if callable(delay):
             value = delay(message.attempts)

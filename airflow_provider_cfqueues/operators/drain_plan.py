@@ -16,7 +16,7 @@ LAST_ERRORS_KEPT = 5
 #: ``max_consecutive_failures`` by default
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
-RetryDelay = float | Callable[[int], float | None] | None
+RetryDelay = int | Callable[[int], float | None] | None
 
 
 @dataclass

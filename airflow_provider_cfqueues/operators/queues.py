@@ -623,14 +623,17 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
         return [item for item in value if item is not None]  # failed mapped tasks leave no value
 
     @staticmethod
-    def _with_delay(item: Any, delay: float | Callable[[int], float | None] | None) -> Any:
+    def _with_delay(item: Any, delay: int | Callable[[int], float | None] | None) -> Any:
         """``(item, delay)`` for a retry without its own delay; ``delay`` by the item's attempts if callable."""
         if isinstance(item, tuple) or (isinstance(item, Mapping) and item.get("delay_seconds") is not None):
             return item
+        seconds: float | None
         if callable(delay):
             attempts = item.get("attempts") if isinstance(item, Mapping) else getattr(item, "attempts", None)
-            delay = delay(attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1)
-        return item if delay is None else (item, delay)
+            seconds = delay(attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1)
+        else:
+            seconds = delay
+        return item if seconds is None else (item, seconds)
 
     def execute(self, context: Context) -> dict[str, Any]:
         acks = normalize_acks(self._items(self.acks))

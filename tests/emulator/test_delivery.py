@@ -221,15 +221,6 @@ def test_queue_and_consumer_management(emulator: CloudflareQueuesEmulator, api: 
     assert api.error("GET", f"/{queue_id}")[:2] == (404, 10104)
 
 
-def test_paused_queue_delivers_nothing(emulator: CloudflareQueuesEmulator, api: RawApi) -> None:
-    queue = emulator.create_queue("q")
-    api.push(queue.id, {"a": 1})
-    api.ok("PATCH", f"/{queue.id}", {"settings": {"delivery_paused": True}})
-    assert api.pull(queue.id)["messages"] == []
-    api.ok("PATCH", f"/{queue.id}", {"settings": {"delivery_paused": False}})
-    assert len(api.pull(queue.id)["messages"]) == 1
-
-
 def test_list_queues_paginates_and_filters_by_name(emulator: CloudflareQueuesEmulator, api: RawApi) -> None:
     for i in range(25):
         emulator.create_queue(f"queue-{i:02d}", http_pull=False)

@@ -51,7 +51,7 @@ def test_a_dict_with_a_body_key_is_a_body() -> None:
 def test_outgoing_message_carries_its_own_settings() -> None:
     message = OutgoingMessage(body={"k": 1}, delay_seconds=30)
     assert wire_of(message) == {"body": {"k": 1}, "content_type": "json", "delay_seconds": 30}
-    assert wire_of(OutgoingMessage(body="x", content_type="text", delay_seconds=1.5))["delay_seconds"] == 1.5
+    assert wire_of(OutgoingMessage(body="x", content_type="text", delay_seconds=2.0))["delay_seconds"] == 2
     # defaults apply only where the message sets nothing
     assert wire_of(OutgoingMessage(body="x"), default_delay=7)["delay_seconds"] == 7
     assert wire_of(OutgoingMessage(body="x", delay_seconds=0), default_delay=7)["delay_seconds"] == 0
@@ -77,6 +77,8 @@ def test_outgoing_message_carries_its_own_settings() -> None:
         ({"a": 1}, {"default_delay": "10"}, "from 0 to 86400"),
         ({"a": 1}, {"default_delay": True}, "from 0 to 86400"),
         ({"a": 1}, {"default_delay": float("nan")}, "from 0 to 86400"),
+        ({"a": 1}, {"default_delay": 1.5}, "whole seconds"),
+        ({"a": 1}, {"default_delay": __import__("datetime").timedelta(milliseconds=1500)}, "whole seconds"),
     ],
 )
 def test_invalid_messages_are_refused_with_their_index(body: object, kwargs: dict[str, object], match: str) -> None:

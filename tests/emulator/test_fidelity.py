@@ -1,0 +1,172 @@
+"""
+Where the emulator must behave like Cloudflare (shared/reference/cloudflare-queues-api.md §11): paused
+delivery, administration endpoints driven by the official SDK, whole-second delays, the consumer's
+retry delay on lease expiry, and both encodings of json bodies in pull answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import cloudflare
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
+
+from ..raw_api import RawApi
+
+
+@pytest.fixture
+def api(emulator: CloudflareQueuesEmulator) -> RawApi:
+    return RawApi(emulator)
+
+
+@pytest.fixture
+def sdk(emulator: CloudflareQueuesEmulator) -> cloudflare.Cloudflare:
+    return cloudflare.Cloudflare(api_token=emulator.token, base_url=emulator.base_url, max_retries=0)
+
+
+def test_paused_delivery_keeps_pushes_and_refuses_pulls(
+    emulator: CloudflareQueuesEmulator, api: RawApi, sdk: cloudflare.Cloudflare
+) -> None:
+    queue = emulator.create_queue("q")
+    api.push(queue.id, {"a": 1})
+    before = emulator.metrics("q")
+    paused = sdk.queues.edit(queue.id, account_id=emulator.account_id, settings={"delivery_paused": True})
+    assert paused is not None and paused.settings is not None and paused.settings.delivery_paused is True
+    api.push(queue.id, {"a": 2})  # pushes are still accepted and stored
+    status, answer = api.call("POST", f"/{queue.id}/messages/pull", {})
+    assert status == 409 and "queue_delivery_paused" in answer["errors"][0]["message"]
+    with pytest.raises(cloudflare.ConflictError):
+        sdk.queues.messages.pull(queue.id, account_id=emulator.account_id)
+    assert emulator.metrics("q")["backlog_count"] == before["backlog_count"] + 1  # the pull took nothing
+    emulator.resume_delivery("q")
+    assert len(api.pull(queue.id, batch_size=10)["messages"]) == 2
+    emulator.pause_delivery("q")
+    assert api.ok("GET", f"/{queue.id}")["settings"]["delivery_paused"] is True
+
+
+def test_put_replaces_the_queue_settings_and_patch_merges_them(emulator: CloudflareQueuesEmulator, api: RawApi) -> None:
+    queue = emulator.create_queue("q", delivery_delay=30, message_retention_period=3600)
+    merged = api.ok("PATCH", f"/{queue.id}", {"settings": {"delivery_paused": True}})["settings"]
+    assert merged == {"delivery_delay": 30, "delivery_paused": True, "message_retention_period": 3600}
+    replaced = api.ok("PUT", f"/{queue.id}", {"queue_name": "q", "settings": {"delivery_delay": 5}})["settings"]
+    assert replaced == {"delivery_delay": 5, "delivery_paused": False, "message_retention_period": 345_600}
+
+
+def test_consumer_update_and_delete_with_the_sdk(
+    emulator: CloudflareQueuesEmulator, sdk: cloudflare.Cloudflare
+) -> None:
+    account = emulator.account_id
+    queue = emulator.create_queue("q", max_retries=5, dead_letter_queue="q-dlq")
+    (consumer,) = sdk.queues.consumers.list(queue.id, account_id=account)
+    assert consumer.consumer_id
+    updated = sdk.queues.consumers.update(
+        consumer.consumer_id,
+        account_id=account,
+        queue_id=queue.id,
+        type="http_pull",
+        settings={"batch_size": 20, "visibility_timeout_ms": 60_000},
+    )
+    assert updated is not None and updated.consumer_id == consumer.consumer_id
+    wire = emulator.queue("q").consumer
+    assert wire is not None and wire.settings == {
+        "batch_size": 20,
+        "max_retries": 3,  # a PUT replaces: settings not given take their defaults
+        "retry_delay": 0,
+        "visibility_timeout_ms": 60_000,
+    }
+    assert wire.dead_letter_queue == ""
+    sdk.queues.consumers.delete(consumer.consumer_id, account_id=account, queue_id=queue.id)
+    assert emulator.queue("q").consumer is None
+    with pytest.raises(cloudflare.NotFoundError):
+        sdk.queues.consumers.delete(consumer.consumer_id, account_id=account, queue_id=queue.id)
+
+
+def test_purge_with_the_sdk(emulator: CloudflareQueuesEmulator, api: RawApi, sdk: cloudflare.Cloudflare) -> None:
+    account = emulator.account_id
+    queue = emulator.create_queue("q")
+    assert sdk.queues.purge.status(queue.id, account_id=account) is not None
+    assert api.ok("GET", f"/{queue.id}/purge") == {"started_at": None, "completed": None}
+    api.batch(queue.id, [{"body": {"n": n}} for n in range(5)])
+    leased = api.pull(queue.id, batch_size=2)["messages"]
+    assert api.error("POST", f"/{queue.id}/purge", {})[:2] == (400, 10207)  # must confirm
+    purged = sdk.queues.purge.start(queue.id, account_id=account, delete_messages_permanently=True)
+    assert purged is not None and purged.queue_id == queue.id
+    assert emulator.metrics("q")["backlog_count"] == 0
+    status = api.ok("GET", f"/{queue.id}/purge")
+    assert status["completed"] is True and status["started_at"].endswith("Z")
+    late = api.ok("POST", f"/{queue.id}/messages/ack", {"acks": [{"lease_id": leased[0]["lease_id"]}]})
+    assert late["ackCount"] == 0 and "no longer in the queue" in late["warnings"][leased[0]["lease_id"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("/messages", {"body": {"a": 1}, "delay_seconds": 1.5}, 10203),
+        ("/messages/batch", {"messages": [{"body": {"a": 1}}], "delay_seconds": 0.5}, 10202),
+        ("/messages/batch", {"messages": [{"body": {"a": 1}, "delay_seconds": 2.25}]}, 10203),
+    ],
+)
+def test_fractional_delays_are_refused(
+    emulator: CloudflareQueuesEmulator, api: RawApi, path: str, body: dict[str, object], code: int
+) -> None:
+    queue = emulator.create_queue("q")
+    status, answer = api.call("POST", f"/{queue.id}{path}", body)
+    assert (status, answer["errors"][0]["code"]) == (400, code)
+    assert "whole number of seconds" in answer["errors"][0]["message"]
+    assert emulator.metrics("q")["backlog_count"] == 0
+
+
+def test_fractional_retry_delays_and_settings_are_refused(emulator: CloudflareQueuesEmulator, api: RawApi) -> None:
+    queue = emulator.create_queue("q")
+    api.push(queue.id, {"a": 1})
+    (message,) = api.pull(queue.id)["messages"]
+    retry = {"retries": [{"lease_id": message["lease_id"], "delay_seconds": 0.5}]}
+    assert api.error("POST", f"/{queue.id}/messages/ack", retry)[:2] == (400, 10203)
+    assert api.error("PATCH", f"/{queue.id}", {"settings": {"delivery_delay": 1.5}})[:2] == (400, 100128)
+    other = emulator.create_queue("other", http_pull=False)
+    consumer = {"type": "http_pull", "settings": {"retry_delay": 2.5}}
+    assert api.error("POST", f"/{other.id}/consumers", consumer)[:2] == (400, 100127)
+
+
+def test_the_consumer_retry_delay_applies_when_a_lease_expires(
+    emulator: CloudflareQueuesEmulator, api: RawApi, clock: ManualClock
+) -> None:
+    queue = emulator.create_queue("q", retry_delay=60, visibility_timeout_ms=10_000)
+    api.push(queue.id, {"a": 1})
+    assert len(api.pull(queue.id)["messages"]) == 1
+    clock.advance(10)  # the lease expires: an implicit failure
+    assert api.pull(queue.id)["messages"] == []  # back only after the consumer's retry_delay
+    (view,) = emulator.messages("q")
+    assert (view.state, view.visible_at - clock.now()) == ("delayed", 60)
+    clock.advance(60)
+    assert [m["attempts"] for m in api.pull(queue.id)["messages"]] == [2]
+
+
+@pytest.mark.parametrize("mode", ["base64", "plain", "mixed"])
+def test_json_bodies_in_pull_answers(mode: str, clock: ManualClock) -> None:
+    with CloudflareQueuesEmulator(clock=clock, json_bodies=mode) as emulator:
+        queue = emulator.create_queue("q")
+        api = RawApi(emulator)
+        bodies = [{"n": n, "text": "ü"} for n in range(40)]
+        api.batch(queue.id, [{"body": body} for body in bodies] + [{"body": "plain text", "content_type": "text"}])
+        pulled = api.pull(queue.id, batch_size=100)["messages"]
+        forms = set()
+        decoded = []
+        for message in pulled:
+            if message["metadata"]["CF-Content-Type"] == "text":
+                assert message["body"] == "plain text"
+                continue
+            raw = message["body"]
+            plain = raw.startswith("{")
+            forms.add("plain" if plain else "base64")
+            decoded.append(json.loads(raw if plain else base64.b64decode(raw)))
+        assert sorted(decoded, key=lambda b: b["n"]) == bodies
+        assert forms == ({"base64", "plain"} if mode == "mixed" else {mode})
+
+
+def test_json_bodies_must_be_a_known_mode() -> None:
+    with pytest.raises(ValueError, match="json_bodies must be one of base64, plain, mixed"):
+        CloudflareQueuesEmulator(json_bodies="hex")

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from .app import EmulatorApp
 from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
-from .server import EmulatorHTTPServer
+from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
 from .state import EmulatorState, MessageView, QueueState
 
 DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -118,6 +118,8 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         (:attr:`events`).
     :param json_bodies: how pulls send ``json`` bodies: ``"base64"`` (the default, as Cloudflare's
         docs say), ``"plain"`` JSON text (as also seen live), or ``"mixed"`` (some each way).
+    :param idle_timeout: seconds a connection may wait before starting a request.
+    :param request_timeout: seconds a client has to send a whole request.
     """
 
     def __init__(
@@ -131,8 +133,12 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         faults: FaultPlan | None = None,
         record_events: bool = False,
         json_bodies: str = "base64",
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
         self.account_id = account_id
         self.clock = clock or SystemClock()
         self.faults = faults or FaultPlan()
@@ -152,7 +158,9 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         """Bind and serve in a daemon thread; returns ``self``."""
         if self._server is not None:
             return self
-        self._server = EmulatorHTTPServer(self._address, self.app)
+        self._server = EmulatorHTTPServer(
+            self._address, self.app, idle_timeout=self.idle_timeout, request_timeout=self.request_timeout
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cfqueues-emulator", daemon=True
         )

@@ -2,13 +2,17 @@
 Command line: ``python -m airflow_provider_cfqueues.emulator`` (also installed as ``cfqueues-emulator``).
 
 On start it prints the API base URL on the first line of standard output, then one line
-``<queue name> <queue id>`` per ``--queue``; everything else goes to standard error. It stops
-cleanly on SIGINT and SIGTERM.
+``<queue name> <queue id>`` per ``--queue``; everything else goes to standard error: the account id,
+the token, and a ready-to-paste ``AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT`` value. Bad arguments (a
+busy port, a bad or repeated queue name, a bad fault spec) get one line saying what to change, and
+exit status 2. It stops cleanly on SIGINT and SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
 import os
 import signal
@@ -19,7 +23,8 @@ from types import FrameType
 
 from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
-from .state import JSON_BODY_MODES
+from .server import request_log
+from .state import JSON_BODY_MODES, QUEUE_NAME_RE
 
 DEFAULT_TOKEN = "emulator-token"  # noqa: S105 - a local fake service's well-known token
 
@@ -64,18 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str) -> int:
+    print(f"cfqueues-emulator: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    if args.verbose:
+        request_log.setLevel(logging.INFO)
     try:
         rules = dict(parse_fault_spec(spec) for spec in args.fault)
     except ValueError as err:
-        print(f"cfqueues-emulator: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err))
+    for name in args.queue:
+        if not QUEUE_NAME_RE.fullmatch(name):
+            return _fail(f"--queue {name!r}: a queue name is 1 to 63 letters, digits, '-' or '_'")
+        if args.queue.count(name) > 1:
+            return _fail(f"--queue {name} is given more than once")
     emulator = CloudflareQueuesEmulator(
         host=args.host,
         port=args.port,
@@ -91,13 +103,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    emulator.start()
+    try:
+        emulator.start()
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            return _fail(
+                f"port {args.port} on {args.host} is in use: pick another with --port, or --port 0 for a free one"
+            )
+        return _fail(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     try:
         print(emulator.base_url, flush=True)
         for name in args.queue:
             print(f"{name} {emulator.create_queue(name).id}", flush=True)
+        connection = json.dumps(emulator.airflow_connection())
         print(
-            f"cfqueues-emulator: serving {emulator.base_url} for account {emulator.account_id}; stop with Ctrl-C",
+            f"cfqueues-emulator: serving {emulator.base_url}; stop with Ctrl-C\n"
+            f"  account id: {emulator.account_id}\n"
+            f"  token:      {emulator.token}\n"
+            f"  export AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT='{connection}'",
             file=sys.stderr,
             flush=True,
         )

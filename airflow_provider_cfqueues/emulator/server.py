@@ -2,6 +2,11 @@
 A small threaded HTTP/1.1 server for the emulator: keep-alive, ``TCP_NODELAY``, and every answer sent
 with a single write. (``http.server`` writes headers and body separately, which costs ~40 ms per
 keep-alive request on Linux through Nagle's algorithm and delayed ACKs.)
+
+It holds up against hostile clients: request lines, headers (their size and their number) and bodies
+are bounded; a body shorter than its ``Content-Length`` is not processed; a connection gets
+``idle_timeout`` seconds to start a request and ``request_timeout`` seconds to send all of it, then is
+closed (a reaper thread enforces both, so a client dripping one byte at a time cannot hold it).
 """
 
 from __future__ import annotations
@@ -11,14 +16,21 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from typing import Any
 
 from .app import EmulatorApp, Reply, error_reply
 
 log = logging.getLogger(__name__)
+#: one line per request (method, path, status, milliseconds); quiet unless the CLI's --verbose
+request_log = logging.getLogger(f"{__name__}.requests")
+request_log.setLevel(logging.WARNING)
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 65_536
+MAX_HEADERS = 100
+IDLE_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 30.0
 
 
 class _BadRequest(Exception):
@@ -33,6 +45,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection.settimeout(max(self.server.idle_timeout, self.server.request_timeout))
         self.server.track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -42,21 +55,32 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         while True:
+            self.server.close_at(self.connection, time.monotonic() + self.server.idle_timeout)
             try:
                 request = self._read_request()
             except _BadRequest as err:
-                self.wfile.write(error_reply(400, 10208, str(err)).encode(keep_alive=False))
+                with contextlib.suppress(OSError):
+                    self.wfile.write(error_reply(400, 10208, str(err)).encode(keep_alive=False))
                 return
             except OSError:
                 return
+            self.server.close_at(self.connection, None)  # answering takes what it takes
             if request is None:
                 return
             method, target, headers, body, keep_alive = request
+            started = time.perf_counter()
             try:
                 reply = self.server.app.handle(method, target, headers, body)
             except Exception:
                 log.exception("emulator failed on %s %s", method, target.partition("?")[0])
                 reply = error_reply(500, 15000, "UnknownInternalError: the emulator failed; see its log")
+            request_log.info(
+                "%s %s %s %.1f ms",
+                method,
+                target.partition("?")[0],
+                "dropped" if reply.drop else reply.status,
+                (time.perf_counter() - started) * 1000,
+            )
             if reply.drop:
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -74,6 +98,9 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             line = self.rfile.readline(MAX_LINE_BYTES + 1)
         if not line:
             return None
+        self.server.close_at(self.connection, time.monotonic() + self.server.request_timeout)
+        if len(line) > MAX_LINE_BYTES:
+            raise _BadRequest("request line too long")
         try:
             method, target, version = line.decode("latin-1").split()
         except ValueError:
@@ -81,8 +108,14 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         headers: dict[str, str] = {}
         while True:
             header = self.rfile.readline(MAX_LINE_BYTES + 1)
-            if header in (b"\r\n", b"\n", b""):
+            if not header:
+                return None  # the client went away (or was cut off) mid-headers: nothing to answer
+            if header in (b"\r\n", b"\n"):
                 break
+            if len(header) > MAX_LINE_BYTES:
+                raise _BadRequest("header line too long")
+            if len(headers) >= MAX_HEADERS:
+                raise _BadRequest(f"more than {MAX_HEADERS} headers")
             name, sep, value = header.decode("latin-1").partition(":")
             if not sep:
                 raise _BadRequest("malformed header line")
@@ -99,6 +132,8 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             if length < 0 or length > MAX_REQUEST_BYTES:
                 raise _BadRequest("request body too large")
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise _BadRequest(f"the body ended after {len(body)} of its {length} bytes (Content-Length)")
         connection = headers.get("connection", "").lower()
         keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
         return method, target, headers, body, keep_alive
@@ -112,6 +147,8 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                 size = int(size_line.split(b";")[0].strip(), 16)
             except ValueError:
                 raise _BadRequest("malformed chunk size") from None
+            if size < 0:
+                raise _BadRequest("negative chunk size")
             if size == 0:
                 while self.rfile.readline(MAX_LINE_BYTES + 1) not in (b"\r\n", b"\n", b""):
                     pass
@@ -119,7 +156,10 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             total += size
             if total > MAX_REQUEST_BYTES:
                 raise _BadRequest("request body too large")
-            chunks.append(self.rfile.read(size))
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise _BadRequest("the body ended inside a chunk")
+            chunks.append(chunk)
             self.rfile.readline(MAX_LINE_BYTES + 1)
 
 
@@ -130,18 +170,51 @@ class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], app: EmulatorApp) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: EmulatorApp,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.app = app
-        self._connections: set[socket.socket] = set()
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self._connections: dict[socket.socket, float | None] = {}  # connection -> when to close it
         self._connections_lock = threading.Lock()
+        self._closing = threading.Event()  # before binding: a failed bind calls server_close()
         super().__init__(address, _ConnectionHandler)
+        self._reaper = threading.Thread(target=self._reap, name="cfqueues-emulator-reaper", daemon=True)
+        self._reaper.start()
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
         with self._connections_lock:
             if add:
-                self._connections.add(connection)
+                self._connections[connection] = None
             else:
-                self._connections.discard(connection)
+                self._connections.pop(connection, None)
+
+    def close_at(self, connection: socket.socket, deadline: float | None) -> None:
+        """Close ``connection`` at ``deadline`` (monotonic seconds) unless it is called again first."""
+        with self._connections_lock:
+            if connection in self._connections:
+                self._connections[connection] = deadline
+
+    def _reap(self) -> None:
+        while not self._closing.wait(min(0.25, self.idle_timeout / 4, self.request_timeout / 4)):
+            now = time.monotonic()
+            with self._connections_lock:
+                late = [c for c, deadline in self._connections.items() if deadline is not None and deadline <= now]
+                for connection in late:
+                    self._connections[connection] = None
+            for connection in late:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def close_connections(self) -> None:
         """Close every open keep-alive connection (used when stopping)."""

@@ -187,7 +187,7 @@ def send_sync(
     except requests.RequestException as err:
         late = time.monotonic() >= deadline
         raise CloudflareQueuesTransportError(
-            f"no answer from {base_url} within {timeout:g} s"
+            f"no answer within {timeout:g} s from {base_url}"
             if late
             else f"{type(err).__name__} talking to {base_url}: {err}",
             operation=request.operation,
@@ -245,7 +245,7 @@ async def send_async(
         return await asyncio.wait_for(_exchange(client, base_url, request, token, timeout, max_bytes), timeout)
     except asyncio.TimeoutError:
         raise CloudflareQueuesTransportError(
-            f"no answer from {base_url} within {timeout:g} s", operation=request.operation
+            f"no answer within {timeout:g} s from {base_url}", operation=request.operation
         ) from None
     except httpx.HTTPError as err:
         raise CloudflareQueuesTransportError(

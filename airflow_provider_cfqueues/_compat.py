@@ -16,12 +16,12 @@ AIRFLOW_3 = Version(AIRFLOW_VERSION).major >= 3
 if AIRFLOW_3:  # the Task SDK
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue, conf
     from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY
-    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
     from airflow.sdk.log import mask_secret
     from airflow.sdk.module_loading import import_string  # type: ignore[attr-defined]
 else:  # pragma: no cover - Airflow 2.11
     from airflow.configuration import conf  # type: ignore
-    from airflow.exceptions import AirflowException, AirflowSensorTimeout  # type: ignore
+    from airflow.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException  # type: ignore
     from airflow.hooks.base import BaseHook  # type: ignore
     from airflow.models import BaseOperator, Connection  # type: ignore
     from airflow.models.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY  # type: ignore
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_RETRY_DELAY",
     "AirflowException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

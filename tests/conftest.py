@@ -108,9 +108,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def emulator(clock: ManualClock) -> Iterator[CloudflareQueuesEmulator]:
+def json_bodies() -> str:
+    """How the emulator encodes json bodies in pulls; parametrize ``json_bodies`` to run a test in each mode."""
+    return "base64"
+
+
+@pytest.fixture
+def emulator(clock: ManualClock, json_bodies: str) -> Iterator[CloudflareQueuesEmulator]:
     """An emulator on a manual clock whose every exchange is validated against the OpenAPI fragment."""
-    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock) as emu:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, json_bodies=json_bodies) as emu:
         recorder = OpenAPIRecorder(f"http://127.0.0.1:{emu.port}")
         emu.app.observers.append(recorder)
         emu.openapi = recorder  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.attempts import DEFAULT_BACKOFF, AttemptBudget
-from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
+from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import PulledMessage
 from ..api.operations import validate_delay
 from ..hooks.queues import CloudflareQueuesHook
@@ -349,7 +349,10 @@ class Drainer:
         except Exception as err:
             with self._lock:
                 self._errors.append(err)
-            self.stop(f"a worker failed ({type(err).__name__})", error=True)
+            paused = isinstance(err, CloudflareQueuesDeliveryPausedError)
+            self.stop(
+                "delivery of the queue is paused" if paused else f"a worker failed ({type(err).__name__})", error=True
+            )
         except BaseException as interruption:  # a timeout or kill in the task's own thread: Airflow handles it
             self.stop(f"the task was interrupted ({type(interruption).__name__})", interrupted=True)
             raise

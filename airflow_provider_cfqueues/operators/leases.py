@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..api.errors import CloudflareQueuesError, CloudflareQueuesValidationError
+from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import OutgoingMessage, PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 
@@ -64,7 +64,13 @@ def collect_messages(
         wanted = batch_size if max_messages is None else min(batch_size, max_messages - len(messages))
         if wanted <= 0:
             break
-        result = hook.pull_messages(queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout * 1000)
+        try:
+            result = hook.pull_messages(queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout * 1000)
+        except CloudflareQueuesDeliveryPausedError:
+            if not messages:
+                raise
+            log.warning("Delivery of the queue was paused after %d message(s): returning those", len(messages))
+            break
         backlog = result.backlog_count
         if not result.messages:
             break

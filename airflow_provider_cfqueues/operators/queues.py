@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._compat import AirflowException, BaseOperator, import_string
+from .._compat import AirflowException, AirflowSkipException, BaseOperator, import_string
 from ..api.attempts import resolve_retry_delay
 from ..api.errors import (
     CloudflareQueuesConfigError,
+    CloudflareQueuesDeliveryPausedError,
     CloudflareQueuesError,
     CloudflareQueuesNotFoundError,
     CloudflareQueuesValidationError,
@@ -73,6 +74,16 @@ def _resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Call
     raise CloudflareQueuesValidationError(f"{name} must be a callable or its dotted import path, got {value!r}")
 
 
+#: what a pulling operator does when the queue's delivery is paused
+ON_PAUSED = ("skip", "fail", "succeed")
+
+
+def _validate_on_paused(value: str) -> str:
+    if value not in ON_PAUSED:
+        raise CloudflareQueuesValidationError(f"on_paused must be one of {', '.join(ON_PAUSED)}, got {value!r}")
+    return value
+
+
 class CloudflareQueuesBaseOperator(BaseOperator):
     """
     Arguments every Cloudflare Queues operator (and the sensor) takes; see :mod:`._arguments` for how
@@ -114,6 +125,18 @@ class CloudflareQueuesBaseOperator(BaseOperator):
         return CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
         )
+
+    def _when_paused(self, error: CloudflareQueuesDeliveryPausedError, on_paused: str, done: str) -> None:
+        """A pull found the queue's delivery paused: skip or fail the task, or log and carry on."""
+        message = (
+            f"Delivery of queue {self.cloudflare_queue or self.hook.settings.queue} is paused ({done}); resume it to "
+            "pull: `npx wrangler queues resume-delivery <queue-name>`, or CloudflareQueuesResumeDeliveryOperator"
+        )
+        if on_paused == "skip":
+            raise AirflowSkipException(message)
+        if on_paused == "fail":
+            raise AirflowException(message) from error
+        self.log.warning("%s; the task succeeds (on_paused='succeed')", message)
 
     def _lineage(self, *, reads: bool) -> Any:
         """The queue as an OpenLineage dataset (input when ``reads``), or ``None`` without the provider."""
@@ -264,6 +287,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         (``timedelta`` or seconds) while the backlog still counts messages leased elsewhere or delayed
         (e.g. leases orphaned by a lost answer, which come back when they expire). Default 0.
     :param max_xcom_bytes: the largest message list returned to XCom when there is no ``process``.
+    :param on_paused: when the queue's delivery is paused (pulls get HTTP 409): ``"skip"`` the task
+        (default), ``"fail"`` it, or ``"succeed"`` with what was done before; nothing more is pulled.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
@@ -298,12 +323,14 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         stop_when_empty: bool = True,
         wait_for_in_flight: timedelta | float = 0,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        on_paused: str = "skip",
         message_retry_delay: float | timedelta | str | Callable[[int], float | None] | None = None,
         task_retry_delay: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
         super().__init__(**kwargs)
+        self.on_paused = _validate_on_paused(on_paused)
         if process_mode not in ("message", "batch"):
             raise CloudflareQueuesValidationError(f"process_mode must be 'message' or 'batch', got {process_mode!r}")
         if concurrency < 1:
@@ -388,6 +415,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         )
         try:
             summary = drainer.run()
+        except CloudflareQueuesDeliveryPausedError as err:
+            self._when_paused(err, self.on_paused, drainer.summary.describe())
         finally:
             summary = drainer.summary
             self.log.info(
@@ -441,17 +470,21 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         self, hook: CloudflareQueuesHook, context: Context, batch_size: int, max_messages: int | None
     ) -> dict[str, Any]:
         queue = self.cloudflare_queue or None
-        messages, payload, batches = collect_messages(
-            hook,
-            queue,
-            batch_size=batch_size,
-            max_messages=max_messages,
-            max_batches=self.max_batches,
-            visibility_timeout=self.visibility_timeout,
-            max_xcom_bytes=self.max_xcom_bytes,
-            lease=False,
-            log=self.log,
-        )
+        try:
+            messages, payload, batches = collect_messages(
+                hook,
+                queue,
+                batch_size=batch_size,
+                max_messages=max_messages,
+                max_batches=self.max_batches,
+                visibility_timeout=self.visibility_timeout,
+                max_xcom_bytes=self.max_xcom_bytes,
+                lease=False,
+                log=self.log,
+            )
+        except CloudflareQueuesDeliveryPausedError as err:
+            self._when_paused(err, self.on_paused, "nothing was pulled")
+            return {**DrainSummary(stop_reason="delivery of the queue is paused").to_xcom(), "messages": []}
         quota_reached = (max_messages is not None and len(messages) >= max_messages) or (
             self.max_batches is not None and batches >= self.max_batches
         )
@@ -492,6 +525,8 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
     :param expected_processing_time: how long the downstream work takes; a warning is logged when
         ``visibility_timeout`` is shorter.
     :param max_xcom_bytes: the largest message list returned to XCom (leases are released past it).
+    :param on_paused: when the queue's delivery is paused: ``"skip"`` the task (default), ``"fail"``
+        it, or ``"succeed"`` with no messages.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
@@ -507,9 +542,11 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
         visibility_timeout: timedelta | float = timedelta(minutes=30),
         expected_processing_time: timedelta | float | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        on_paused: str = "skip",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_paused = _validate_on_paused(on_paused)
         self.batch_size = _optional_int(batch_size, "batch_size", 1, 100) or 100
         self.max_messages = max_messages
         self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
@@ -532,17 +569,21 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         max_messages = _optional_int(self.max_messages, "max_messages", 0)
         hook = self.hook
-        _, payload, _ = collect_messages(
-            hook,
-            self.cloudflare_queue or None,
-            batch_size=self.batch_size if max_messages is None else min(self.batch_size, max(1, max_messages)),
-            max_messages=self.batch_size if max_messages is None else max_messages,
-            max_batches=None,
-            visibility_timeout=self.visibility_timeout,
-            max_xcom_bytes=self.max_xcom_bytes,
-            lease=True,
-            log=self.log,
-        )
+        try:
+            _, payload, _ = collect_messages(
+                hook,
+                self.cloudflare_queue or None,
+                batch_size=self.batch_size if max_messages is None else min(self.batch_size, max(1, max_messages)),
+                max_messages=self.batch_size if max_messages is None else max_messages,
+                max_batches=None,
+                visibility_timeout=self.visibility_timeout,
+                max_xcom_bytes=self.max_xcom_bytes,
+                lease=True,
+                log=self.log,
+            )
+        except CloudflareQueuesDeliveryPausedError as err:
+            self._when_paused(err, self.on_paused, "nothing was pulled")
+            return []
         return payload
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._compat import BaseTrigger, TriggerEvent
 from ..api.backlog import BacklogCriteria, evaluate
-from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError
+from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 
@@ -137,6 +137,8 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
     fails, or its answer is lost, the messages are still fired, unacked and with their lease ids, and
     the event's ``acked`` is false. Transient errors never end the trigger (it pulls again after
     ``poll_interval``); a wrong token or queue ends it, after firing what it had already pulled.
+    While the queue's delivery is paused (pulls get HTTP 409), it keeps polling, every
+    ``paused_poll_interval`` seconds, and logs one warning per pause.
 
     :param cloudflare_queue: queue id or name (not ``queue``, which ``MessageQueueTrigger`` reserves).
     :param batch_size: messages per pull (1 to 100).
@@ -146,6 +148,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         run acks them (scheduling delay + processing).
     :param poll_interval: seconds between pulls while the queue is empty.
     :param ack_on_emit: ack the messages when the event is fired (at-most-once).
+    :param paused_poll_interval: seconds between pulls while the queue's delivery is paused.
     :param account_id: account id (default: the connection's).
     :param cloudflare_queues_conn_id: the Airflow connection.
     """
@@ -159,11 +162,13 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         visibility_timeout: float = 600.0,
         poll_interval: float = 5.0,
         ack_on_emit: bool = False,
+        paused_poll_interval: float = 60.0,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.paused_poll_interval = float(paused_poll_interval)
         self.cloudflare_queue = cloudflare_queue
         self.batch_size = int(batch_size)
         self.max_messages_per_event = int(max_messages_per_event)
@@ -183,6 +188,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                 "visibility_timeout": self.visibility_timeout,
                 "poll_interval": self.poll_interval,
                 "ack_on_emit": self.ack_on_emit,
+                "paused_poll_interval": self.paused_poll_interval,
                 "account_id": self.account_id,
                 "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
             },
@@ -192,9 +198,21 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         hook = CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )
+        paused = False
         try:
             while True:
                 messages, queue_id, error = await self._gather(hook)
+                if isinstance(error, CloudflareQueuesDeliveryPausedError):
+                    if not paused:
+                        self.log.warning(
+                            "Delivery of queue %s is paused: pulling again every %g s until it is resumed",
+                            self.cloudflare_queue,
+                            self.paused_poll_interval,
+                        )
+                    paused = True
+                elif paused and error is None:
+                    self.log.info("Delivery of queue %s was resumed", self.cloudflare_queue)
+                    paused = False
                 if messages:
                     acked = await self._ack(hook, messages) if self.ack_on_emit else set()
                     self.log.info(
@@ -204,6 +222,9 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                         len(acked),
                     )
                     yield TriggerEvent(self._event(messages, queue_id, acked))  # type: ignore[no-untyped-call]
+                if paused:
+                    await asyncio.sleep(self.paused_poll_interval)
+                    continue
                 if error is not None:
                     if not error.retryable:
                         raise error  # a wrong token or queue: the triggerer shows the failure

@@ -191,3 +191,21 @@ def test_pull_operator_warns_when_leases_would_expire_before_the_work() -> None:
     warning = "will expire before the downstream tasks ack them"
     assert warning not in before
     assert warning in after
+
+
+def test_a_paused_queue_skips_or_fails_or_succeeds_as_told(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import paused_dag
+
+    emulator.create_queue("paused")
+    CloudflareQueuesHook(queue="paused").push_messages([{"n": n} for n in range(5)])
+    emulator.pause_delivery("paused")
+    run = paused_dag.test(run_conf={"queue": "paused"})
+    assert task_states(run) == {
+        "drain_skips": "skipped",
+        "drain_succeeds": "success",
+        "drain_fails": "failed",
+        "pull_skips": "skipped",
+    }
+    summary = xcom(run, "drain_succeeds")
+    assert (summary["pulled"], summary["acked"], summary["stop_reason"]) == (0, 0, "delivery of the queue is paused")
+    assert {(m.state, m.attempts) for m in emulator.messages("paused")} == {("available", 0)}  # nothing pulled

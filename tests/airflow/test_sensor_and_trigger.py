@@ -144,3 +144,36 @@ def test_criteria_validation() -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="whole number"):
         BacklogCriteria.build(min_backlog="many")
     assert BacklogCriteria.build(min_backlog="12").min_backlog == 12
+
+
+@pytest.mark.airflow3
+def test_triggers_on_a_paused_queue(emulator: CloudflareQueuesEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """The backlog trigger still sees the metrics; the message trigger keeps polling, slower, and fires
+    once delivery is resumed."""
+    from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
+
+    hook = CloudflareQueuesHook(queue="watched")
+    hook.push_messages(list(range(3)))
+    emulator.pause_delivery("watched")
+    backlog = CloudflareQueuesBacklogTrigger(
+        cloudflare_queue="watched", criteria=BacklogCriteria.build(min_backlog=3).to_dict(), poll_interval=0.05
+    )
+    assert asyncio.run(_first_event(backlog))["status"] == "success"
+
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="watched", poll_interval=0.01, paused_poll_interval=0.05)
+    resume = threading.Timer(0.5, emulator.resume_delivery, args=("watched",))
+
+    async def first_event() -> dict[str, object]:
+        resume.start()
+        async for event in trigger.run():
+            return event.payload  # type: ignore[no-any-return]
+        raise AssertionError("no event")
+
+    capsys.readouterr()
+    event = asyncio.run(first_event())
+    resume.join()
+    logged = capsys.readouterr().out  # the trigger's log
+    assert [m["body"] for m in event["messages"]] == [0, 1, 2]  # type: ignore[index]
+    assert 5 <= emulator.app.requests["pull"] <= 15  # every 0.05 s while paused, not every 0.01 s
+    assert logged.count("is paused: pulling again every 0.05 s") == 1  # one warning per pause
+    assert "was resumed" in logged

@@ -15,6 +15,7 @@ except ImportError:  # Airflow 2.11
 from airflow_provider_cfqueues.api.models import OutgoingMessage, PulledMessage
 from airflow_provider_cfqueues.operators.queues import (
     CloudflareQueuesPullAndAckOperator,
+    CloudflareQueuesPullOperator,
     CloudflareQueuesPushOperator,
 )
 from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
@@ -105,3 +106,14 @@ for mode in ("poke", "reschedule", "deferrable"):
             CloudflareQueuesBacklogSensor(task_id="wait", deferrable=True, **SENSOR_ARGS)
         else:
             CloudflareQueuesBacklogSensor(task_id="wait", mode=mode, **SENSOR_ARGS)
+
+
+with DAG("cfq_test_paused", schedule=None, start_date=START, params=QUEUE_PARAMS) as paused_dag:
+    CloudflareQueuesPullAndAckOperator(task_id="drain_skips", queue="{{ params.queue }}", process=fail_marked)
+    CloudflareQueuesPullAndAckOperator(
+        task_id="drain_succeeds", queue="{{ params.queue }}", process=fail_marked, on_paused="succeed"
+    )
+    CloudflareQueuesPullAndAckOperator(
+        task_id="drain_fails", queue="{{ params.queue }}", process=fail_marked, on_paused="fail", retries=0
+    )
+    CloudflareQueuesPullOperator(task_id="pull_skips", queue="{{ params.queue }}")

@@ -301,7 +301,7 @@ class EmulatorProcess(_ConnectionInfo):
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> EmulatorProcess:
-        args = [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--port", "0"]
+        args = [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--port", "0", "--quiet"]
         args += ["--account-id", self.account_id, *self.extra_args]
         for name in self.queue_names:
             args += ["--queue", name]

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how pulls send json bodies: base64 as documented (default), plain JSON text as also seen live, or mixed",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no start banner on standard error (errors are still printed)"
+    )
     return parser
 
 
@@ -115,15 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(emulator.base_url, flush=True)
         for name in args.queue:
             print(f"{name} {emulator.create_queue(name).id}", flush=True)
-        connection = json.dumps(emulator.airflow_connection())
-        print(
-            f"cfqueues-emulator: serving {emulator.base_url}; stop with Ctrl-C\n"
-            f"  account id: {emulator.account_id}\n"
-            f"  token:      {emulator.token}\n"
-            f"  export AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT='{connection}'",
-            file=sys.stderr,
-            flush=True,
-        )
+        if not args.quiet:
+            connection = json.dumps(emulator.airflow_connection())
+            print(
+                f"cfqueues-emulator: serving {emulator.base_url}; stop with Ctrl-C\n"
+                f"  account id: {emulator.account_id}\n"
+                f"  token:      {emulator.token}\n"
+                f"  export AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT='{connection}'",
+                file=sys.stderr,
+                flush=True,
+            )
         stop.wait()
     finally:
         emulator.stop()

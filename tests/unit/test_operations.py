@@ -203,7 +203,7 @@ def test_pull_request_bounds() -> None:
             pull_request(ACCOUNT, QUEUE, None, bad_timeout)
 
 
-@pytest.mark.parametrize("bad", ["../other", "a/b", "q?x=1", "%2Fetc", "a" * 64, "", " ", "a b", None, 42])
+@pytest.mark.parametrize("bad", ["../other", "a/b", "q?x=1", "%2Fetc", "a" * 64, "", " ", "a b", "orders\n", None, 42])
 def test_queue_references_cannot_change_the_path(bad: object) -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="queue must be a queue id"):
         validate_queue(bad)

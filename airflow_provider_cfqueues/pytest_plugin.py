@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cfqueues(manual_clock=False, queues=(), conn_id='cloudflare_queues_default', faults=None, token=None, "
-        "json_bodies='base64'): options of the cfqueues_emulator fixture",
+        "json_bodies='base64', rate_limit=None, queue_throughput=None): options of the cfqueues_emulator fixture",
     )
 
 
@@ -49,6 +49,8 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         clock=ManualClock() if options.get("manual_clock") else None,
         faults=faults if isinstance(faults, FaultPlan) else None,
         json_bodies=options.get("json_bodies", "base64"),
+        rate_limit=options.get("rate_limit"),
+        queue_throughput=options.get("queue_throughput"),
     )
     with emulator:
         for name in options.get("queues", ()):

@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import (
+    TRANSIENT_CODES,
     CloudflareQueuesAckError,
+    CloudflareQueuesApiError,
     CloudflareQueuesAuthError,
     CloudflareQueuesConfigError,
     CloudflareQueuesError,
     CloudflareQueuesNotFoundError,
     CloudflareQueuesPushError,
+    CloudflareQueuesRateLimitError,
     CloudflareQueuesResponseError,
 )
 from .limits import LIST_QUEUES_PER_PAGE, MAX_LIST_PAGES
@@ -64,6 +67,7 @@ from .operations import (
     visibility_timeout_ms,
 )
 from .retry import RetryPolicy
+from .throttle import Throttle
 
 T = TypeVar("T")
 
@@ -117,6 +121,8 @@ class FlowContext:
     :param scope: the API base URL (queue names are cached per base URL and account).
     :param default_queue: the queue used when an operation names none.
     :param retry: the retry policy.
+    :param names: the queue name cache.
+    :param throttle: the token's shared budget (waits before sending; ``None``: never waits).
     """
 
     account_id: str
@@ -124,6 +130,7 @@ class FlowContext:
     default_queue: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     names: QueueNameCache = QUEUE_NAMES
+    throttle: Throttle | None = None
     monotonic: Callable[[], float] = time.monotonic
     # a logging.Logger, or the structlog logger of an Airflow hook
     log: Any = field(default_factory=lambda: logging.getLogger("airflow_provider_cfqueues"))
@@ -142,22 +149,45 @@ class CallRecord:
 
 
 def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None) -> Flow[Envelope[Any]]:
-    """Send ``request`` and parse the answer, retrying transient failures as the policy allows."""
+    """
+    Send ``request`` and parse the answer, retrying transient failures as the policy allows. Before
+    each attempt it waits as long as the token's budget says (a block after a 429 elsewhere in the
+    process, or pacing when the budget runs low).
+    """
     started = ctx.monotonic()
     attempt = 0
+    block_served = False  # this request just waited out a rate limit's Retry-After itself
     while True:
         attempt += 1
+        if ctx.throttle is not None:
+            pause = ctx.throttle.wait_before(request.operation, block_served=block_served)
+            if pause > ctx.retry.max_retry_wait:
+                raise CloudflareQueuesRateLimitError(
+                    f"the API token is blocked for another {pause:.0f} s (its rate limit), more than "
+                    f"max_retry_wait={ctx.retry.max_retry_wait:g} s; nothing was sent",
+                    status=429,
+                    operation=request.operation,
+                    retry_after=pause,
+                )
+            if pause > 0:
+                if pause >= 1:
+                    ctx.log.info(
+                        "Cloudflare Queues %s waits %.1f s for the API token's budget", request.operation, pause
+                    )
+                yield Sleep(pause)
         try:
             response: RawResponse = yield Send(request)
+            if ctx.throttle is not None:
+                ctx.throttle.observe(response.headers)
             return parse_response(request, response)
         except CloudflareQueuesError as err:
             if record is not None and err.outcome_unknown:
                 record.resent_after_unknown = True
+            if isinstance(err, CloudflareQueuesRateLimitError) and _blocks_the_token(err) and ctx.throttle is not None:
+                ctx.throttle.block(err.retry_after or 0)  # every request of this token waits, not only this one
             delay = ctx.retry.next_delay(attempt, err, ctx.monotonic() - started)
             if delay is None:
-                if attempt > 1:
-                    err.add_note(f"gave up after {attempt} attempts")
-                raise
+                raise _explained(err, attempt, ctx.retry.max_retry_wait) from None
             ctx.log.warning(
                 "Cloudflare Queues %s failed (attempt %d of %d): %s; retrying in %.2f s",
                 request.operation,
@@ -166,7 +196,37 @@ def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None
                 err,
                 delay,
             )
+            block_served = _blocks_the_token(err)
             yield Sleep(delay)
+
+
+def _blocks_the_token(err: CloudflareQueuesError) -> bool:
+    """A 429 of the API's rate limit (not a queue's own overload, codes 10250-10253) blocks the token."""
+    return (
+        isinstance(err, CloudflareQueuesRateLimitError)
+        and err.status == 429
+        and err.retry_after is not None
+        and not set(err.codes) & TRANSIENT_CODES
+    )
+
+
+def _explained(err: CloudflareQueuesError, attempts: int, max_retry_wait: float) -> CloudflareQueuesError:
+    """The error a flow gives up with, saying why when it is not obvious."""
+    retry_after = err.retry_after if isinstance(err, CloudflareQueuesApiError) else None
+    if isinstance(err, CloudflareQueuesRateLimitError) and retry_after is not None and retry_after > max_retry_wait:
+        return CloudflareQueuesRateLimitError(
+            f"{err.detail}; the service asks to wait {retry_after:.0f} s, more than max_retry_wait="
+            f"{max_retry_wait:g} s",
+            status=err.status,
+            errors=err.errors,
+            operation=err.operation,
+            hint="raise the connection's max_retry_wait extra, or send fewer requests with this token "
+            "(1,200 per 5 minutes; pulls and acks do not count)",
+            retry_after=retry_after,
+        )
+    if attempts > 1:
+        err.add_note(f"gave up after {attempts} attempts")
+    return err
 
 
 def run(flow: Flow[T], send: Callable[[ApiRequest], RawResponse], sleep: Callable[[float], None]) -> T:

@@ -27,23 +27,24 @@ class RetryPolicy:
     :param max_attempts: attempts per request, the first one included (1 disables retries).
     :param initial_backoff: the first backoff ceiling in seconds; doubles after each attempt.
     :param max_backoff: the largest backoff ceiling in seconds.
-    :param total_timeout: give up when the next attempt would start later than this many seconds
-        after the first one.
-    :param max_retry_after: a ``Retry-After`` longer than this (seconds) is not waited for: the error
-        is raised instead (Cloudflare's global rate limit blocks for 5 minutes).
+    :param total_timeout: give up when the next backoff would start later than this many seconds
+        after the first attempt (a wait the service asked for with ``Retry-After`` is bounded by
+        ``max_retry_wait`` instead).
+    :param max_retry_wait: the longest ``Retry-After`` waited for, in seconds (default 300: Cloudflare
+        blocks a token that goes over its budget for up to 5 minutes); a longer one raises instead.
     """
 
     max_attempts: int = 5
     initial_backoff: float = 0.5
     max_backoff: float = 20.0
     total_timeout: float = 120.0
-    max_retry_after: float = 60.0
+    max_retry_wait: float = 300.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if min(self.initial_backoff, self.max_backoff, self.total_timeout, self.max_retry_after) < 0:
+        if min(self.initial_backoff, self.max_backoff, self.total_timeout, self.max_retry_wait) < 0:
             raise ValueError("backoff and timeout values must not be negative")
 
     def backoff(self, attempt: int) -> float:
@@ -64,9 +65,9 @@ class RetryPolicy:
         delay = self.backoff(attempt)
         retry_after = error.retry_after if isinstance(error, CloudflareQueuesApiError) else None
         if retry_after is not None:
-            if retry_after > self.max_retry_after:
+            if retry_after > self.max_retry_wait:
                 return None
-            delay = max(delay, retry_after)
+            return max(delay, retry_after)
         if elapsed + delay > self.total_timeout:
             return None
         return delay

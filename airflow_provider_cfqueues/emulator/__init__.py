@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 from .app import EmulatorApp
 from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
+from .ratelimit import QueueThroughput, TokenBudget
 from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
 from .state import EmulatorState, MessageView, QueueState
 
@@ -120,6 +121,11 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         docs say), ``"plain"`` JSON text (as also seen live), or ``"mixed"`` (some each way).
     :param idle_timeout: seconds a connection may wait before starting a request.
     :param request_timeout: seconds a client has to send a whole request.
+    :param rate_limit: the token's API budget as ``"REQUESTS/SECONDS"`` (Cloudflare's is
+        ``"1200/300"``); pulls and acks are exempt, going over blocks every call for a window.
+        ``None`` (default): unlimited.
+    :param queue_throughput: messages per second each queue takes, pushed or pulled (Cloudflare:
+        5,000); ``None`` (default): unlimited.
     """
 
     def __init__(
@@ -135,6 +141,8 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         json_bodies: str = "base64",
         idle_timeout: float = IDLE_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
+        rate_limit: str | None = None,
+        queue_throughput: int | None = None,
     ) -> None:
         self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
         self.idle_timeout = idle_timeout
@@ -144,7 +152,13 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         self.faults = faults or FaultPlan()
         self.state = EmulatorState(self.clock, record_events=record_events, json_bodies=json_bodies)
         self.state.add_account(account_id)
-        self.app = EmulatorApp(self.state, self.token, self.faults)
+        self.app = EmulatorApp(
+            self.state,
+            self.token,
+            self.faults,
+            budget=TokenBudget.from_spec(rate_limit) if rate_limit else None,
+            throughput=QueueThroughput(queue_throughput) if queue_throughput else None,
+        )
         self._address = (host, port)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None

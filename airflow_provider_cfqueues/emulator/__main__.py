@@ -23,6 +23,7 @@ from types import FrameType
 
 from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
+from .ratelimit import parse_budget
 from .server import request_log
 from .state import JSON_BODY_MODES, QUEUE_NAME_RE
 
@@ -60,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject faults (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default: 0)")
     parser.add_argument(
+        "--rate-limit",
+        metavar="REQUESTS/SECONDS",
+        help="model Cloudflare's API budget per token, e.g. 1200/300 (pulls and acks exempt; going over blocks "
+        "every call for a window). Default: unlimited",
+    )
+    parser.add_argument(
+        "--queue-throughput",
+        type=int,
+        metavar="MESSAGES",
+        help="messages per second each queue takes, pushed or pulled (Cloudflare: 5000). Default: unlimited",
+    )
+    parser.add_argument(
         "--json-bodies",
         choices=JSON_BODY_MODES,
         default="base64",
@@ -84,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_log.setLevel(logging.INFO)
     try:
         rules = dict(parse_fault_spec(spec) for spec in args.fault)
+        if args.rate_limit:
+            parse_budget(args.rate_limit)
+        if args.queue_throughput is not None and args.queue_throughput < 1:
+            raise ValueError(f"--queue-throughput must be at least 1, got {args.queue_throughput}")
     except ValueError as err:
         return _fail(str(err))
     for name in args.queue:
@@ -98,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         account_id=args.account_id,
         faults=FaultPlan(rules=rules, seed=args.seed),
         json_bodies=args.json_bodies,
+        rate_limit=args.rate_limit,
+        queue_throughput=args.queue_throughput,
     )
     stop = threading.Event()
 

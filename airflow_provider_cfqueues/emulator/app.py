@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .faults import FaultDecision, FaultPlan
+from .ratelimit import QueueThroughput, TokenBudget
 from .state import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -115,12 +116,24 @@ class EmulatorApp:
     :param state: the queues and messages.
     :param token: the API token that requests must carry as ``Authorization: Bearer <token>``.
     :param faults: the fault plan applied to every authenticated request.
+    :param budget: the token's API budget (``None``: unlimited).
+    :param throughput: messages per second per queue (``None``: unlimited).
     """
 
-    def __init__(self, state: EmulatorState, token: str, faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        state: EmulatorState,
+        token: str,
+        faults: FaultPlan | None = None,
+        *,
+        budget: TokenBudget | None = None,
+        throughput: QueueThroughput | None = None,
+    ) -> None:
         self.state = state
         self.token = token
         self.faults = faults or FaultPlan()
+        self.budget = budget
+        self.throughput = throughput
         self.requests: Counter[str] = Counter()
         self.lost_answers: Counter[str] = Counter()
         self.observers: list[Observer] = []
@@ -145,16 +158,24 @@ class EmulatorApp:
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
             return error_reply(403, 10000, "Authentication error")
         self.requests[endpoint] += 1
+        limits: list[tuple[str, str]] = []
+        if self.budget is not None:
+            verdict = self.budget.check(token.strip(), endpoint, self.state.clock.now())
+            limits = verdict.headers
+            if verdict.retry_after is not None:
+                return error_reply(429, 971, "Please wait and consider throttling your request speed", limits)
         decision = self.faults.decide(endpoint)
         if decision.delay:
             time.sleep(decision.delay)
         if decision.kind in ("error", "throttle", "html"):
-            return self._fault_reply(decision)
+            reply = self._fault_reply(decision)
+            reply.headers.extend(limits)
+            return reply
         request = Request(params, parse_qs(query_string), body)
         try:
             result, result_info, message_ids = handler(self, request)
         except ApiError as err:
-            return error_reply(err.status, err.code, err.message)
+            return error_reply(err.status, err.code, err.message, [*limits, *err.headers])
         if decision.kind == "lost":
             self.lost_answers[endpoint] += 1
             self.state.note("lost_answer", params.get("queue_id", ""), endpoint, message_ids)
@@ -162,8 +183,8 @@ class EmulatorApp:
         encoded = envelope(result, result_info)
         if decision.kind == "truncated":
             self.state.note("truncated_answer", params.get("queue_id", ""), endpoint, message_ids)
-            return Reply(200, encoded[: len(encoded) // 2])
-        return Reply(200, encoded)
+            return Reply(200, encoded[: len(encoded) // 2], limits)
+        return Reply(200, encoded, limits)
 
     def _fault_reply(self, decision: FaultDecision) -> Reply:
         if decision.kind == "throttle":
@@ -263,8 +284,15 @@ class EmulatorApp:
     def metrics(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         return self.state.metrics(req.params["account_id"], req.params["queue_id"]), None, []
 
+    def _take_throughput(self, queue_id: str, messages: int) -> None:
+        if self.throughput is not None and not self.throughput.take(
+            queue_id, messages, self.state.clock.now(), partial=False
+        ):
+            raise _overloaded()
+
     def push(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         item = _push_item(_json_object(req.body), "")
+        self._take_throughput(req.params["queue_id"], 1)
         metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], [item])
         return {"metadata": {"metrics": metrics}}, None, ids
 
@@ -289,6 +317,7 @@ class EmulatorApp:
         if delay is not None:
             _check_delay(delay, "delay_seconds", 10202, "BatchDelayInvalid")
         items = [_push_item(m, f"messages.{i}.") for i, m in enumerate(messages)]
+        self._take_throughput(req.params["queue_id"], len(items))
         metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], items, delay)
         return {"metadata": {"metrics": metrics}}, None, ids
 
@@ -304,9 +333,17 @@ class EmulatorApp:
             _check_number(
                 timeout, "visibility_timeout_ms", 1, MAX_VISIBILITY_TIMEOUT_MS, 10207, "JSONRequestBodyInvalid"
             )
-        result = self.state.pull(
-            req.params["account_id"], req.params["queue_id"], None if batch_size is None else int(batch_size), timeout
-        )
+        size = None if batch_size is None else int(batch_size)
+        granted = 0
+        if self.throughput is not None:
+            wanted = size or MAX_PULL_BATCH_SIZE
+            granted = self.throughput.take(req.params["queue_id"], wanted, self.state.clock.now(), partial=True)
+            if not granted:
+                raise _overloaded()
+            size = granted
+        result = self.state.pull(req.params["account_id"], req.params["queue_id"], size, timeout)
+        if self.throughput is not None:
+            self.throughput.give_back(req.params["queue_id"], granted - len(result["messages"]))
         return result, None, [m["id"] for m in result["messages"]]
 
     def ack(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
@@ -346,6 +383,15 @@ _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "{q}/messages/pull": {"POST": ("pull", EmulatorApp.pull)},
     "{q}/messages/ack": {"POST": ("ack", EmulatorApp.ack)},
 }
+
+
+def _overloaded() -> ApiError:
+    return ApiError(
+        429,
+        10250,
+        "QueueOverloaded: too many messages per second for this queue; please wait and consider throttling",
+        headers=[("Retry-After", "1")],
+    )
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -74,13 +74,14 @@ _JWE_HEADER = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0"  # {"alg":"dir",
 
 
 class ApiError(Exception):
-    """An error answer of the API: HTTP status, Cloudflare error code and message."""
+    """An error answer of the API: HTTP status, Cloudflare error code, message, and extra headers."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(f"{status} [{code}] {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or []
 
 
 def new_id() -> str:

@@ -11,7 +11,8 @@ Connection fields:
 * extras: ``account_id`` (required unless the hook is given one), ``queue`` (default queue id or
   name), ``timeout`` (seconds per request, default 30), ``max_attempts`` (per request, default 5),
   ``retry_total_timeout`` (seconds, default 120), ``retry_initial_backoff`` and ``retry_max_backoff``
-  (seconds, default 0.5 and 20).
+  (seconds, default 0.5 and 20), ``max_retry_wait`` (the longest ``Retry-After`` waited for,
+  seconds, default 300).
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def settings_from_connection(
             total_timeout=_number(extras, "retry_total_timeout", 120, conn_id),
             initial_backoff=_number(extras, "retry_initial_backoff", 0.5, conn_id),
             max_backoff=_number(extras, "retry_max_backoff", 20, conn_id),
+            max_retry_wait=_number(extras, "max_retry_wait", 300, conn_id),
         )
     return ConnectionSettings(
         conn_id=conn_id,

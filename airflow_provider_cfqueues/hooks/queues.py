@@ -27,6 +27,7 @@ from ..api import flows
 from ..api.models import AckResult, Consumer, PullResult, PushResult, Queue, QueueMetrics
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
+from ..api.throttle import THROTTLES
 from . import transport
 from .connection import ConnectionSettings, settings_from_connection
 from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
@@ -139,6 +140,7 @@ class CloudflareQueuesHook(BaseHook):
             scope=settings.base_url,
             default_queue=settings.queue,
             retry=settings.retry,
+            throttle=THROTTLES.get(settings.base_url, settings.token),
             log=self.log,
         )
 

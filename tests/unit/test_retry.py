@@ -72,9 +72,11 @@ def test_bounded_in_attempts_and_time() -> None:
 def test_retry_after_is_honoured_and_capped() -> None:
     throttled = CloudflareQueuesRateLimitError("x", status=429, retry_after=7)
     assert policy(initial_backoff=0.1).next_delay(1, throttled, 0) == 7
-    too_long = CloudflareQueuesRateLimitError("x", status=429, retry_after=300)
-    assert policy(max_retry_after=60).next_delay(1, too_long, 0) is None
-    assert policy(total_timeout=5).next_delay(1, throttled, 0) is None
+    blocked = CloudflareQueuesRateLimitError("x", status=429, retry_after=300)  # the service's 5-minute block
+    assert policy().next_delay(1, blocked, 0) == 300  # waited for by default (max_retry_wait=300)
+    assert policy(max_retry_wait=60).next_delay(1, blocked, 0) is None
+    # a wait the service asked for is bounded by max_retry_wait, not by total_timeout
+    assert policy(total_timeout=5).next_delay(1, throttled, 0) == 7
 
 
 def test_invalid_policies() -> None:

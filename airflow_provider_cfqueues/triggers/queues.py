@@ -12,6 +12,7 @@ from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
+from .shared_metrics import SharedMetrics
 
 
 class CloudflareQueuesBacklogTrigger(BaseTrigger):
@@ -20,7 +21,9 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
     ``{"status": "success", "metrics": {...}, "message": ...}``. Transient API errors are logged and
     polled again; authentication, not-found and validation errors fire ``{"status": "error", ...}``;
     past ``timeout_at`` it fires ``{"status": "timeout", ...}``.
-    The criteria are evaluated by the same function as the sensor's ``poke``.
+    The criteria are evaluated by the same function as the sensor's ``poke``. The backlog triggers of
+    one triggerer that watch the same queue through the same connection share one metrics poll per
+    interval (:class:`~airflow_provider_cfqueues.triggers.shared_metrics.SharedMetrics`).
 
     :param cloudflare_queue: queue id or name (not ``queue``: a trigger's ``queue`` is the triggerer queue).
     :param criteria: the thresholds, as :meth:`BacklogCriteria.to_dict` gives them.
@@ -64,14 +67,12 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         criteria = BacklogCriteria(**self.criteria)
-        hook = CloudflareQueuesHook(
-            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
-        )
+        shared = SharedMetrics.acquire(self.cloudflare_queues_conn_id, self.account_id, self.cloudflare_queue)
         last = "no poll has answered yet"
         try:
             while True:
                 try:
-                    metrics = await hook.aget_metrics()
+                    metrics = await shared.get(self.poll_interval)
                 except CloudflareQueuesError as err:
                     if not err.retryable:
                         yield TriggerEvent(  # type: ignore[no-untyped-call]
@@ -98,7 +99,7 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(self.poll_interval)
         finally:
-            await hook.aclose()
+            await shared.release()
 
 
 def _event_trigger_base() -> type[Any]:
@@ -146,7 +147,11 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         that a burst makes one DAG run instead of many.
     :param visibility_timeout: seconds the messages stay leased: it must cover the time until the DAG
         run acks them (scheduling delay + processing).
-    :param poll_interval: seconds between pulls while the queue is empty.
+    :param poll_interval: seconds before pulling again after an empty pull; it doubles with each
+        further empty pull, up to ``max_poll_interval``, and starts over when messages arrive. Every
+        pull is a billable operation, empty or not: an idle queue costs 86,400 / ``max_poll_interval``
+        pulls a day (1,440 with the default 60 s; 17,280 if it polled every 5 s).
+    :param max_poll_interval: the longest wait between pulls of an idle queue (seconds).
     :param ack_on_emit: ack the messages when the event is fired (at-most-once).
     :param paused_poll_interval: seconds between pulls while the queue's delivery is paused.
     :param account_id: account id (default: the connection's).
@@ -161,6 +166,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         max_messages_per_event: int = 100,
         visibility_timeout: float = 600.0,
         poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
         ack_on_emit: bool = False,
         paused_poll_interval: float = 60.0,
         account_id: str | None = None,
@@ -174,6 +180,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
         self.max_messages_per_event = int(max_messages_per_event)
         self.visibility_timeout = float(visibility_timeout)
         self.poll_interval = float(poll_interval)
+        self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
         self.ack_on_emit = bool(ack_on_emit)
         self.account_id = account_id
         self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
@@ -187,6 +194,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                 "max_messages_per_event": self.max_messages_per_event,
                 "visibility_timeout": self.visibility_timeout,
                 "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
                 "ack_on_emit": self.ack_on_emit,
                 "paused_poll_interval": self.paused_poll_interval,
                 "account_id": self.account_id,
@@ -199,6 +207,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )
         paused = False
+        idle_wait = self.poll_interval  # grows while the queue stays empty
         try:
             while True:
                 messages, queue_id, error = await self._gather(hook)
@@ -229,9 +238,13 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
                     if not error.retryable:
                         raise error  # a wrong token or queue: the triggerer shows the failure
                     self.log.warning("Pulling failed (%s); trying again in %.0f s", error, self.poll_interval)
-                elif messages:
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                if messages:
+                    idle_wait = self.poll_interval
                     continue  # there may be more right away
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(idle_wait)
+                idle_wait = min(self.max_poll_interval, idle_wait * 2)
         finally:
             await hook.aclose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -177,3 +178,49 @@ def test_triggers_on_a_paused_queue(emulator: CloudflareQueuesEmulator, capsys: 
     assert 5 <= emulator.app.requests["pull"] <= 15  # every 0.05 s while paused, not every 0.01 s
     assert logged.count("is paused: pulling again every 0.05 s") == 1  # one warning per pause
     assert "was resumed" in logged
+
+
+def test_backlog_triggers_of_one_queue_share_one_poll_per_interval(emulator: CloudflareQueuesEmulator) -> None:
+    emulator.create_queue("other")
+    timeout_at = time.time() + 1.0
+
+    def trigger(queue: str, threshold: int) -> CloudflareQueuesBacklogTrigger:
+        return CloudflareQueuesBacklogTrigger(
+            cloudflare_queue=queue,
+            criteria=BacklogCriteria.build(min_backlog=threshold).to_dict(),  # each its own criteria
+            poll_interval=0.2,
+            timeout_at=timeout_at,
+        )
+
+    triggers = [trigger("watched", 1_000 + n) for n in range(100)] + [trigger("other", 5) for _ in range(50)]
+
+    async def all_events() -> list[dict[str, object]]:
+        return list(await asyncio.gather(*(_first_event(t) for t in triggers)))
+
+    events = asyncio.run(all_events())
+    assert {e["status"] for e in events} == {"timeout"}
+    # 150 triggers polling every 0.2 s for 1 s: about 5 polls per queue, not 750 in all
+    assert emulator.app.requests["metrics"] <= 2 * 7
+    assert emulator.app.requests["list_queues"] <= 2 * 3  # each queue name looked up once or so
+
+
+@pytest.mark.airflow3
+def test_the_message_trigger_backs_off_while_the_queue_is_empty(emulator: CloudflareQueuesEmulator) -> None:
+    from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
+
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="watched", poll_interval=0.02, max_poll_interval=0.16)
+    push_later = threading.Timer(1.0, CloudflareQueuesHook(queue="watched").push_messages, args=(["late"],))
+
+    async def first_event() -> tuple[dict[str, object], float]:
+        push_later.start()
+        async for event in trigger.run():
+            return event.payload, time.monotonic()  # type: ignore[return-value]
+        raise AssertionError("no event")
+
+    started = time.monotonic()
+    event, at = asyncio.run(first_event())
+    push_later.join()
+    assert [m["body"] for m in event["messages"]] == ["late"]  # type: ignore[index]
+    # 0.02 + 0.04 + 0.08 + 0.16 + 0.16 ... : about 9 pulls in the first second, not 50
+    assert emulator.app.requests["pull"] <= 12
+    assert at - started < 1.0 + 0.16 + 0.5  # found within one longest interval of its arrival

@@ -6,7 +6,9 @@ asset watchers; this test does:
 * messages pushed to a queue start the event-driven example DAG through an asset watcher
   (``MessageQueueTrigger(scheme="cloudflare+queues")`` on the triggerer), which processes and acks them;
 * the deferrable backlog sensor of the fan-out example is deferred, then resumed by the triggerer
-  when the backlog builds up.
+  when the backlog builds up;
+* scale-out: the fan-out example's four mapped PullAndAck tasks drain 10,000 messages in parallel
+  worker processes (LocalExecutor, parallelism 8).
 
 Every process started here is stopped at the end, also on failure.
 """
@@ -21,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,6 +65,7 @@ class Airflow:
             AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__PARALLELISM="8",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES="airflow.*\nairflow_provider_cfqueues.*",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
@@ -195,6 +199,47 @@ def test_event_driven_dag_and_deferred_sensor(airflow: Airflow, emulator_process
     assert emulator.metrics("example-events")["backlog_count"] == 0
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 40
+
+    # scale-out: four mapped drains in separate worker processes empty a queue of 10,000 messages
+    emulator.events.clear()
+    hook.push_messages([{"event": n} for n in range(10_000)], queue="example-events")
+    started = time.monotonic()
+    airflow.cli(
+        "dags",
+        "trigger",
+        "cfqueues_example_backlog_fanout",
+        "--conf",
+        json.dumps({"min_backlog": 10_000, "db_path": str(db_path)}),
+    )
+    airflow.wait_for(
+        "the scale-out run to succeed",
+        lambda: airflow.run_states("cfqueues_example_backlog_fanout").count("success") == 2,
+        timeout=300,
+    )
+    took = time.monotonic() - started
+    events = emulator.queue("example-events").queue_id
+    delivered = Counter(
+        m for e in emulator.events if e.kind == "deliver" and e.queue_id == events for m in e.message_ids
+    )
+    expired_or_lost = {
+        m
+        for e in emulator.events
+        if e.queue_id == events and e.kind in ("lease_expired", "lost_answer")
+        for m in e.message_ids
+    }
+    duplicates = {m for m, n in delivered.items() if n > 1}
+    assert len(delivered) == 10_000 and duplicates <= expired_or_lost
+    assert emulator.metrics("example-events")["backlog_count"] == 0
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 10_040
+    drained = airflow.query(
+        "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND task_id = 'drain' AND run_id = ("
+        "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+        "cfqueues_example_backlog_fanout",
+        "cfqueues_example_backlog_fanout",
+    )
+    assert sorted(drained) == [(i, "success") for i in range(4)]
+    print(f"\nscale-out: 10,000 messages drained by 4 mapped tasks in {took:.0f} s, {len(duplicates)} duplicate(s)")
 
     # the token appears nowhere: component and task logs, XCom, rendered fields, trigger rows
     assert leaks_in_files(airflow.home, TEST_TOKEN) == []

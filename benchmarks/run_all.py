@@ -18,6 +18,8 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cfq-bench-"))
 import drain_throughput
 import emulator_throughput
 import hook_vs_baselines
+import idle_trigger
+import push_budget
 import requests_per_message
 import task_overhead
 import triggerer_scale
@@ -28,6 +30,8 @@ BENCHMARKS = [
     ("hook vs baselines", hook_vs_baselines.rows),
     ("drain throughput", drain_throughput.rows),
     ("triggerer scale", triggerer_scale.rows),
+    ("push under the API budget", push_budget.rows),
+    ("idle message trigger", idle_trigger.rows),
     ("emulator throughput", emulator_throughput.rows),
     ("task overhead", task_overhead.rows),  # last: it points AIRFLOW_HOME at its own DB
 ]

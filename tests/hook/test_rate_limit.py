@@ -169,3 +169,19 @@ def test_the_cli_takes_a_rate_limit() -> None:
 @pytest.mark.cfqueues(rate_limit="2/60", queues=["q"])
 def test_the_pytest_marker_takes_a_rate_limit(cfqueues_emulator: CloudflareQueuesEmulator) -> None:
     assert cfqueues_emulator.app.budget is not None and cfqueues_emulator.app.budget.quota == 2
+
+
+def test_the_emulator_models_a_queues_throughput(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, queue_throughput=150) as emulator:
+        for name, value in emulator.airflow_connection_env().items():
+            monkeypatch.setenv(name, value)
+        queue = emulator.create_queue("q")
+        api = RawApi(emulator)
+        api.batch(queue.id, [{"body": {"n": n}} for n in range(100)])
+        status, answer = api.call("POST", f"/{queue.id}/messages/batch", {"messages": [{"body": 1}] * 100})
+        assert (status, answer["errors"][0]["code"]) == (429, 10250)  # 50 left this second
+        assert len(api.pull(queue.id, batch_size=100)["messages"]) == 50  # a pull gets what is left
+        sleeps: list[float] = []
+        hook = hook_on(clock, sleeps)
+        assert hook.push_messages([{"m": n} for n in range(100)]).messages == 100  # waits a second, then fits
+        assert sleeps == [1] and THROTTLES.get(emulator.base_url, TEST_TOKEN).blocked_until < clock.now()

@@ -17,7 +17,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-cfqueues",
         "name": "Cloudflare Queues",
         "description": "`Cloudflare Queues <https://developers.cloudflare.com/queues/>`__: push, pull with "
-        "per-message ack/retry, backlog sensors and event-driven scheduling.",
+        "per-message ack/retry, backlog sensors, event-driven scheduling and queue administration.",
         "versions": [__version__],
         "integrations": [
             {
@@ -27,7 +27,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.hooks.queues"]}],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.operators.queues"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{modules}.operators.queues", f"{modules}.operators.admin"],
+            }
+        ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.sensors.queues"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.triggers.queues"]}],
         "connection-types": [

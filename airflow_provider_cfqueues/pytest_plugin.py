@@ -34,7 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cfqueues(manual_clock=False, queues=(), conn_id='cloudflare_queues_default', faults=None, token=None, "
-        "json_bodies='base64', rate_limit=None, queue_throughput=None): options of the cfqueues_emulator fixture",
+        "json_bodies='base64', rate_limit=None, queue_throughput=None, purge_seconds=0, "
+        "read_only_token=None): "
+        "options of the cfqueues_emulator fixture",
     )
 
 
@@ -51,6 +53,8 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         json_bodies=options.get("json_bodies", "base64"),
         rate_limit=options.get("rate_limit"),
         queue_throughput=options.get("queue_throughput"),
+        purge_seconds=float(options.get("purge_seconds", 0.0)),
+        read_only_token=options.get("read_only_token"),
     )
     with emulator:
         for name in options.get("queues", ()):

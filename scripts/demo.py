@@ -1,6 +1,6 @@
 """
 The README's demo (``make demo``): start the bundled Cloudflare Queues emulator, point an Airflow
-connection at it, run the three example DAGs with ``airflow dags test``, and print what happened.
+connection at it, run four example DAGs with ``airflow dags test``, and print what happened.
 
 Airflow's state (SQLite DB, logs, the demo's SQLite tables) goes to ``.airflow-demo/`` (git-ignored);
 each DAG run's full output is kept there too.
@@ -73,7 +73,12 @@ def xcom(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
                 run_id=run_id, key="return_value", dag_ids=dag_id, task_ids=task_id, map_indexes=map_index
             ).with_only_columns(XComModel.value)
         )
-    return None if value is None else json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, str):  # JSON text, or (a plain string value) already decoded
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def main() -> None:
@@ -139,6 +144,20 @@ def main() -> None:
                 f"    run {attempt}: pulled {len(pulled)}, acked {ack['acked']}, retried {ack['retried']}; "
                 f"backlog before {before}, after {hook.get_metrics('example-jobs').backlog_count}"
             )
+
+        # 4. A scratch queue per run: create (with a pull consumer) -> push -> drain -> delete
+        print("\n4. Scratch queue (cfqueues_example_scratch_queue): 200 images through a queue made for the run")
+        before = {queue.queue_name for queue in hook.list_queues()}
+        conf = {"images": 200, "db_path": str(HOME / "thumbnails.sqlite")}
+        run_id = run_dag(env, "cfqueues_example_scratch_queue", conf, "scratch")
+        name = xcom("cfqueues_example_scratch_queue", run_id, "queue_name")
+        drain = xcom("cfqueues_example_scratch_queue", run_id, "drain")
+        after = {queue.queue_name for queue in hook.list_queues()}
+        print(
+            f"    created {name}, pushed {xcom('cfqueues_example_scratch_queue', run_id, 'push')['messages']}, "
+            f"acked {drain['acked']}; deleted it: {'yes' if name not in after else 'NO'} "
+            f"(queues before {len(before)}, after {len(after)})"
+        )
     print("\nDone: every message was processed and acknowledged; nothing is left in the queues.")
 
 

@@ -345,7 +345,7 @@ def on_queue(
     return (yield from call(ctx, build(target.queue_id), record))
 
 
-def _required(envelope: Envelope[Any], operation: str) -> Any:
+def required(envelope: Envelope[Any], operation: str) -> Any:
     """The envelope's ``result``; a successful answer without one is an error, never a default
     (metrics of zeros would satisfy ``max_backlog=0``)."""
     if envelope.result is None:
@@ -418,7 +418,7 @@ def pull_messages(
     timeout_ms = visibility_timeout_ms(visibility_timeout)
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, timeout_ms))
-    answer: PullAnswer = _required(envelope, "pull")
+    answer: PullAnswer = required(envelope, "pull")
     metrics = _metrics(answer)
     backlog = answer.message_backlog_count
     if backlog is None and metrics is not None:
@@ -512,14 +512,14 @@ def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str
 def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid))
-    metrics: QueueMetrics = _required(envelope, "metrics")
+    metrics: QueueMetrics = required(envelope, "metrics")
     return metrics
 
 
 def get_queue(ctx: FlowContext, queue: str | None) -> Flow[Queue]:
     target = yield from resolve_queue(ctx, queue)
     envelope = yield from on_queue(ctx, target, lambda qid: get_queue_request(ctx.account_id, qid))
-    found: Queue = _required(envelope, "get_queue")
+    found: Queue = required(envelope, "get_queue")
     return found
 
 

@@ -20,6 +20,7 @@ MAX_BATCH_MESSAGES = 100
 MAX_PULL_BATCH_SIZE = 100
 MAX_VISIBILITY_TIMEOUT_MS = 43_200_000  # 12 hours
 MAX_DELAY_SECONDS = 86_400  # 24 hours (docs before 2026 said 12 hours)
+MAX_MAX_RETRIES = 100
 #: How many lease ids (acks plus retries) one ack request carries; the API documents no maximum.
 MAX_ACK_BATCH = 100
 LIST_QUEUES_PER_PAGE = 100

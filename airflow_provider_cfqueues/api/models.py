@@ -95,6 +95,50 @@ class AckRequest(_Request):
     retries: list[RetryItem] = Field(default_factory=list)
 
 
+class QueueSettingsRequest(_Request):
+    """The settings of a queue as ``POST``/``PATCH`` take them (whole seconds)."""
+
+    delivery_delay: int | None = None
+    delivery_paused: bool | None = None
+    message_retention_period: int | None = None
+
+
+class CreateQueueRequest(_Request):
+    """Body of ``POST .../queues``."""
+
+    queue_name: str
+    settings: QueueSettingsRequest | None = None
+
+
+class UpdateQueueRequest(_Request):
+    """Body of ``PATCH .../queues/{id}``: only what is given changes."""
+
+    settings: QueueSettingsRequest
+
+
+class ConsumerSettingsRequest(_Request):
+    """The settings of an HTTP pull consumer (retry delay in whole seconds, visibility in ms)."""
+
+    batch_size: int | None = None
+    max_retries: int | None = None
+    retry_delay: int | None = None
+    visibility_timeout_ms: int | None = None
+
+
+class ConsumerRequest(_Request):
+    """Body of ``POST .../consumers`` and ``PUT .../consumers/{id}`` for an HTTP pull consumer."""
+
+    type: Literal["http_pull"] = "http_pull"
+    dead_letter_queue: str | None = None
+    settings: ConsumerSettingsRequest | None = None
+
+
+class PurgeRequest(_Request):
+    """Body of ``POST .../purge``: a purge cannot be undone, so the body must say so."""
+
+    delete_messages_permanently: Literal[True] = True
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -156,6 +200,22 @@ class Queue(_Answer):
     @property
     def http_pull_consumer(self) -> Consumer | None:
         return next((c for c in self.consumers if c.type == "http_pull"), None)
+
+
+class PurgeStatus(_Answer):
+    """
+    The last purge of a queue.
+
+    :param started_at: when it started (``None`` before any purge).
+    :param completed: whether it has finished (the SDK types it as a string; both are read).
+    """
+
+    started_at: str | None = None
+    completed: bool | str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.completed is True or (isinstance(self.completed, str) and self.completed.lower() == "true")
 
 
 class ResultInfo(_Answer):

@@ -48,6 +48,7 @@ from .models import (
     OutgoingMessage,
     PullAnswer,
     PullRequest,
+    PurgeStatus,
     PushAnswer,
     Queue,
     QueueMetrics,
@@ -112,10 +113,15 @@ def is_queue_id(queue: str) -> bool:
     return bool(ID_RE.fullmatch(queue.strip().lower()))
 
 
+def validate_id(value: object, what: str) -> str:
+    """A queue or consumer id: 32 hexadecimal characters (so that it cannot change the URL path)."""
+    if not isinstance(value, str) or not is_queue_id(value):
+        raise CloudflareQueuesValidationError(f"a {what} is 32 hexadecimal characters, got {value!r}")
+    return value.strip().lower()
+
+
 def validate_queue_id(queue_id: object) -> str:
-    if not isinstance(queue_id, str) or not is_queue_id(queue_id):
-        raise CloudflareQueuesValidationError(f"a queue id is 32 hexadecimal characters, got {queue_id!r}")
-    return queue_id.strip().lower()
+    return validate_id(queue_id, "queue id")
 
 
 def validate_queue(queue: object) -> str:
@@ -131,7 +137,7 @@ def validate_queue(queue: object) -> str:
     )
 
 
-def _queue_path(account_id: str, queue_id: str, suffix: str = "") -> str:
+def queue_path(account_id: str, queue_id: str, suffix: str = "") -> str:
     return f"/accounts/{validate_account_id(account_id)}/queues/{validate_queue_id(queue_id)}{suffix}"
 
 
@@ -290,7 +296,7 @@ def prepare_messages(messages: Iterable[object], default_content_type: str | Non
 
 
 def push_message_request(account_id: str, queue_id: str, message: PreparedMessage) -> ApiRequest:
-    return ApiRequest("push", "POST", _queue_path(account_id, queue_id, "/messages"), message.wire)
+    return ApiRequest("push", "POST", queue_path(account_id, queue_id, "/messages"), message.wire)
 
 
 def _batch_frame(delay: float | None) -> tuple[bytes, bytes]:
@@ -379,7 +385,7 @@ def push_batch_request(
     body = opening + b",".join(m.wire for m in batch) + closing
     if len(batch) > MAX_BATCH_MESSAGES or len(body) > MAX_BATCH_BYTES:  # a planner bug, never user input
         raise AssertionError(f"batch of {len(batch)} messages and {len(body)} bytes exceeds the limits")
-    return ApiRequest("push_batch", "POST", _queue_path(account_id, queue_id, "/messages/batch"), body)
+    return ApiRequest("push_batch", "POST", queue_path(account_id, queue_id, "/messages/batch"), body)
 
 
 @dataclass(frozen=True)
@@ -436,7 +442,7 @@ def pull_request(
     return ApiRequest(
         "pull",
         "POST",
-        _queue_path(account_id, queue_id, "/messages/pull"),
+        queue_path(account_id, queue_id, "/messages/pull"),
         body.model_dump_json(exclude_none=True).encode(),
     )
 
@@ -503,7 +509,7 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
         )
 
         def build(queue_id: str, body: bytes = body) -> ApiRequest:
-            return ApiRequest("ack", "POST", _queue_path(account_id, queue_id, "/messages/ack"), body)
+            return ApiRequest("ack", "POST", queue_path(account_id, queue_id, "/messages/ack"), body)
 
         steps.append(AckStep(chunk_acks, chunk_retries, build))
     return steps
@@ -513,15 +519,15 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
 
 
 def metrics_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("metrics", "GET", _queue_path(account_id, queue_id, "/metrics"))
+    return ApiRequest("metrics", "GET", queue_path(account_id, queue_id, "/metrics"))
 
 
 def get_queue_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("get_queue", "GET", _queue_path(account_id, queue_id))
+    return ApiRequest("get_queue", "GET", queue_path(account_id, queue_id))
 
 
 def list_consumers_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("list_consumers", "GET", _queue_path(account_id, queue_id, "/consumers"))
+    return ApiRequest("list_consumers", "GET", queue_path(account_id, queue_id, "/consumers"))
 
 
 def list_queues_request(account_id: str, page: int = 1, name: str | None = None) -> ApiRequest:
@@ -542,6 +548,14 @@ _ENVELOPES: dict[str, TypeAdapter[Any]] = {
     "get_queue": TypeAdapter(Envelope[Queue]),
     "list_queues": TypeAdapter(Envelope[list[Queue]]),
     "list_consumers": TypeAdapter(Envelope[list[Consumer]]),
+    "create_queue": TypeAdapter(Envelope[Queue]),
+    "update_queue": TypeAdapter(Envelope[Queue]),
+    "delete_queue": TypeAdapter(Envelope[Any]),
+    "purge": TypeAdapter(Envelope[Any]),
+    "purge_status": TypeAdapter(Envelope[PurgeStatus]),
+    "create_consumer": TypeAdapter(Envelope[Consumer]),
+    "update_consumer": TypeAdapter(Envelope[Consumer]),
+    "delete_consumer": TypeAdapter(Envelope[Any]),
 }
 
 

@@ -75,16 +75,20 @@ class _ConnectionInfo:
     def base_url(self) -> str:
         raise NotImplementedError
 
-    def airflow_connection(self, queue: str | None = None) -> dict[str, Any]:
-        """The connection as Airflow's JSON form (``AIRFLOW_CONN_<ID>='<json>'``)."""
+    def airflow_connection(self, queue: str | None = None, *, token: str | None = None) -> dict[str, Any]:
+        """The connection as Airflow's JSON form (``AIRFLOW_CONN_<ID>='<json>'``); ``token``: another
+        than :attr:`token` (the read-only one, say)."""
         extra: dict[str, Any] = {"account_id": self.account_id}
         if queue is not None:
             extra["queue"] = queue
-        return {"conn_type": "cloudflare_queues", "host": self.base_url, "password": self.token, "extra": extra}
+        password = self.token if token is None else token
+        return {"conn_type": "cloudflare_queues", "host": self.base_url, "password": password, "extra": extra}
 
-    def airflow_connection_env(self, conn_id: str = DEFAULT_CONN_ID, queue: str | None = None) -> dict[str, str]:
+    def airflow_connection_env(
+        self, conn_id: str = DEFAULT_CONN_ID, queue: str | None = None, *, token: str | None = None
+    ) -> dict[str, str]:
         """Environment variables that define the connection ``conn_id`` for Airflow."""
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection(queue))}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection(queue, token=token))}
 
     def airflow_connection_uri(self, queue: str | None = None) -> str:
         """The connection as an Airflow URI (``AIRFLOW_CONN_<ID>='<uri>'``)."""
@@ -126,6 +130,10 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         ``None`` (default): unlimited.
     :param queue_throughput: messages per second each queue takes, pushed or pulled (Cloudflare:
         5,000); ``None`` (default): unlimited.
+    :param read_only_token: a second token with the Queues Read permission only (reads queues,
+        consumers, metrics; 403 on pushes, pulls, acks and administration), to test permission errors.
+    :param purge_seconds: how long a purge takes to complete (0, the default: at once); the
+        messages stored when it started disappear when it completes, as on Cloudflare.
     """
 
     def __init__(
@@ -143,6 +151,8 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         request_timeout: float = REQUEST_TIMEOUT,
         rate_limit: str | None = None,
         queue_throughput: int | None = None,
+        read_only_token: str | None = None,
+        purge_seconds: float = 0.0,
     ) -> None:
         self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
         self.idle_timeout = idle_timeout
@@ -150,7 +160,9 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         self.account_id = account_id
         self.clock = clock or SystemClock()
         self.faults = faults or FaultPlan()
-        self.state = EmulatorState(self.clock, record_events=record_events, json_bodies=json_bodies)
+        self.state = EmulatorState(
+            self.clock, record_events=record_events, json_bodies=json_bodies, purge_seconds=purge_seconds
+        )
         self.state.add_account(account_id)
         self.app = EmulatorApp(
             self.state,
@@ -158,6 +170,7 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
             self.faults,
             budget=TokenBudget.from_spec(rate_limit) if rate_limit else None,
             throughput=QueueThroughput(queue_throughput) if queue_throughput else None,
+            read_only_token=read_only_token,
         )
         self._address = (host, port)
         self._server: EmulatorHTTPServer | None = None

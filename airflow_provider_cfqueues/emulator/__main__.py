@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="base64",
         help="how pulls send json bodies: base64 as documented (default), plain JSON text as also seen live, or mixed",
     )
+    parser.add_argument(
+        "--read-only-token",
+        metavar="TOKEN",
+        help="a second token with the Queues Read permission only (403 on pushes, pulls, acks and changes)",
+    )
+    parser.add_argument(
+        "--purge-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a purge runs before it completes (default: 0, at once)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
     parser.add_argument(
         "--quiet", action="store_true", help="no start banner on standard error (errors are still printed)"
@@ -99,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = dict(parse_fault_spec(spec) for spec in args.fault)
         if args.rate_limit:
             parse_budget(args.rate_limit)
+        if args.purge_seconds < 0:
+            raise ValueError(f"--purge-seconds must be >= 0, got {args.purge_seconds}")
         if args.queue_throughput is not None and args.queue_throughput < 1:
             raise ValueError(f"--queue-throughput must be at least 1, got {args.queue_throughput}")
     except ValueError as err:
@@ -117,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_bodies=args.json_bodies,
         rate_limit=args.rate_limit,
         queue_throughput=args.queue_throughput,
+        purge_seconds=args.purge_seconds,
+        read_only_token=args.read_only_token,
     )
     stop = threading.Event()
 

@@ -118,6 +118,8 @@ class EmulatorApp:
     :param faults: the fault plan applied to every authenticated request.
     :param budget: the token's API budget (``None``: unlimited).
     :param throughput: messages per second per queue (``None``: unlimited).
+    :param read_only_token: a second token, with the Queues Read permission only: it may read
+        queues, consumers, metrics and purge status, and gets 403 on anything that changes state.
     """
 
     def __init__(
@@ -128,9 +130,11 @@ class EmulatorApp:
         *,
         budget: TokenBudget | None = None,
         throughput: QueueThroughput | None = None,
+        read_only_token: str | None = None,
     ) -> None:
         self.state = state
         self.token = token
+        self.read_only_token = read_only_token
         self.faults = faults or FaultPlan()
         self.budget = budget
         self.throughput = throughput
@@ -155,8 +159,13 @@ class EmulatorApp:
         if not authorization:
             return error_reply(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
+        presented = token.strip().encode()
+        if scheme.lower() != "bearer":
             return error_reply(403, 10000, "Authentication error")
+        if not hmac.compare_digest(presented, self.token.encode()):
+            reader = self.read_only_token is not None and hmac.compare_digest(presented, self.read_only_token.encode())
+            if not reader or endpoint not in READ_ENDPOINTS:
+                return error_reply(403, 10000, "Authentication error")
         self.requests[endpoint] += 1
         limits: list[tuple[str, str]] = []
         if self.budget is not None:
@@ -358,6 +367,9 @@ class EmulatorApp:
             retries.append((lease_id, delay))
         return self.state.ack(req.params["account_id"], req.params["queue_id"], acks, retries), None, []
 
+
+#: what a token with the Queues Read permission only may call
+READ_ENDPOINTS = frozenset({"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status"})
 
 _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "": {"GET": ("list_queues", EmulatorApp.list_queues), "POST": ("create_queue", EmulatorApp.create_queue)},

@@ -202,6 +202,7 @@ class QueueState:
     backlog_bytes: int = 0
     ordered: bool = True  # messages dict is in timestamp order (false once a DLQ copy arrives)
     purge_started: str | None = None
+    purge_pending: tuple[float, frozenset[str]] | None = None  # (completes at, ids present at its start)
 
     def to_wire(self) -> dict[str, Any]:
         consumers = [self.consumer.to_wire(self.name)] if self.consumer else []
@@ -279,9 +280,21 @@ class EmulatorState:
         answers in :attr:`events`, for tests that must explain every duplicate delivery.
     :param json_bodies: how pulls send ``json`` bodies: ``"base64"`` (as documented), ``"plain"``
         JSON text (as also seen live), or ``"mixed"`` (each message one way or the other).
+    :param purge_seconds: how long a purge runs before its status reads completed; the messages
+        stored when it started disappear when it completes (0: at once).
     """
 
-    def __init__(self, clock: Clock | None = None, *, record_events: bool = False, json_bodies: str = "base64") -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        record_events: bool = False,
+        json_bodies: str = "base64",
+        purge_seconds: float = 0.0,
+    ) -> None:
+        if purge_seconds < 0:
+            raise ValueError(f"purge_seconds must be >= 0, got {purge_seconds!r}")
+        self.purge_seconds = purge_seconds
         if json_bodies not in JSON_BODY_MODES:
             raise ValueError(f"json_bodies must be one of {', '.join(JSON_BODY_MODES)}, got {json_bodies!r}")
         self.json_bodies = json_bodies
@@ -470,17 +483,21 @@ class EmulatorState:
     # -- purge ---------------------------------------------------------------------------------
 
     def purge(self, account_id: str, queue_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Delete every stored message (irreversible); the emulator finishes at once. Returns the queue."""
+        """
+        Start deleting every stored message (irreversible). Returns the queue.
+
+        The messages stored now disappear when the purge completes, ``purge_seconds`` later (at
+        once by default); messages pushed meanwhile stay.
+        """
         with self.lock:
             queue = self._queue(account_id, queue_id)
             if body.get("delete_messages_permanently") is not True:
                 raise ApiError(400, 10207, 'JSONRequestBodyInvalid: a purge needs "delete_messages_permanently": true')
             now = self.clock.now()
-            purged = tuple(queue.messages)
-            for message in list(queue.messages.values()):
-                self._delete(queue, message)
+            earlier = queue.purge_pending[1] if queue.purge_pending else frozenset()
+            queue.purge_pending = (now + self.purge_seconds, earlier | frozenset(queue.messages))
             queue.purge_started = iso_timestamp(now)
-            self._event("purge", queue, message_ids=purged, at=now)
+            self._apply_time(queue, now)
             return queue.to_wire()
 
     def purge_status(self, account_id: str, queue_id: str) -> dict[str, Any]:
@@ -488,7 +505,9 @@ class EmulatorState:
         with self.lock:
             queue = self._queue(account_id, queue_id)
             started = queue.purge_started
-            return {"started_at": started, "completed": None if started is None else True}
+            if started is None:
+                return {"started_at": None, "completed": None}
+            return {"started_at": started, "completed": queue.purge_pending is None}
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -719,6 +738,13 @@ class EmulatorState:
                 record.outcome = "expired"
             self._event("lease_expired", queue, (message_id,), (message.lease_id or "",), expired_at)
             self._release(queue, message, expired_at, None)  # the consumer's retry_delay applies (§11)
+        if queue.purge_pending is not None and queue.purge_pending[0] <= now:
+            completes_at, doomed = queue.purge_pending
+            queue.purge_pending = None
+            purged = tuple(m for m in doomed if m in queue.messages)
+            for message_id in purged:
+                self._delete(queue, queue.messages[message_id])
+            self._event("purge", queue, message_ids=purged, at=completes_at)
         while queue.lease_order and queue.lease_order[0][0] + LEASE_MEMORY_SECONDS <= now:
             _, lease_id = queue.lease_order.popleft()
             record = queue.leases.get(lease_id)

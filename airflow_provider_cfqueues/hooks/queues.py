@@ -15,6 +15,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import certifi
@@ -23,11 +24,13 @@ import requests
 
 from .. import __version__
 from .._compat import BaseHook, mask_secret
-from ..api import flows
-from ..api.models import AckResult, Consumer, PullResult, PushResult, Queue, QueueMetrics
+from ..api import admin_flows, flows
+from ..api.admin_requests import ConsumerSettings, queue_settings
+from ..api.models import AckResult, Consumer, PullResult, PurgeStatus, PushResult, Queue, QueueMetrics
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
 from ..api.throttle import THROTTLES
+from ..api.units import duration
 from . import transport
 from .connection import ConnectionSettings, settings_from_connection
 from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
@@ -313,6 +316,122 @@ class CloudflareQueuesHook(BaseHook):
             return False, str(err)
         return self._run(flows.check_connection(self._context(settings), None))
 
+    # -- administration (sync) ----------------------------------------------------------------
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        delivery_delay: float | timedelta | str | None = None,
+        message_retention_period: float | timedelta | str | None = None,
+    ) -> Queue:
+        """
+        Create a queue (no consumer: see :meth:`create_consumer`).
+
+        :param name: 1 to 63 letters, digits, '-' or '_'.
+        :param delivery_delay: whole seconds (or a ``timedelta``) every message waits before its first
+            delivery; 0 to 86,400.
+        :param message_retention_period: how long messages are kept (60 s to 14 days).
+        """
+        settings = queue_settings(delivery_delay=delivery_delay, message_retention_period=message_retention_period)
+        return self._run(admin_flows.create_queue(self._context(self.settings), name, settings))
+
+    def update_queue(
+        self,
+        queue: str | None,
+        *,
+        delivery_delay: float | timedelta | str | None = None,
+        message_retention_period: float | timedelta | str | None = None,
+        delivery_paused: bool | None = None,
+    ) -> Queue:
+        """Change the settings given (the others stay as they are)."""
+        settings = queue_settings(
+            delivery_delay=delivery_delay,
+            message_retention_period=message_retention_period,
+            delivery_paused=delivery_paused,
+        )
+        return self._run(admin_flows.update_queue(self._context(self.settings), queue, settings))
+
+    def delete_queue(self, queue: str | None) -> str:
+        """Delete a queue and every message in it (irreversible); returns its id."""
+        return self._run(admin_flows.delete_queue(self._context(self.settings), queue))
+
+    def pause_delivery(self, queue: str | None) -> Queue:
+        """Pause delivery: pushes are still kept, pulls are refused (409) until :meth:`resume_delivery`."""
+        return self.update_queue(queue, delivery_paused=True)
+
+    def resume_delivery(self, queue: str | None) -> Queue:
+        """Resume delivery after :meth:`pause_delivery`."""
+        return self.update_queue(queue, delivery_paused=False)
+
+    def purge_queue(
+        self,
+        queue: str | None,
+        *,
+        wait: bool = True,
+        timeout: float | timedelta = 300,
+        poll_interval: float | timedelta = 5,
+    ) -> PurgeStatus:
+        """
+        Delete every message in the queue (irreversible). The service purges in the background: with
+        ``wait``, poll its status every ``poll_interval`` until it completes, at most ``timeout``.
+        """
+        flow = admin_flows.purge_queue(
+            self._context(self.settings),
+            queue,
+            wait=wait,
+            timeout=duration(timeout, "timeout", above_zero=True) or 0,
+            poll_interval=duration(poll_interval, "poll_interval", above_zero=True) or 0,
+        )
+        return self._run(flow)
+
+    def purge_status(self, queue: str | None = None) -> PurgeStatus:
+        """The last purge of the queue: when it started, whether it completed."""
+        return self._run(admin_flows.purge_status(self._context(self.settings), queue))
+
+    def create_consumer(
+        self,
+        queue: str | None,
+        *,
+        batch_size: int | str | None = None,
+        max_retries: int | str | None = None,
+        retry_delay: float | timedelta | str | None = None,
+        visibility_timeout: float | timedelta | str | None = None,
+        dead_letter_queue: str | None = None,
+    ) -> Consumer:
+        """
+        Add an HTTP pull consumer to the queue (a queue has one consumer); settings left ``None`` take
+        the service's defaults (batch 5, 3 retries, no delay, 30 s visibility, no dead-letter queue).
+
+        :param batch_size: messages per pull by default (1 to 100).
+        :param max_retries: retries before a message is dead-lettered or deleted (0 to 100).
+        :param retry_delay: whole seconds (or a ``timedelta``) a retried message waits.
+        :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for by default.
+        :param dead_letter_queue: the queue name exhausted messages go to (created by the service if missing).
+        """
+        settings = ConsumerSettings(batch_size, max_retries, retry_delay, visibility_timeout, dead_letter_queue)
+        return self._run(admin_flows.create_consumer(self._context(self.settings), queue, settings))
+
+    def update_consumer(
+        self,
+        queue: str | None,
+        consumer_id: str | None = None,
+        *,
+        batch_size: int | str | None = None,
+        max_retries: int | str | None = None,
+        retry_delay: float | timedelta | str | None = None,
+        visibility_timeout: float | timedelta | str | None = None,
+        dead_letter_queue: str | None = None,
+    ) -> Consumer:
+        """Change the given settings of the queue's HTTP pull consumer (or ``consumer_id``); the others
+        stay; ``dead_letter_queue=""`` removes the dead-letter queue."""
+        settings = ConsumerSettings(batch_size, max_retries, retry_delay, visibility_timeout, dead_letter_queue)
+        return self._run(admin_flows.update_consumer(self._context(self.settings), queue, consumer_id, settings))
+
+    def delete_consumer(self, queue: str | None, consumer_id: str | None = None) -> str:
+        """Remove the queue's HTTP pull consumer (or ``consumer_id``); returns its id."""
+        return self._run(admin_flows.delete_consumer(self._context(self.settings), queue, consumer_id))
+
     # -- operations (async, for triggers) ------------------------------------------------------
 
     async def apush_messages(
@@ -349,3 +468,7 @@ class CloudflareQueuesHook(BaseHook):
     async def aget_queue(self, queue: str | None = None) -> Queue:
         """Async :meth:`get_queue`."""
         return await self._arun(flows.get_queue(self._context(await self.aget_settings()), queue))
+
+    async def apurge_status(self, queue: str | None = None) -> PurgeStatus:
+        """Async :meth:`purge_status`."""
+        return await self._arun(admin_flows.purge_status(self._context(await self.aget_settings()), queue))

@@ -102,6 +102,87 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
             await shared.release()
 
 
+class CloudflareQueuesPurgeTrigger(BaseTrigger):
+    """
+    Wait on the triggerer for a purge the task started to complete: poll the purge status, then fire
+    ``{"status": "success", "backlog_before", "message"}``; ``{"status": "timeout", ...}`` past
+    ``timeout_at``; ``{"status": "error", ...}`` on a wrong token or queue. Transient errors are
+    polled again.
+
+    :param cloudflare_queue: queue id or name.
+    :param poll_interval: seconds between status polls.
+    :param timeout_at: give up at this time (seconds since the epoch).
+    :param backlog_before: the backlog the task read before starting the purge (handed back in the event).
+    :param account_id: account id (default: the connection's).
+    :param cloudflare_queues_conn_id: the Airflow connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        cloudflare_queue: str | None,
+        poll_interval: float = 5.0,
+        timeout_at: float | None = None,
+        backlog_before: int | None = None,
+        account_id: str | None = None,
+        cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.cloudflare_queue = cloudflare_queue
+        self.poll_interval = float(poll_interval)
+        self.timeout_at = timeout_at
+        self.backlog_before = backlog_before
+        self.account_id = account_id
+        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "cloudflare_queue": self.cloudflare_queue,
+                "poll_interval": self.poll_interval,
+                "timeout_at": self.timeout_at,
+                "backlog_before": self.backlog_before,
+                "account_id": self.account_id,
+                "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = CloudflareQueuesHook(
+            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
+        )
+        last = "no status yet"
+        try:
+            while True:
+                try:
+                    status = await hook.apurge_status()
+                except CloudflareQueuesError as err:
+                    if not err.retryable:
+                        yield TriggerEvent({"status": "error", "message": str(err)})  # type: ignore[no-untyped-call]
+                        return
+                    last = f"the last poll failed: {err}"
+                else:
+                    if status.done:
+                        yield TriggerEvent(  # type: ignore[no-untyped-call]
+                            {
+                                "status": "success",
+                                "backlog_before": self.backlog_before,
+                                "message": f"the purge started at {status.started_at} completed",
+                            }
+                        )
+                        return
+                    last = f"the purge started at {status.started_at} is still running"
+                if self.timeout_at is not None and time.time() + self.poll_interval > self.timeout_at:
+                    yield TriggerEvent(  # type: ignore[no-untyped-call]
+                        {"status": "timeout", "message": f"waited long enough ({last}); it goes on in the service"}
+                    )
+                    return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await hook.aclose()
+
+
 def _event_trigger_base() -> type[Any]:
     try:
         from airflow.triggers.base import BaseEventTrigger  # Airflow 3

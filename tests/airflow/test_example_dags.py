@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from ..conftest import TEST_TOKEN
@@ -26,7 +27,13 @@ def test_every_example_dag_imports(airflow_db: str) -> None:
         from airflow.models.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLES), include_examples=False) if not AIRFLOW_3 else DagBag(str(EXAMPLES))
-    expected = {"cfqueues_example_etl", "cfqueues_example_backlog_fanout", "cfqueues_example_split_pull_ack"}
+    expected = {
+        "cfqueues_example_etl",
+        "cfqueues_example_backlog_fanout",
+        "cfqueues_example_split_pull_ack",
+        "cfqueues_example_scratch_queue",
+        "cfqueues_example_maintenance_window",
+    }
     if AIRFLOW_3:
         assert bag.import_errors == {}
         expected.add("cfqueues_example_event_driven")
@@ -104,3 +111,76 @@ def test_split_pull_ack_example(emulator_connection: Callable[[CloudflareQueuesE
         assert set(task_states(second).values()) == {"success"}
         assert xcom(second, "ack") == {"acked": 1, "retried": 0, "warnings": {}}
         assert emulator.metrics("example-jobs")["backlog_count"] == 0
+
+
+@pytest.mark.slow
+def test_scratch_queue_example(emulator_connection: Callable[[CloudflareQueuesEmulator], None], tmp_path: Path) -> None:
+    from example_dags.example_cfqueues_scratch_queue import dag
+
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
+        emulator_connection(emulator)
+        consumers: list[dict[str, object]] = []
+
+        def observe(method: str, target: str, headers: object, body: bytes, reply: object) -> None:
+            if method == "POST" and target.endswith("/consumers"):
+                consumers.append(json.loads(body))
+
+        emulator.app.observers.append(observe)
+        db_path = tmp_path / "thumbnails.sqlite"
+        run = dag.test(run_conf={"images": 120, "db_path": str(db_path)})
+        assert set(task_states(run).values()) == {"success"}, task_states(run)
+        name = xcom(run, "queue_name")
+        assert name.startswith("scratch-") and xcom(run, "create_queue") == xcom(run, "delete_queue")
+        summary = xcom(run, "drain")
+        assert (summary["pulled"], summary["acked"], summary["failed"]) == (120, 120, 0)
+        assert consumers == [
+            {
+                "type": "http_pull",
+                "settings": {"batch_size": 50, "max_retries": 3, "visibility_timeout_ms": 120_000},
+            }
+        ]
+        assert xcom(run, "verify") == {"rendered": 120, "acked": 120}
+        assert list(emulator.state.accounts[emulator.account_id]) == []  # the scratch queue is gone
+
+        # a failed drain still deletes the queue, and the run fails
+        broken = tmp_path / "missing-dir" / "thumbnails.sqlite"
+        run = dag.test(run_conf={"images": 10, "db_path": str(broken)})
+        states = task_states(run)
+        assert (states["drain"], states["delete_queue"], states["verify"]) == ("failed", "success", "upstream_failed")
+        assert str(run.state) == "failed"
+        assert list(emulator.state.accounts[emulator.account_id]) == []
+
+
+@pytest.mark.slow
+def test_maintenance_window_example(
+    emulator_connection: Callable[[CloudflareQueuesEmulator], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from example_dags.example_cfqueues_maintenance_window import dag
+
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
+        emulator.create_queue("example-orders")
+        emulator_connection(emulator)
+        pauses: list[bool] = []
+
+        def observe(method: str, target: str, headers: object, body: bytes, reply: object) -> None:
+            if method == "POST" and target.endswith("/messages/batch"):  # the backfill's pushes
+                pauses.append(emulator.queue("example-orders").settings["delivery_paused"])
+
+        emulator.app.observers.append(observe)
+        run = dag.test(run_conf={"first_order": 5000, "orders": 150})
+        assert set(task_states(run).values()) == {"success"}, task_states(run)
+        assert pauses == [True, True]  # every backfill request went in while delivery was paused
+        assert xcom(run, "report") == {"pushed": 150, "backlog_after": 150}
+        assert emulator.queue("example-orders").settings["delivery_paused"] is False
+
+        # the backfill fails (every push answers 500; one attempt): delivery is resumed all the same, and
+        # the run fails
+        emulator.faults.rules["push_batch"] = FaultRule(error=1.0)
+        connection = emulator.airflow_connection()
+        connection["extra"]["max_attempts"] = 1
+        monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT", json.dumps(connection))
+        run = dag.test(run_conf={"first_order": 0, "orders": 10})
+        states = task_states(run)
+        assert (states["backfill"], states["resume_delivery"]) == ("failed", "success")
+        assert str(run.state) == "failed"
+        assert emulator.queue("example-orders").settings["delivery_paused"] is False  # never left paused

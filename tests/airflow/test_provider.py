@@ -30,6 +30,21 @@ def test_provider_info_matches_airflows_schema() -> None:
     jsonschema.validate(get_provider_info(), schema)
 
 
+def test_provider_info_lists_every_operator_module() -> None:
+    import importlib
+
+    listed = {m for entry in get_provider_info()["operators"] for m in entry["python-modules"]}
+    package = Path(__file__).resolve().parents[2] / "airflow_provider_cfqueues" / "operators"
+    public = {
+        f"airflow_provider_cfqueues.operators.{path.stem}"
+        for path in package.glob("*.py")
+        if not path.stem.startswith("_") and "Operator(" in path.read_text()
+    }
+    assert listed == public
+    for module in listed:
+        assert any(name.endswith("Operator") for name in vars(importlib.import_module(module)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "expected"),

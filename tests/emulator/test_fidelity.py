@@ -101,6 +101,43 @@ def test_purge_with_the_sdk(emulator: CloudflareQueuesEmulator, api: RawApi, sdk
     assert late["ackCount"] == 0 and "no longer in the queue" in late["warnings"][leased[0]["lease_id"]]
 
 
+def test_a_purge_runs_in_the_background_for_purge_seconds(
+    emulator: CloudflareQueuesEmulator, api: RawApi, clock: ManualClock
+) -> None:
+    emulator.state.purge_seconds = 30
+    queue = emulator.create_queue("q")
+    api.batch(queue.id, [{"body": {"n": n}} for n in range(4)])
+    api.ok("POST", f"/{queue.id}/purge", {"delete_messages_permanently": True})
+    assert api.ok("GET", f"/{queue.id}/purge")["completed"] is False
+    api.batch(queue.id, [{"body": "new", "content_type": "text"}])  # pushed while the purge runs: kept
+    clock.advance(29)
+    assert emulator.metrics("q")["backlog_count"] == 5 and api.ok("GET", f"/{queue.id}/purge")["completed"] is False
+    clock.advance(1)
+    assert api.ok("GET", f"/{queue.id}/purge")["completed"] is True
+    assert [m.body for m in emulator.messages("q")] == ["new"]
+
+
+def test_a_read_only_token_reads_and_changes_nothing(clock: ManualClock) -> None:
+    with CloudflareQueuesEmulator(clock=clock, read_only_token="reader-1") as emulator:
+        queue = emulator.create_queue("q")
+        reader = RawApi(emulator, token="reader-1")
+        assert reader.ok("GET", f"/{queue.id}")["queue_name"] == "q"
+        assert reader.ok("GET", f"/{queue.id}/metrics")["backlog_count"] == 0
+        assert reader.ok("GET", "")[0]["queue_name"] == "q"
+        for method, suffix, body in [
+            ("POST", "", {"queue_name": "r"}),
+            ("PATCH", f"/{queue.id}", {"settings": {"delivery_paused": True}}),
+            ("DELETE", f"/{queue.id}", None),
+            ("POST", f"/{queue.id}/purge", {"delete_messages_permanently": True}),
+            ("POST", f"/{queue.id}/messages", {"body": "x"}),
+            ("POST", f"/{queue.id}/messages/pull", {}),
+            ("DELETE", f"/{queue.id}/consumers/{emulator.queue('q').consumer.consumer_id}", None),
+        ]:
+            assert reader.error(method, suffix, body)[:2] == (403, 10000), (method, suffix)
+        assert RawApi(emulator, token="reader-2").error("GET", f"/{queue.id}")[:2] == (403, 10000)
+        assert emulator.metrics("q")["backlog_count"] == 0 and emulator.queue("q").consumer is not None
+
+
 @pytest.mark.parametrize(
     ("path", "body", "code"),
     [

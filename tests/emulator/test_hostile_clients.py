@@ -152,11 +152,22 @@ def test_cli_errors_are_one_line_with_the_fix() -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "1 to 63 letters" in bad.stderr
     twice = cli("--queue", "a", "--queue", "a")
     assert twice.returncode == 2 and "--queue a is given more than once" in twice.stderr
+    negative = cli("--purge-seconds", "-1")
+    assert negative.returncode == 2 and "--purge-seconds must be >= 0" in negative.stderr
 
 
 def test_cli_prints_what_a_client_needs_and_logs_requests_when_verbose() -> None:
     result = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--verbose", "--token", "tok-123"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_cfqueues.emulator",
+            "--verbose",
+            "--token",
+            "tok-123",
+            "--read-only-token",
+            "reader-9",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -176,6 +187,13 @@ def test_cli_prints_what_a_client_needs_and_logs_requests_when_verbose() -> None
         line = result.stderr.readline()
         assert "GET /client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/queues 200" in line and " ms" in line
         assert "tok-123" not in line
+        refused = requests.post(
+            f"{base_url}/accounts/023e105f4ecef8ad9ca31a8372d0c353/queues",
+            headers={"Authorization": "Bearer reader-9"},
+            json={"queue_name": "x"},
+            timeout=5,
+        )
+        assert refused.status_code == 403  # the read-only token may not create queues
     finally:
         result.terminate()
         result.communicate(timeout=10)

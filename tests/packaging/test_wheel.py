@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "airflow_provider_cfqueues.emulator.__main__",
     "airflow_provider_cfqueues.hooks.queues",
     "airflow_provider_cfqueues.operators.queues",
+    "airflow_provider_cfqueues.operators.admin",
     "airflow_provider_cfqueues.sensors.queues",
     "airflow_provider_cfqueues.triggers.queues",
     "airflow_provider_cfqueues.get_provider_info",

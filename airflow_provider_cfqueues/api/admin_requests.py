@@ -1,0 +1,133 @@
+"""
+The administration endpoints as plain requests: create, change and delete queues, pause and resume
+delivery, purge, and the HTTP pull consumer's create, replace and delete. Input is validated here,
+in the user's units (seconds, ``timedelta``); milliseconds only on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import CloudflareQueuesValidationError
+from .limits import MAX_DELAY_SECONDS, MAX_MAX_RETRIES, MAX_PULL_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_MS
+from .models import (
+    ConsumerRequest,
+    ConsumerSettingsRequest,
+    CreateQueueRequest,
+    PurgeRequest,
+    QueueSettingsRequest,
+    UpdateQueueRequest,
+)
+from .operations import QUEUE_NAME_RE, ApiRequest, queue_path, validate_account_id, validate_id
+from .units import count, duration, to_ms, whole_seconds
+
+#: message retention: 60 s to 14 days (paid plans; 24 h on the free plan)
+MIN_RETENTION_SECONDS = 60
+MAX_RETENTION_SECONDS = 1_209_600
+
+
+def validate_queue_name(name: object, what: str = "queue name") -> str:
+    """A name for a new queue: 1-63 letters, digits, '-' or '_'."""
+    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
+        raise CloudflareQueuesValidationError(f"a {what} is 1 to 63 letters, digits, '-' or '_', got {name!r}")
+    return name
+
+
+def queue_settings(
+    *,
+    delivery_delay: float | timedelta | str | None = None,
+    message_retention_period: float | timedelta | str | None = None,
+    delivery_paused: bool | None = None,
+) -> QueueSettingsRequest:
+    """Queue settings from the user's units; what is ``None`` is left out."""
+    return QueueSettingsRequest(
+        delivery_delay=whole_seconds(delivery_delay, "delivery_delay", high=MAX_DELAY_SECONDS),
+        message_retention_period=whole_seconds(
+            message_retention_period,
+            "message_retention_period",
+            low=MIN_RETENTION_SECONDS,
+            high=MAX_RETENTION_SECONDS,
+        ),
+        delivery_paused=delivery_paused,
+    )
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """
+    An HTTP pull consumer's settings as a user gives them; ``None`` leaves a setting alone (on update)
+    or to the service's default (on create).
+
+    :param batch_size: messages per pull by default (1 to 100).
+    :param max_retries: retries before a message goes to the dead-letter queue or is deleted (0 to 100).
+    :param retry_delay: seconds (or a ``timedelta``) before a retried message comes back; whole seconds.
+    :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for by default.
+    :param dead_letter_queue: the queue name exhausted messages go to (``""`` for none).
+    """
+
+    batch_size: int | str | None = None
+    max_retries: int | str | None = None
+    retry_delay: float | timedelta | str | None = None
+    visibility_timeout: float | timedelta | str | None = None
+    dead_letter_queue: str | None = None
+
+    def wire(self) -> ConsumerSettingsRequest:
+        """Validated, in the wire's units."""
+        visibility = duration(
+            self.visibility_timeout, "visibility_timeout", high=MAX_VISIBILITY_TIMEOUT_MS / 1000, above_zero=True
+        )
+        return ConsumerSettingsRequest(
+            batch_size=count(self.batch_size, "batch_size", low=1, high=MAX_PULL_BATCH_SIZE),
+            max_retries=count(self.max_retries, "max_retries", high=MAX_MAX_RETRIES),
+            retry_delay=whole_seconds(self.retry_delay, "retry_delay", high=MAX_DELAY_SECONDS),
+            visibility_timeout_ms=None if visibility is None else to_ms(visibility),
+        )
+
+    def dlq(self) -> str | None:
+        if self.dead_letter_queue is None or self.dead_letter_queue == "":
+            return self.dead_letter_queue
+        return validate_queue_name(self.dead_letter_queue, "dead-letter queue name")
+
+
+def _json(model: object) -> bytes:
+    return model.model_dump_json(exclude_none=True).encode()  # type: ignore[attr-defined, no-any-return]
+
+
+def create_queue_request(account_id: str, name: str, settings: QueueSettingsRequest) -> ApiRequest:
+    body = CreateQueueRequest(queue_name=validate_queue_name(name), settings=settings)
+    return ApiRequest("create_queue", "POST", f"/accounts/{validate_account_id(account_id)}/queues", _json(body))
+
+
+def update_queue_request(account_id: str, queue_id: str, settings: QueueSettingsRequest) -> ApiRequest:
+    if not settings.model_dump(exclude_none=True):
+        raise CloudflareQueuesValidationError("nothing to change: give at least one setting")
+    return ApiRequest(
+        "update_queue", "PATCH", queue_path(account_id, queue_id), _json(UpdateQueueRequest(settings=settings))
+    )
+
+
+def delete_queue_request(account_id: str, queue_id: str) -> ApiRequest:
+    return ApiRequest("delete_queue", "DELETE", queue_path(account_id, queue_id))
+
+
+def purge_request(account_id: str, queue_id: str) -> ApiRequest:
+    return ApiRequest("purge", "POST", queue_path(account_id, queue_id, "/purge"), _json(PurgeRequest()))
+
+
+def purge_status_request(account_id: str, queue_id: str) -> ApiRequest:
+    return ApiRequest("purge_status", "GET", queue_path(account_id, queue_id, "/purge"))
+
+
+def create_consumer_request(account_id: str, queue_id: str, body: ConsumerRequest) -> ApiRequest:
+    return ApiRequest("create_consumer", "POST", queue_path(account_id, queue_id, "/consumers"), _json(body))
+
+
+def replace_consumer_request(account_id: str, queue_id: str, consumer_id: str, body: ConsumerRequest) -> ApiRequest:
+    path = queue_path(account_id, queue_id, f"/consumers/{validate_id(consumer_id, 'consumer id')}")
+    return ApiRequest("update_consumer", "PUT", path, _json(body))
+
+
+def delete_consumer_request(account_id: str, queue_id: str, consumer_id: str) -> ApiRequest:
+    path = queue_path(account_id, queue_id, f"/consumers/{validate_id(consumer_id, 'consumer id')}")
+    return ApiRequest("delete_consumer", "DELETE", path)

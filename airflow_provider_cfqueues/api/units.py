@@ -1,0 +1,95 @@
+"""
+Every duration and count a user writes, read by one set of rules: durations are seconds (an int or a
+float; a string of one, as templates render) or a ``timedelta``; counts are whole numbers (or a
+string of one). Booleans are not numbers; NaN and infinity are refused; errors speak the unit the
+user wrote. Milliseconds exist only on the wire (:func:`to_ms`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from .errors import CloudflareQueuesValidationError
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a number, or ``None`` when it is not one (booleans are not)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _span(low: float | None, high: float | None, unit: str) -> str:
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g} {unit}"
+    if low is not None:
+        return f">= {low:g} {unit}"
+    return f"<= {high:g} {unit}" if high is not None else unit
+
+
+def duration(
+    value: object,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    whole: bool = False,
+    above_zero: bool = False,
+) -> float | None:
+    """
+    A duration in seconds, or ``None`` for ``None`` (and an empty templated string).
+
+    :param low: the smallest allowed, in seconds.
+    :param high: the largest allowed, in seconds.
+    :param whole: only whole seconds (Cloudflare's delays).
+    :param above_zero: ``low`` itself is not allowed.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    seconds = _number(value)
+    bounds = _span(low, high, "seconds")
+    if seconds is None or not math.isfinite(seconds):
+        raise CloudflareQueuesValidationError(f"{name} must be seconds or a timedelta, {bounds}, got {value!r}")
+    if seconds < low or (above_zero and seconds <= low) or (high is not None and seconds > high):
+        raise CloudflareQueuesValidationError(
+            f"{name} must be {bounds}{' (not 0)' if above_zero else ''}, got {value!r}"
+        )
+    if whole and seconds != int(seconds):
+        raise CloudflareQueuesValidationError(
+            f"{name} must be whole seconds (Cloudflare takes no fractions), got {value!r}: round it"
+        )
+    return seconds
+
+
+def whole_seconds(value: object, name: str, *, low: int = 0, high: int | None = None) -> int | None:
+    """A duration in whole seconds (a delay, a retention period), or ``None``."""
+    seconds = duration(value, name, low=low, high=high, whole=True)
+    return None if seconds is None else int(seconds)
+
+
+def count(value: object, name: str, *, low: int = 0, high: int | None = None) -> int | None:
+    """A whole number (a templated string of one too), or ``None``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = _number(value) if not isinstance(value, timedelta) else None
+    bounds = _span(low, high, "").rstrip()
+    if number is None or not math.isfinite(number) or number != int(number) or isinstance(value, float):
+        raise CloudflareQueuesValidationError(f"{name} must be a whole number {bounds}, got {value!r}")
+    if number < low or (high is not None and number > high):
+        raise CloudflareQueuesValidationError(f"{name} must be a whole number {bounds}, got {value!r}")
+    return int(number)
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds as the wire's milliseconds."""
+    return round(seconds * 1000)

@@ -1,0 +1,393 @@
+"""
+Queue administration from DAGs: create and delete queues, pause and resume delivery, purge, and
+change an HTTP pull consumer. They need an API token with the account's **Queues Edit** permission;
+without it the task fails with that fix. Every one is safe to retry (idempotent by default), and
+the irreversible purge runs only with ``confirm=True``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._compat import AirflowException, conf
+from ..api.admin_requests import ConsumerSettings
+from ..api.errors import CloudflareQueuesApiError, CloudflareQueuesNotFoundError, CloudflareQueuesValidationError
+from ..api.models import Consumer, Queue
+from ..api.units import duration
+from ..hooks.queues import CloudflareQueuesHook
+from ..triggers.queues import CloudflareQueuesPurgeTrigger
+from ._arguments import take_renamed
+from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+IF_EXISTS = ("ignore", "fail", "update")
+IF_MISSING = ("ignore", "fail")
+#: the consumer settings an operator may template
+CONSUMER_TEMPLATE_FIELDS = (
+    "batch_size",
+    "max_retries",
+    "message_retry_delay",
+    "visibility_timeout",
+    "dead_letter_queue",
+)
+
+
+def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise CloudflareQueuesValidationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _find(hook: CloudflareQueuesHook, queue: str) -> Queue | None:
+    try:
+        return hook.get_queue(queue)
+    except CloudflareQueuesNotFoundError:
+        return None
+
+
+def _consumer_summary(consumer: Consumer) -> dict[str, Any]:
+    return {
+        "consumer_id": consumer.consumer_id,
+        "type": consumer.type,
+        "dead_letter_queue": consumer.dead_letter_queue or None,
+        "settings": consumer.settings.model_dump(exclude_none=True),
+    }
+
+
+class _ConsumerArguments(CloudflareQueuesBaseOperator):
+    """
+    The HTTP pull consumer settings an operator takes (see :class:`ConsumerSettings`). ``retry_delay``
+    is the consumer's (how long a failed message waits), stored as ``message_retry_delay`` as in the
+    other operators; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
+    """
+
+    _renamed_arguments = ("queue", "retry_delay")
+
+    def __init__(
+        self,
+        *,
+        batch_size: int | str | None = None,
+        max_retries: int | str | None = None,
+        retry_delay: float | timedelta | str | None = None,
+        visibility_timeout: float | timedelta | str | None = None,
+        dead_letter_queue: str | None = None,
+        message_retry_delay: float | timedelta | str | None = None,
+        task_retry_delay: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
+        super().__init__(**kwargs)
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.message_retry_delay = retry_delay
+        self.visibility_timeout = visibility_timeout
+        self.dead_letter_queue = dead_letter_queue
+
+    @property
+    def consumer_settings(self) -> ConsumerSettings:
+        return ConsumerSettings(
+            self.batch_size, self.max_retries, self.message_retry_delay, self.visibility_timeout, self.dead_letter_queue
+        )
+
+    def _check_consumer_settings(self) -> None:
+        """Fail at DAG parse time on settings that are not templates and are wrong."""
+        if not any(isinstance(v, str) and "{{" in v for v in vars(self.consumer_settings).values()):
+            self.consumer_settings.wire()
+            self.consumer_settings.dlq()
+
+
+class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
+    """
+    Create a queue, with an HTTP pull consumer (and its dead-letter queue) unless told otherwise;
+    returns the queue id. Idempotent by default: an existing queue is left as it is.
+
+    :param queue: the name of the queue (templated).
+    :param delivery_delay: whole seconds (or a ``timedelta``) each message waits before its first
+        delivery (templated).
+    :param message_retention_period: how long messages are kept, 60 s to 14 days (templated).
+    :param pull_consumer: add an HTTP pull consumer (default), so that the provider's operators can pull.
+    :param batch_size: the consumer's default messages per pull (templated).
+    :param max_retries: retries before a message goes to the dead-letter queue or is deleted (templated).
+    :param retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default
+        (templated). Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is
+        ``task_retry_delay=``.
+    :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for, by default
+        (templated).
+    :param dead_letter_queue: the queue name exhausted messages go to (templated); the service
+        creates it when missing.
+    :param if_exists: ``"ignore"`` (default: leave it as it is), ``"fail"``, or ``"update"`` (apply
+        the settings given here, adding the pull consumer if it has none).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *QUEUE_TEMPLATE_FIELDS,
+        "delivery_delay",
+        "message_retention_period",
+        *CONSUMER_TEMPLATE_FIELDS,
+    )
+    ui_color = "#fbad41"
+
+    def __init__(
+        self,
+        *,
+        delivery_delay: float | timedelta | str | None = None,
+        message_retention_period: float | timedelta | str | None = None,
+        pull_consumer: bool = True,
+        if_exists: str = "ignore",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.delivery_delay = delivery_delay
+        self.message_retention_period = message_retention_period
+        self.pull_consumer = pull_consumer
+        self.if_exists = _choice(if_exists, IF_EXISTS, "if_exists")
+        self._check_consumer_settings()
+
+    def execute(self, context: Context) -> str:
+        hook = self.hook
+        name = self.cloudflare_queue
+        if not name:
+            raise CloudflareQueuesValidationError("queue: give the name of the queue to create")
+        existing = _find(hook, name)
+        if existing is None:
+            try:
+                created = hook.create_queue(
+                    name, delivery_delay=self.delivery_delay, message_retention_period=self.message_retention_period
+                )
+            except CloudflareQueuesApiError as err:
+                existing = _find(hook, name) if err.status in (400, 409) else None
+                if existing is None:
+                    raise  # not a queue created meanwhile by someone else
+            else:
+                self.log.info("Created queue %s (%s)", created.queue_name, created.queue_id)
+                if self.pull_consumer:
+                    consumer = hook.create_consumer(created.queue_id, **self._consumer_kwargs())
+                    self.log.info("Added its HTTP pull consumer: %s", _consumer_summary(consumer))
+                return created.queue_id
+        if self.if_exists == "fail":
+            raise AirflowException(f"queue {name} already exists ({existing.queue_id}); if_exists='fail'")
+        if self.if_exists == "update":
+            self._update(hook, existing)
+        else:
+            self.log.info("Queue %s exists (%s): left as it is (if_exists='ignore')", name, existing.queue_id)
+        return existing.queue_id
+
+    def _consumer_kwargs(self) -> dict[str, Any]:
+        settings = self.consumer_settings
+        return {
+            "batch_size": settings.batch_size,
+            "max_retries": settings.max_retries,
+            "retry_delay": settings.retry_delay,
+            "visibility_timeout": settings.visibility_timeout,
+            "dead_letter_queue": settings.dead_letter_queue,
+        }
+
+    def _update(self, hook: CloudflareQueuesHook, queue: Queue) -> None:
+        if self.delivery_delay is not None or self.message_retention_period is not None:
+            hook.update_queue(
+                queue.queue_id,
+                delivery_delay=self.delivery_delay,
+                message_retention_period=self.message_retention_period,
+            )
+        if not self.pull_consumer:
+            self.log.info("Queue %s exists: settings applied (if_exists='update')", queue.queue_name)
+            return
+        kwargs = self._consumer_kwargs()
+        if queue.http_pull_consumer is None:
+            consumer = hook.create_consumer(queue.queue_id, **kwargs)
+        elif any(value is not None for value in kwargs.values()):
+            consumer = hook.update_consumer(queue.queue_id, **kwargs)
+        else:
+            consumer = queue.http_pull_consumer
+        self.log.info("Queue %s exists: settings applied; consumer %s", queue.queue_name, _consumer_summary(consumer))
+
+
+class CloudflareQueuesDeleteQueueOperator(CloudflareQueuesBaseOperator):
+    """
+    Delete a queue and every message in it (irreversible); returns its id, or ``None`` when there was
+    no such queue and ``if_missing="ignore"`` (the default: safe to retry, and to put after a run with
+    ``trigger_rule="all_done"``).
+
+    :param queue: queue id or name (templated).
+    :param if_missing: ``"ignore"`` (default) or ``"fail"``.
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = QUEUE_TEMPLATE_FIELDS
+    ui_color = "#fbad41"
+
+    def __init__(self, *, if_missing: str = "ignore", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.if_missing = _choice(if_missing, IF_MISSING, "if_missing")
+
+    def execute(self, context: Context) -> str | None:
+        try:
+            queue_id = self.hook.delete_queue(self.cloudflare_queue or None)
+        except CloudflareQueuesNotFoundError:
+            if self.if_missing == "fail":
+                raise
+            self.log.info("There is no queue %s: nothing to delete (if_missing='ignore')", self.cloudflare_queue)
+            return None
+        self.log.info("Deleted queue %s (%s)", self.cloudflare_queue, queue_id)
+        return queue_id
+
+
+class _DeliveryOperator(CloudflareQueuesBaseOperator):
+    template_fields: Sequence[str] = QUEUE_TEMPLATE_FIELDS
+    ui_color = "#fbad41"
+    paused: bool
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        queue = self.hook.update_queue(self.cloudflare_queue or None, delivery_paused=self.paused)
+        self.log.info("Delivery of queue %s %s", queue.queue_name, "paused" if self.paused else "resumed")
+        return {"queue_id": queue.queue_id, "delivery_paused": queue.settings.delivery_paused}
+
+
+class CloudflareQueuesPauseDeliveryOperator(_DeliveryOperator):
+    """
+    Pause delivery: pushes are still kept, pulls are refused (PullAndAck and the Pull operator skip)
+    until delivery is resumed. Returns ``{"queue_id", "delivery_paused"}``; pausing a paused queue is fine.
+
+    :param queue: queue id or name (templated).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    paused = True
+
+
+class CloudflareQueuesResumeDeliveryOperator(_DeliveryOperator):
+    """
+    Resume delivery after a pause. Returns ``{"queue_id", "delivery_paused"}``.
+
+    :param queue: queue id or name (templated).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    paused = False
+
+
+class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
+    """
+    Delete every message in a queue. **A purge cannot be undone**: the operator refuses to exist
+    without ``confirm=True``. It reads the backlog, starts the purge, and waits for the service to
+    finish it (on the triggerer with ``deferrable=True``); returns how many messages the backlog held.
+
+    :param queue: queue id or name (templated).
+    :param confirm: must be ``True``.
+    :param wait: wait for the purge to complete (default); else return once it started.
+    :param deferrable: wait on the triggerer instead of a worker slot.
+    :param poll_interval: seconds (or a ``timedelta``) between status polls.
+    :param timeout: how long to wait for the purge (default one hour); then the task fails, while the
+        purge goes on in the service.
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = QUEUE_TEMPLATE_FIELDS
+    ui_color = "#e8574a"
+
+    def __init__(
+        self,
+        *,
+        confirm: bool = False,
+        wait: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | timedelta = 5,
+        timeout: float | timedelta = timedelta(hours=1),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if confirm is not True:
+            raise CloudflareQueuesValidationError(
+                "a purge deletes every message of the queue and cannot be undone: pass confirm=True"
+            )
+        self.confirm = confirm
+        self.wait = wait
+        self.deferrable = deferrable
+        self.poll_interval = duration(poll_interval, "poll_interval", above_zero=True) or 5.0
+        self.purge_timeout = duration(timeout, "timeout", above_zero=True) or 3600.0
+
+    def execute(self, context: Context) -> int:
+        hook = self.hook
+        queue = self.cloudflare_queue or None
+        backlog = hook.get_metrics(queue).backlog_count
+        if not (self.wait and self.deferrable):
+            status = hook.purge_queue(
+                queue, wait=self.wait, timeout=self.purge_timeout, poll_interval=self.poll_interval
+            )
+            self.log.info("Purged queue %s: %d message(s) were in it; status %s", queue, backlog, status.model_dump())
+            return backlog
+        hook.purge_queue(queue, wait=False)
+        self.defer(
+            trigger=CloudflareQueuesPurgeTrigger(
+                cloudflare_queue=queue,
+                poll_interval=self.poll_interval,
+                timeout_at=time.time() + self.purge_timeout,
+                backlog_before=backlog,
+                account_id=self.account_id or None,
+                cloudflare_queues_conn_id=self.cloudflare_queues_conn_id,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.purge_timeout),
+        )
+        return backlog  # not reached: defer() raises
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> int:
+        if not event or event.get("status") != "success":
+            message = (event or {}).get("message", "the trigger ended without an event")
+            raise AirflowException(f"Purging queue {self.cloudflare_queue} failed: {message}")
+        backlog = int(event["backlog_before"])
+        self.log.info("Purged queue %s: %d message(s) were in it; %s", self.cloudflare_queue, backlog, event["message"])
+        return backlog
+
+
+class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
+    """
+    Change the settings given of a queue's HTTP pull consumer; the others stay as they are. Returns
+    the consumer: ``{"consumer_id", "type", "dead_letter_queue", "settings"}``.
+
+    :param queue: queue id or name (templated).
+    :param consumer_id: the consumer (default: the queue's HTTP pull consumer).
+    :param batch_size: messages per pull by default (templated).
+    :param max_retries: retries before a message goes to the dead-letter queue or is deleted (templated).
+    :param retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default
+        (templated). Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is
+        ``task_retry_delay=``.
+    :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for (templated).
+    :param dead_letter_queue: the queue name exhausted messages go to; ``""`` removes it (templated).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (*QUEUE_TEMPLATE_FIELDS, "consumer_id", *CONSUMER_TEMPLATE_FIELDS)
+    ui_color = "#fbad41"
+
+    def __init__(self, *, consumer_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.consumer_id = consumer_id
+        self._check_consumer_settings()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        settings = self.consumer_settings
+        consumer = self.hook.update_consumer(
+            self.cloudflare_queue or None,
+            self.consumer_id or None,
+            batch_size=settings.batch_size,
+            max_retries=settings.max_retries,
+            retry_delay=settings.retry_delay,
+            visibility_timeout=settings.visibility_timeout,
+            dead_letter_queue=settings.dead_letter_queue,
+        )
+        summary = _consumer_summary(consumer)
+        self.log.info("Consumer of queue %s is now %s", self.cloudflare_queue, summary)
+        return summary

@@ -1,0 +1,73 @@
+"""DAGs for the administration operator tests. Queues, settings and connections come from params."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Param
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.models.param import Param
+
+from airflow_provider_cfqueues.operators.admin import (
+    CloudflareQueuesCreateQueueOperator,
+    CloudflareQueuesDeleteQueueOperator,
+    CloudflareQueuesPauseDeliveryOperator,
+    CloudflareQueuesPurgeOperator,
+    CloudflareQueuesResumeDeliveryOperator,
+    CloudflareQueuesUpdateConsumerOperator,
+)
+from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPushOperator
+
+START = datetime(2026, 1, 1)
+
+with DAG(
+    "cfq_test_admin_lifecycle",
+    schedule=None,
+    start_date=START,
+    params={"queue": Param("admin-q", type="string"), "batch_size": "10", "retry_delay": "30", "deferrable": True},
+) as lifecycle_dag:
+    create = CloudflareQueuesCreateQueueOperator(
+        task_id="create",
+        queue="{{ params.queue }}",
+        batch_size="{{ params.batch_size }}",
+        retry_delay="{{ params.retry_delay }}",
+        visibility_timeout=60,
+        dead_letter_queue="{{ params.queue }}-dlq",
+    )
+    create_again = CloudflareQueuesCreateQueueOperator(task_id="create_again", queue="{{ params.queue }}")
+    update = CloudflareQueuesCreateQueueOperator(
+        task_id="create_or_update", queue="{{ params.queue }}", max_retries=5, if_exists="update"
+    )
+    push = CloudflareQueuesPushOperator(task_id="push", queue="{{ params.queue }}", messages=list(range(25)))
+    pause = CloudflareQueuesPauseDeliveryOperator(task_id="pause", queue="{{ params.queue }}")
+    resume = CloudflareQueuesResumeDeliveryOperator(task_id="resume", queue="{{ params.queue }}")
+    consumer = CloudflareQueuesUpdateConsumerOperator(
+        task_id="update_consumer", queue="{{ params.queue }}", visibility_timeout=120, dead_letter_queue=""
+    )
+    purge = CloudflareQueuesPurgeOperator(
+        task_id="purge", queue="{{ params.queue }}", confirm=True, deferrable=True, poll_interval=0.2
+    )
+    purge_sync = CloudflareQueuesPurgeOperator(
+        task_id="purge_again", queue="{{ params.queue }}", confirm=True, poll_interval=0.2
+    )
+    delete = CloudflareQueuesDeleteQueueOperator(task_id="delete", queue="{{ params.queue }}")
+    delete_again = CloudflareQueuesDeleteQueueOperator(task_id="delete_again", queue="{{ params.queue }}")
+    create >> create_again >> update >> push >> pause >> resume >> consumer >> purge >> purge_sync
+    purge_sync >> delete >> delete_again
+
+
+with DAG(
+    "cfq_test_admin_create",
+    schedule=None,
+    start_date=START,
+    params={"queue": Param("admin-q", type="string"), "conn_id": "cloudflare_queues_default"},
+) as create_dag:
+    CloudflareQueuesCreateQueueOperator(
+        task_id="create",
+        queue="{{ params.queue }}",
+        cloudflare_queues_conn_id="{{ params.conn_id }}",
+        if_exists="fail",
+        retries=0,
+    )

@@ -70,7 +70,7 @@ def run_hook(emulator: EmulatorProcess, queue_id: str, messages: list[dict[str, 
     pulled = []
     started = time.perf_counter()
     while len(pulled) < len(messages):
-        pulled.extend(hook.pull_messages(batch_size=100, visibility_timeout=600_000).messages)
+        pulled.extend(hook.pull_messages(batch_size=100, visibility_timeout=600).messages)
     timings["pull"] = time.perf_counter() - started
     started = time.perf_counter()
     hook.ack_messages(acks=pulled)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .models import Queue
-from .operations import validate_delay
+from .units import delay_seconds
 
 #: Cloudflare's default ``max_retries`` for a consumer that does not set it.
 DEFAULT_MAX_RETRIES = 3
@@ -118,4 +118,4 @@ def resolve_retry_delay(value: object, name: str = "retry_delay") -> int | Calla
         return None
     if callable(value):
         return value
-    return validate_delay(value, name)
+    return delay_seconds(value, name)

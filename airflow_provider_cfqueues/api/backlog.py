@@ -5,34 +5,13 @@ and by the trigger on the triggerer, so the two can never disagree.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from .errors import CloudflareQueuesValidationError
 from .models import QueueMetrics
-
-
-def _as_seconds(value: timedelta | float | None, name: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise CloudflareQueuesValidationError(f"{name} must be a non-negative duration, got {value!r}")
-    return seconds
-
-
-def _as_count(value: object, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        count = int(str(value)) if isinstance(value, str) else value
-    except ValueError:
-        count = None
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise CloudflareQueuesValidationError(f"{name} must be a whole number >= 0, got {value!r}")
-    return count
+from .units import count, duration
 
 
 @dataclass(frozen=True)
@@ -69,12 +48,12 @@ class BacklogCriteria:
     ) -> BacklogCriteria:
         """Validate user input (counts may be templated strings) into criteria."""
         criteria = cls(
-            min_backlog=_as_count(min_backlog, "min_backlog"),
-            max_backlog=_as_count(max_backlog, "max_backlog"),
-            min_backlog_bytes=_as_count(min_backlog_bytes, "min_backlog_bytes"),
-            max_backlog_bytes=_as_count(max_backlog_bytes, "max_backlog_bytes"),
-            min_oldest_age_seconds=_as_seconds(min_oldest_age, "min_oldest_age"),
-            max_oldest_age_seconds=_as_seconds(max_oldest_age, "max_oldest_age"),
+            min_backlog=count(min_backlog, "min_backlog"),
+            max_backlog=count(max_backlog, "max_backlog"),
+            min_backlog_bytes=count(min_backlog_bytes, "min_backlog_bytes"),
+            max_backlog_bytes=count(max_backlog_bytes, "max_backlog_bytes"),
+            min_oldest_age_seconds=duration(min_oldest_age, "min_oldest_age"),
+            max_oldest_age_seconds=duration(max_oldest_age, "max_oldest_age"),
         )
         if all(value is None for value in asdict(criteria).values()):
             raise CloudflareQueuesValidationError(

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from . import units
 from .errors import (
     TRANSIENT_CODES,
     CloudflareQueuesAckError,
@@ -61,10 +62,7 @@ from .operations import (
     pull_request,
     push_message_request,
     push_requests,
-    validate_batch_size,
-    validate_delay,
     validate_queue,
-    visibility_timeout_ms,
 )
 from .retry import RetryPolicy
 from .throttle import Throttle
@@ -378,7 +376,7 @@ def push_messages(
     preserve_order: bool,
 ) -> Flow[PushResult]:
     """Validate every message, then push them in the fewest requests; see :class:`CloudflareQueuesPushError`."""
-    delay = validate_delay(delay_seconds)
+    delay = units.delay_seconds(delay_seconds)
     prepared = prepare_messages(messages, content_type)
     if not prepared:
         return PushResult(queue_id=None, messages=0, requests=0)
@@ -414,10 +412,10 @@ def push_messages(
 def pull_messages(
     ctx: FlowContext, queue: str | None, batch_size: object, visibility_timeout: object
 ) -> Flow[PullResult]:
-    size = validate_batch_size(batch_size)
-    timeout_ms = visibility_timeout_ms(visibility_timeout)
+    size = units.batch_size(batch_size)  # checked before anything is sent
+    lease = units.lease_seconds(visibility_timeout)
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, timeout_ms))
+    envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, lease))
     answer: PullAnswer = required(envelope, "pull")
     metrics = _metrics(answer)
     backlog = answer.message_backlog_count

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import heapq
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -35,9 +33,6 @@ from .limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_BODY_BYTES,
-    MAX_DELAY_SECONDS,
-    MAX_PULL_BATCH_SIZE,
-    MAX_VISIBILITY_TIMEOUT_MS,
 )
 from .models import (
     AckAnswer,
@@ -55,6 +50,8 @@ from .models import (
     RetryItem,
 )
 from .retry import parse_retry_after
+from .units import batch_size as read_batch_size
+from .units import delay_seconds, lease_ms
 
 ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
@@ -144,58 +141,6 @@ def queue_path(account_id: str, queue_id: str, suffix: str = "") -> str:
 # -- scalar inputs -------------------------------------------------------------------------------
 
 
-def validate_delay(delay: object, what: str = "delay_seconds") -> int | None:
-    """A delay in whole seconds (Cloudflare takes whole seconds): an int, a float without a fraction,
-    or a ``timedelta`` of whole seconds; from 0 to 24 hours."""
-    if delay is None:
-        return None
-    if isinstance(delay, timedelta):
-        delay = delay.total_seconds()
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, (int, float))
-        or not math.isfinite(delay)
-        or not 0 <= delay <= MAX_DELAY_SECONDS
-    ):
-        raise CloudflareQueuesValidationError(
-            f"{what} must be a number of seconds from 0 to {MAX_DELAY_SECONDS} (24 hours), got {delay!r}"
-        )
-    if delay != int(delay):
-        raise CloudflareQueuesValidationError(
-            f"{what} must be whole seconds (Cloudflare takes no fractions), got {delay!r}: round it"
-        )
-    return int(delay)
-
-
-def validate_batch_size(batch_size: object) -> int | None:
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_PULL_BATCH_SIZE:
-        raise CloudflareQueuesValidationError(
-            f"batch_size must be a whole number from 1 to {MAX_PULL_BATCH_SIZE}, got {batch_size!r}"
-        )
-    return batch_size
-
-
-def visibility_timeout_ms(timeout: object) -> int | None:
-    """A visibility timeout as a ``timedelta`` or milliseconds, checked against 1 ms .. 12 h."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, timedelta):
-        milliseconds: float = timeout.total_seconds() * 1000
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        milliseconds = timeout
-    else:
-        raise CloudflareQueuesValidationError(
-            f"visibility_timeout must be a timedelta or a number of milliseconds, got {timeout!r}"
-        )
-    if not math.isfinite(milliseconds) or not 1 <= round(milliseconds) <= MAX_VISIBILITY_TIMEOUT_MS:
-        raise CloudflareQueuesValidationError(
-            f"visibility_timeout must be from 1 ms to 12 hours ({MAX_VISIBILITY_TIMEOUT_MS} ms), got {timeout!r}"
-        )
-    return round(milliseconds)
-
-
 # -- push ----------------------------------------------------------------------------------------
 
 
@@ -259,7 +204,7 @@ def prepare_message(
             f"message {index}: content_type must be 'text' or 'json' over the HTTP API, got {content_type!r}"
         )
     if delay is not None:
-        delay = validate_delay(delay, f"message {index}: delay_seconds")
+        delay = delay_seconds(delay, f"message {index}: delay_seconds")
     try:
         if content_type == "json" and delay is None:
             wire = f'{{"body":{_encode_json(body)},"content_type":"json"}}'.encode()
@@ -436,9 +381,7 @@ def _with_delay(message: PreparedMessage, delay: float) -> PreparedMessage:
 def pull_request(
     account_id: str, queue_id: str, batch_size: object = None, visibility_timeout: object = None
 ) -> ApiRequest:
-    body = PullRequest(
-        batch_size=validate_batch_size(batch_size), visibility_timeout_ms=visibility_timeout_ms(visibility_timeout)
-    )
+    body = PullRequest(batch_size=read_batch_size(batch_size), visibility_timeout_ms=lease_ms(visibility_timeout))
     return ApiRequest(
         "pull",
         "POST",
@@ -479,7 +422,7 @@ def normalize_retries(retries: Iterable[object]) -> list[tuple[str, int | None]]
             item, delay = item
         elif isinstance(item, Mapping):
             delay = item.get("delay_seconds")
-        normalized.append((_lease_id_of(item, where), validate_delay(delay, f"{where}: delay_seconds")))
+        normalized.append((_lease_id_of(item, where), delay_seconds(delay, f"{where}: delay_seconds")))
     return normalized
 
 

@@ -11,6 +11,10 @@ import math
 from datetime import timedelta
 
 from .errors import CloudflareQueuesValidationError
+from .limits import MAX_DELAY_SECONDS, MAX_PULL_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_MS
+
+#: the longest lease a pull may ask for: 12 hours
+MAX_LEASE_SECONDS = MAX_VISIBILITY_TIMEOUT_MS / 1000
 
 
 def _number(value: object) -> float | None:
@@ -93,3 +97,36 @@ def count(value: object, name: str, *, low: int = 0, high: int | None = None) ->
 def to_ms(seconds: float) -> int:
     """Seconds as the wire's milliseconds."""
     return round(seconds * 1000)
+
+
+def delay_seconds(value: object, name: str = "delay_seconds") -> int | None:
+    """A delay of a message, a batch or a retry: whole seconds from 0 to 24 hours, or ``None``."""
+    return whole_seconds(value, name, high=MAX_DELAY_SECONDS)
+
+
+def lease_seconds(value: object, name: str = "visibility_timeout") -> float | None:
+    """How long a pull leases its messages: seconds (or a ``timedelta``) up to 12 hours, at least 1 ms;
+    ``None`` leaves it to the consumer's setting."""
+    seconds = duration(value, name, high=MAX_LEASE_SECONDS, above_zero=True)
+    if seconds is not None and to_ms(seconds) < 1:
+        raise CloudflareQueuesValidationError(f"{name} must be at least 0.001 seconds (1 ms), got {value!r}")
+    return seconds
+
+
+def known_lease_seconds(value: object, name: str = "visibility_timeout") -> float:
+    """:func:`lease_seconds` where the caller must know the lease (an operator that times its work)."""
+    seconds = lease_seconds(value, name)
+    if seconds is None:
+        raise CloudflareQueuesValidationError(f"{name} is needed here: give seconds or a timedelta")
+    return seconds
+
+
+def lease_ms(value: object, name: str = "visibility_timeout") -> int | None:
+    """:func:`lease_seconds` in the wire's milliseconds."""
+    seconds = lease_seconds(value, name)
+    return None if seconds is None else to_ms(seconds)
+
+
+def batch_size(value: object, name: str = "batch_size") -> int | None:
+    """Messages per pull: a whole number from 1 to 100, or ``None``."""
+    return count(value, name, low=1, high=MAX_PULL_BATCH_SIZE)

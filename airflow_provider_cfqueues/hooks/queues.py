@@ -266,12 +266,16 @@ class CloudflareQueuesHook(BaseHook):
         return self._run(flow)
 
     def pull_messages(
-        self, *, queue: str | None = None, batch_size: int | None = None, visibility_timeout: Any = None
+        self,
+        *,
+        queue: str | None = None,
+        batch_size: int | None = None,
+        visibility_timeout: float | timedelta | None = None,
     ) -> PullResult:
         """
         Lease up to ``batch_size`` messages (default: the consumer's setting, at most 100).
 
-        :param visibility_timeout: how long the messages stay leased: a ``timedelta`` or milliseconds
+        :param visibility_timeout: how long the messages stay leased: seconds or a ``timedelta``
             (1 ms to 12 hours; default: the consumer's setting, 30 s unless changed).
         """
         return self._run(flows.pull_messages(self._context(self.settings), queue, batch_size, visibility_timeout))
@@ -448,7 +452,11 @@ class CloudflareQueuesHook(BaseHook):
         return await self._arun(flows.push_messages(ctx, messages, queue, delay_seconds, content_type, preserve_order))
 
     async def apull_messages(
-        self, *, queue: str | None = None, batch_size: int | None = None, visibility_timeout: Any = None
+        self,
+        *,
+        queue: str | None = None,
+        batch_size: int | None = None,
+        visibility_timeout: float | timedelta | None = None,
     ) -> PullResult:
         """Async :meth:`pull_messages`."""
         ctx = self._context(await self.aget_settings())

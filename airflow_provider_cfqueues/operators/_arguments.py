@@ -11,7 +11,8 @@ attributes alone:
 * values that only come from ``default_args`` (where ``queue`` and ``retry_delay`` mean Airflow's)
   are not taken as the Cloudflare queue or the message retry delay;
 * ``.partial(queue=..., retry_delay=...)`` renames them before Airflow sees them, so a mapped task
-  is not routed to an executor queue named after the Cloudflare queue.
+  is not routed to an executor queue named after the Cloudflare queue; ``.expand(queue=[...])`` maps
+  over Cloudflare queues the same way (Airflow's own ``queue`` cannot be mapped).
 """
 
 from __future__ import annotations
@@ -58,6 +59,30 @@ def rename_partial_kwargs(kwargs: dict[str, Any], names: tuple[str, ...]) -> dic
     return kwargs
 
 
-def base_partial(cls: type[BaseOperator], kwargs: dict[str, Any]) -> Any:
-    """Airflow's own ``partial`` for ``cls``."""
-    return BaseOperator.__dict__["partial"].__get__(None, cls)(**kwargs)
+def base_partial(cls: type[BaseOperator], kwargs: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """Airflow's own ``partial`` for ``cls``, whose ``expand`` takes our names for ``names``."""
+    return RenamingPartial(BaseOperator.__dict__["partial"].__get__(None, cls)(**kwargs), names)
+
+
+class RenamingPartial:
+    """
+    What ``.partial()`` returns: Airflow's partial operator, whose ``expand(queue=[...])`` (and
+    ``retry_delay``) map our arguments, stored names and all, instead of failing as "unmappable or
+    already specified" (Airflow's ``queue`` is neither mappable nor ours).
+    """
+
+    def __init__(self, partial: Any, names: tuple[str, ...]) -> None:
+        self._partial = partial
+        self._names = names
+
+    def expand(self, **mapped_kwargs: Any) -> Any:
+        for name in self._names:
+            stored = RENAMED[name][0]
+            if name in mapped_kwargs:
+                if stored in mapped_kwargs:
+                    raise TypeError(f"expand() got both {name} and {stored}: they are the same argument")
+                mapped_kwargs[stored] = mapped_kwargs.pop(name)
+        return self._partial.expand(**mapped_kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # expand_kwargs() and the rest, as Airflow has them
+        return getattr(self._partial, name)

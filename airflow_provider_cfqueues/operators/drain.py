@@ -28,7 +28,7 @@ from typing import Any
 from ..api.attempts import DEFAULT_BACKOFF, AttemptBudget
 from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import PulledMessage
-from ..api.operations import validate_delay
+from ..api.units import delay_seconds
 from ..hooks.queues import CloudflareQueuesHook
 from .drain_plan import DrainPlan, DrainSummary, RetryDelay
 
@@ -318,7 +318,7 @@ class Drainer:
                     return
                 started = self.clock()
                 result = hook.pull_messages(
-                    queue=self.queue, batch_size=wanted, visibility_timeout=self.plan.visibility_timeout * 1000
+                    queue=self.queue, batch_size=wanted, visibility_timeout=self.plan.visibility_timeout
                 )
                 self._quota.give_back(wanted - len(result.messages))
                 if not result.messages:
@@ -668,7 +668,7 @@ class Drainer:
         if callable(delay):
             value = delay(message.attempts)
             try:
-                return validate_delay(value, f"retry_delay({message.attempts})")
+                return delay_seconds(value, f"retry_delay({message.attempts})")
             except CloudflareQueuesValidationError as err:
                 with self._lock:
                     self._errors.append(err)

@@ -65,7 +65,7 @@ def collect_messages(
         if wanted <= 0:
             break
         try:
-            result = hook.pull_messages(queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout * 1000)
+            result = hook.pull_messages(queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout)
         except CloudflareQueuesDeliveryPausedError:
             if not messages:
                 raise

@@ -22,7 +22,8 @@ from ..api.errors import (
     CloudflareQueuesValidationError,
 )
 from ..api.models import AckResult, OutgoingMessage, PulledMessage
-from ..api.operations import is_queue_id, normalize_acks, validate_delay, visibility_timeout_ms
+from ..api.operations import is_queue_id, normalize_acks
+from ..api.units import count, delay_seconds, duration, known_lease_seconds
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import base_partial, rename_partial_kwargs, take_renamed
 from .drain import Drainer
@@ -36,29 +37,6 @@ DEFAULT_CONN_ID = CloudflareQueuesHook.default_conn_name
 #: the templated arguments every operator (and the sensor) shares
 QUEUE_TEMPLATE_FIELDS = ("cloudflare_queue", "account_id", "cloudflare_queues_conn_id")
 DEFAULT_MAX_XCOM_BYTES = 1_000_000
-
-
-def _seconds(value: timedelta | float | int | str, name: str) -> float:
-    """A duration given as a timedelta or seconds (a templated string of seconds is accepted)."""
-    try:
-        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    except (TypeError, ValueError):
-        raise CloudflareQueuesValidationError(f"{name} must be a timedelta or seconds, got {value!r}") from None
-    visibility_timeout_ms(seconds * 1000)  # the API's bounds: 1 ms to 12 h
-    return seconds
-
-
-def _optional_int(value: object, name: str, low: int = 1, high: int | None = None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
-    except ValueError:
-        number = None
-    if number is None or number < low or (high is not None and number > high):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise CloudflareQueuesValidationError(f"{name} must be a whole number {bound}, got {value!r}")
-    return number
 
 
 def _resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Callable[..., Any] | None:
@@ -117,7 +95,7 @@ class CloudflareQueuesBaseOperator(BaseOperator):
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
         """``BaseOperator.partial``, keeping ``queue`` (and ``retry_delay``) for the queue and its messages."""
-        return base_partial(cls, rename_partial_kwargs(kwargs, cls._renamed_arguments))
+        return base_partial(cls, rename_partial_kwargs(kwargs, cls._renamed_arguments), cls._renamed_arguments)
 
     @property
     def hook(self) -> CloudflareQueuesHook:
@@ -209,15 +187,7 @@ class CloudflareQueuesPushOperator(CloudflareQueuesBaseOperator):
             # one body: a str, a dict, a number... or a lazy XCom sequence from a mapped upstream
             is_sequence = isinstance(messages, Iterable) and not isinstance(messages, (str, bytes, dict))
             messages = list(messages) if is_sequence and not isinstance(messages, OutgoingMessage) else [messages]
-        delay: Any = self.delay_seconds
-        if isinstance(delay, str):  # rendered from a template
-            try:
-                delay = float(delay) if delay.strip() else None
-            except ValueError:
-                raise CloudflareQueuesValidationError(
-                    f"delay_seconds must be a number of seconds from 0 to 86400, got {delay!r}"
-                ) from None
-        validate_delay(delay)
+        delay = delay_seconds(self.delay_seconds)  # a rendered template is a string
         result = self.hook.push_messages(
             messages, delay_seconds=delay, content_type=self.content_type, preserve_order=self.preserve_order
         )
@@ -348,21 +318,17 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         self.process_mode = process_mode
         self.batch_size = batch_size
         self.max_messages = max_messages
-        self.max_batches = _optional_int(max_batches, "max_batches")
-        self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
+        self.max_batches = count(max_batches, "max_batches", low=1)
+        self.visibility_timeout = known_lease_seconds(visibility_timeout)
         self.concurrency = concurrency
         self.message_retry_delay = retry_delay
-        self.max_consecutive_failures = _optional_int(max_consecutive_failures, "max_consecutive_failures")
+        self.max_consecutive_failures = count(max_consecutive_failures, "max_consecutive_failures", low=1)
         self.fail_on_error = fail_on_error
-        self.max_attempts = _optional_int(max_attempts, "max_attempts")
+        self.max_attempts = count(max_attempts, "max_attempts", low=1)
         self.on_poison = on_poison
         self.poison_queue = poison_queue
         self.stop_when_empty = stop_when_empty
-        self.wait_for_in_flight = (
-            wait_for_in_flight.total_seconds()
-            if isinstance(wait_for_in_flight, timedelta)
-            else float(wait_for_in_flight)
-        )
+        self.wait_for_in_flight = duration(wait_for_in_flight, "wait_for_in_flight") or 0.0
         self.max_xcom_bytes = max_xcom_bytes
         self._drainer: Drainer | None = None
 
@@ -371,8 +337,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         return self._lineage(reads=True)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        batch_size = _optional_int(self.batch_size, "batch_size", 1, 100) or 100
-        max_messages = _optional_int(self.max_messages, "max_messages", 0)
+        batch_size = count(self.batch_size, "batch_size", low=1, high=100) or 100
+        max_messages = count(self.max_messages, "max_messages")
         process = _resolve_callable(self.process, "process")
         if max_messages == 0:
             empty = DrainSummary(stop_reason="max_messages is 0").to_xcom()
@@ -547,12 +513,10 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.on_paused = _validate_on_paused(on_paused)
-        self.batch_size = _optional_int(batch_size, "batch_size", 1, 100) or 100
+        self.batch_size = count(batch_size, "batch_size", low=1, high=100) or 100
         self.max_messages = max_messages
-        self.visibility_timeout = _seconds(visibility_timeout, "visibility_timeout")
-        self.expected_processing_time = (
-            None if expected_processing_time is None else _seconds(expected_processing_time, "expected_processing_time")
-        )
+        self.visibility_timeout = known_lease_seconds(visibility_timeout)
+        self.expected_processing_time = duration(expected_processing_time, "expected_processing_time")
         self.max_xcom_bytes = max_xcom_bytes
         if self.expected_processing_time is not None and self.visibility_timeout <= self.expected_processing_time:
             self.log.warning(
@@ -567,7 +531,7 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
         return self._lineage(reads=True)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        max_messages = _optional_int(self.max_messages, "max_messages", 0)
+        max_messages = count(self.max_messages, "max_messages")
         hook = self.hook
         try:
             _, payload, _ = collect_messages(

@@ -5,17 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from .._compat import BaseTrigger, TriggerEvent
+from ..api import units
 from ..api.backlog import BacklogCriteria, evaluate
-from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
+from ..api.errors import (
+    CloudflareQueuesAckError,
+    CloudflareQueuesDeliveryPausedError,
+    CloudflareQueuesError,
+    CloudflareQueuesValidationError,
+)
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
+from ._arguments import QueueTriggerArguments
 from .shared_metrics import SharedMetrics
 
 
-class CloudflareQueuesBacklogTrigger(BaseTrigger):
+class CloudflareQueuesBacklogTrigger(QueueTriggerArguments, BaseTrigger):
     """
     Poll a queue's metrics (which leases nothing) until the backlog criteria hold, then fire one event
     ``{"status": "success", "metrics": {...}, "message": ...}``. Transient API errors are logged and
@@ -25,45 +33,34 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
     one triggerer that watch the same queue through the same connection share one metrics poll per
     interval (:class:`~airflow_provider_cfqueues.triggers.shared_metrics.SharedMetrics`).
 
-    :param cloudflare_queue: queue id or name (not ``queue``: a trigger's ``queue`` is the triggerer queue).
+    :param queue: queue id or name (or ``cloudflare_queue=``, the name it is serialized under).
     :param criteria: the thresholds, as :meth:`BacklogCriteria.to_dict` gives them.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds (or a ``timedelta``) between polls.
     :param timeout_at: give up at this time (seconds since the epoch) with a ``{"status": "timeout"}``
         event; the triggerer enforces the deferral timeout too, but ``dag.test()`` does not.
     :param account_id: account id (default: the connection's).
     :param cloudflare_queues_conn_id: the Airflow connection.
     """
 
+    _fields = ("criteria", "poll_interval", "timeout_at")
+
     def __init__(
         self,
         *,
-        cloudflare_queue: str | None,
+        queue: str | None = None,
         criteria: dict[str, Any],
-        poll_interval: float = 30.0,
+        poll_interval: float | timedelta = 30.0,
         timeout_at: float | None = None,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
+        cloudflare_queue: str | None = None,
+        **unknown: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.cloudflare_queue = cloudflare_queue
-        self.criteria = dict(criteria)
-        self.poll_interval = float(poll_interval)
+        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self.criteria = BacklogCriteria(**criteria).to_dict()
+        self.poll_interval = _interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
-        self.account_id = account_id
-        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cloudflare_queue": self.cloudflare_queue,
-                "criteria": dict(self.criteria),
-                "poll_interval": self.poll_interval,
-                "timeout_at": self.timeout_at,
-                "account_id": self.account_id,
-                "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         criteria = BacklogCriteria(**self.criteria)
@@ -102,51 +99,40 @@ class CloudflareQueuesBacklogTrigger(BaseTrigger):
             await shared.release()
 
 
-class CloudflareQueuesPurgeTrigger(BaseTrigger):
+class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
     """
     Wait on the triggerer for a purge the task started to complete: poll the purge status, then fire
     ``{"status": "success", "backlog_before", "message"}``; ``{"status": "timeout", ...}`` past
     ``timeout_at``; ``{"status": "error", ...}`` on a wrong token or queue. Transient errors are
     polled again.
 
-    :param cloudflare_queue: queue id or name.
-    :param poll_interval: seconds between status polls.
+    :param queue: queue id or name (or ``cloudflare_queue=``, the name it is serialized under).
+    :param poll_interval: seconds (or a ``timedelta``) between status polls.
     :param timeout_at: give up at this time (seconds since the epoch).
     :param backlog_before: the backlog the task read before starting the purge (handed back in the event).
     :param account_id: account id (default: the connection's).
     :param cloudflare_queues_conn_id: the Airflow connection.
     """
 
+    _fields = ("poll_interval", "timeout_at", "backlog_before")
+
     def __init__(
         self,
         *,
-        cloudflare_queue: str | None,
-        poll_interval: float = 5.0,
+        queue: str | None = None,
+        poll_interval: float | timedelta = 5.0,
         timeout_at: float | None = None,
         backlog_before: int | None = None,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
+        cloudflare_queue: str | None = None,
+        **unknown: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.cloudflare_queue = cloudflare_queue
-        self.poll_interval = float(poll_interval)
+        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self.poll_interval = _interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
         self.backlog_before = backlog_before
-        self.account_id = account_id
-        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cloudflare_queue": self.cloudflare_queue,
-                "poll_interval": self.poll_interval,
-                "timeout_at": self.timeout_at,
-                "backlog_before": self.backlog_before,
-                "account_id": self.account_id,
-                "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = CloudflareQueuesHook(
@@ -183,6 +169,14 @@ class CloudflareQueuesPurgeTrigger(BaseTrigger):
             await hook.aclose()
 
 
+def _interval(value: object, name: str) -> float:
+    """A poll interval: seconds (or a ``timedelta``) above 0."""
+    seconds = units.duration(value, name, above_zero=True)
+    if seconds is None:
+        raise CloudflareQueuesValidationError(f"{name} is needed: give seconds or a timedelta")
+    return seconds
+
+
 def _event_trigger_base() -> type[Any]:
     try:
         from airflow.triggers.base import BaseEventTrigger  # Airflow 3
@@ -199,7 +193,7 @@ def _event_trigger_base() -> type[Any]:
     return BaseEventTrigger
 
 
-class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[misc]
+class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base()):  # type: ignore[misc]
     """
     Pull messages and fire them as events, for event-driven scheduling (Airflow 3 asset watchers)::
 
@@ -222,13 +216,15 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
     While the queue's delivery is paused (pulls get HTTP 409), it keeps polling, every
     ``paused_poll_interval`` seconds, and logs one warning per pause.
 
-    :param cloudflare_queue: queue id or name (not ``queue``, which ``MessageQueueTrigger`` reserves).
+    :param queue: queue id or name; through ``MessageQueueTrigger``, which keeps ``queue=`` for a queue
+        URI, pass ``cloudflare_queue=`` (the name it is serialized under) or
+        ``queue="cloudflare+queues://<queue>"``.
     :param batch_size: messages per pull (1 to 100).
     :param max_messages_per_event: gather up to this many messages (several pulls) into one event, so
         that a burst makes one DAG run instead of many.
-    :param visibility_timeout: seconds the messages stay leased: it must cover the time until the DAG
-        run acks them (scheduling delay + processing).
-    :param poll_interval: seconds before pulling again after an empty pull; it doubles with each
+    :param visibility_timeout: seconds (or a ``timedelta``) the messages stay leased: it must cover the
+        time until the DAG run acks them (scheduling delay + processing).
+    :param poll_interval: seconds (or a ``timedelta``) before pulling again after an empty pull; it doubles with each
         further empty pull, up to ``max_poll_interval``, and starts over when messages arrive. Every
         pull is a billable operation, empty or not: an idle queue costs 86,400 / ``max_poll_interval``
         pulls a day (1,440 with the default 60 s; 17,280 if it polled every 5 s).
@@ -239,49 +235,41 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
     :param cloudflare_queues_conn_id: the Airflow connection.
     """
 
+    _fields = (
+        "batch_size",
+        "max_messages_per_event",
+        "visibility_timeout",
+        "poll_interval",
+        "max_poll_interval",
+        "ack_on_emit",
+        "paused_poll_interval",
+    )
+
     def __init__(
         self,
         *,
-        cloudflare_queue: str | None = None,
+        queue: str | None = None,
         batch_size: int = 100,
         max_messages_per_event: int = 100,
-        visibility_timeout: float = 600.0,
-        poll_interval: float = 5.0,
-        max_poll_interval: float = 60.0,
+        visibility_timeout: float | timedelta = 600.0,
+        poll_interval: float | timedelta = 5.0,
+        max_poll_interval: float | timedelta = 60.0,
         ack_on_emit: bool = False,
-        paused_poll_interval: float = 60.0,
+        paused_poll_interval: float | timedelta = 60.0,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
-        **kwargs: Any,
+        cloudflare_queue: str | None = None,
+        **unknown: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.paused_poll_interval = float(paused_poll_interval)
-        self.cloudflare_queue = cloudflare_queue
-        self.batch_size = int(batch_size)
-        self.max_messages_per_event = int(max_messages_per_event)
-        self.visibility_timeout = float(visibility_timeout)
-        self.poll_interval = float(poll_interval)
-        self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
+        super().__init__()
+        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self.batch_size = units.batch_size(batch_size) or 100
+        self.max_messages_per_event = units.count(max_messages_per_event, "max_messages_per_event", low=1) or 1
+        self.visibility_timeout = units.known_lease_seconds(visibility_timeout)
+        self.poll_interval = _interval(poll_interval, "poll_interval")
+        self.max_poll_interval = max(_interval(max_poll_interval, "max_poll_interval"), self.poll_interval)
         self.ack_on_emit = bool(ack_on_emit)
-        self.account_id = account_id
-        self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "cloudflare_queue": self.cloudflare_queue,
-                "batch_size": self.batch_size,
-                "max_messages_per_event": self.max_messages_per_event,
-                "visibility_timeout": self.visibility_timeout,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "ack_on_emit": self.ack_on_emit,
-                "paused_poll_interval": self.paused_poll_interval,
-                "account_id": self.account_id,
-                "cloudflare_queues_conn_id": self.cloudflare_queues_conn_id,
-            },
-        )
+        self.paused_poll_interval = _interval(paused_poll_interval, "paused_poll_interval")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = CloudflareQueuesHook(
@@ -339,7 +327,7 @@ class CloudflareQueuesMessageTrigger(_event_trigger_base()):  # type: ignore[mis
             while len(messages) < self.max_messages_per_event:
                 result = await hook.apull_messages(
                     batch_size=min(self.batch_size, self.max_messages_per_event - len(messages)),
-                    visibility_timeout=self.visibility_timeout * 1000,
+                    visibility_timeout=self.visibility_timeout,
                 )
                 queue_id = result.queue_id
                 messages.extend(result.messages)

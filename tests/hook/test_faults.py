@@ -36,7 +36,7 @@ def test_transient_faults_are_retried_until_success(
         pushed += hook.push_messages([{"r": round_number, "i": i} for i in range(20)], queue="q").messages
     seen: list[tuple[int, int]] = []
     while True:
-        batch = hook.pull_messages(queue="q", batch_size=100, visibility_timeout=600_000)
+        batch = hook.pull_messages(queue="q", batch_size=100, visibility_timeout=600)
         if not batch.messages:
             break
         seen.extend((m.body["r"], m.body["i"]) for m in batch.messages)

@@ -151,7 +151,7 @@ def test_waits_for_leases_in_flight_to_come_back(emulator: CloudflareQueuesEmula
     emulator.create_queue("q")
     other = make_hook()
     other.push_messages(list(range(5)))
-    orphaned = other.pull_messages(batch_size=2, visibility_timeout=1_000).messages  # e.g. a lost pull answer
+    orphaned = other.pull_messages(batch_size=2, visibility_timeout=1).messages  # e.g. a lost pull answer
     expire = threading.Timer(0.3, emulator.clock.advance, args=(1.0,))  # type: ignore[attr-defined]
     expire.start()
     plan = DrainPlan(batch_size=10, wait_for_in_flight=10, poll_interval=0.05)
@@ -165,7 +165,7 @@ def test_gives_up_waiting_for_leases_in_flight(emulator: CloudflareQueuesEmulato
     emulator.create_queue("q")
     other = make_hook()
     other.push_messages(list(range(3)))
-    other.pull_messages(batch_size=2, visibility_timeout=60_000)
+    other.pull_messages(batch_size=2, visibility_timeout=60)
     plan = DrainPlan(wait_for_in_flight=0.2, poll_interval=0.05)
     summary = Drainer(make_hook, "q", plan, lambda m: None, log=log).run()
     assert summary.acked == 1

@@ -25,7 +25,6 @@ from airflow_provider_cfqueues.api.operations import (
     push_requests,
     validate_account_id,
     validate_queue,
-    visibility_timeout_ms,
 )
 
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -72,9 +71,9 @@ def test_outgoing_message_carries_its_own_settings() -> None:
         ("\ud800", {}, "cannot be encoded as UTF-8"),
         ("x" * (MAX_BODY_BYTES + 1), {}, "at most 127,900"),
         ("é" * (MAX_BODY_BYTES // 2 + 1), {}, "at most 127,900"),
-        ({"a": 1}, {"default_delay": -1}, "delay_seconds must be a number of seconds from 0 to 86400"),
+        ({"a": 1}, {"default_delay": -1}, "delay_seconds must be from 0 to 86400 seconds"),
         ({"a": 1}, {"default_delay": 86_401}, "from 0 to 86400"),
-        ({"a": 1}, {"default_delay": "10"}, "from 0 to 86400"),
+        ({"a": 1}, {"default_delay": "ten"}, "from 0 to 86400"),
         ({"a": 1}, {"default_delay": True}, "from 0 to 86400"),
         ({"a": 1}, {"default_delay": float("nan")}, "from 0 to 86400"),
         ({"a": 1}, {"default_delay": 1.5}, "whole seconds"),
@@ -194,11 +193,18 @@ def test_pull_request_bounds() -> None:
     assert json.loads(pull_request(ACCOUNT, QUEUE).body or b"") == {}
     body = json.loads(pull_request(ACCOUNT, QUEUE, 100, timedelta(hours=12)).body or b"")
     assert body == {"batch_size": 100, "visibility_timeout_ms": 43_200_000}
-    assert visibility_timeout_ms(1500) == 1500 and visibility_timeout_ms(timedelta(seconds=2.5)) == 2500
-    for bad_size in (0, 101, 2.5, "5", True):
+    # seconds (or a timedelta) from the user, milliseconds on the wire
+    assert json.loads(pull_request(ACCOUNT, QUEUE, "5", 1.5).body or b"") == {
+        "batch_size": 5,
+        "visibility_timeout_ms": 1500,
+    }
+    assert json.loads(pull_request(ACCOUNT, QUEUE, None, timedelta(seconds=2.5)).body or b"") == {
+        "visibility_timeout_ms": 2500
+    }
+    for bad_size in (0, 101, 2.5, "five", True):
         with pytest.raises(CloudflareQueuesValidationError, match="batch_size"):
             pull_request(ACCOUNT, QUEUE, bad_size)
-    for bad_timeout in (0, -1, timedelta(hours=12, milliseconds=1), "30s", float("inf")):
+    for bad_timeout in (0, -1, 0.0001, 43_201, timedelta(hours=12, milliseconds=1), "30s", float("inf")):
         with pytest.raises(CloudflareQueuesValidationError, match="visibility_timeout"):
             pull_request(ACCOUNT, QUEUE, None, bad_timeout)
 

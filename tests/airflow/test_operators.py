@@ -77,6 +77,30 @@ def test_mapped_push_is_not_routed_to_an_executor_queue_named_like_the_queue(air
     assert (routed.partial_kwargs["cloudflare_queue"], routed.partial_kwargs["message_retry_delay"]) == ("orders", 5)
 
 
+def test_mapping_over_queues(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import map_queues_dag
+
+    for name in ("map-a", "map-b"):
+        emulator.create_queue(name)
+    run = map_queues_dag.test()
+    states = task_states(run)
+    assert set(states.values()) == {"success"} and len(states) == 6, states
+    assert [xcom(run, "drain", i)["acked"] for i in (0, 1)] == [3, 3]
+    assert {ti.queue for ti in run.get_task_instances()} == {"default"}  # executor queue untouched
+    drain = map_queues_dag.get_task("drain")
+    assert drain.expand_input.value == {"cloudflare_queue": ["map-a", "map-b"]}
+    from airflow_provider_cfqueues.operators.queues import (
+        CloudflareQueuesPullAndAckOperator,
+        CloudflareQueuesPushOperator,
+    )
+
+    delays = CloudflareQueuesPullAndAckOperator.partial(task_id="delays", process=print).expand(retry_delay=[0, 5])
+    assert delays.expand_input.value == {"message_retry_delay": [0, 5]} and delays.retry_delay == drain.retry_delay
+
+    with pytest.raises(TypeError, match="both queue and cloudflare_queue"):
+        CloudflareQueuesPushOperator.partial(task_id="x", messages=[1]).expand(queue=["a"], cloudflare_queue=["b"])
+
+
 def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:
     from datetime import datetime, timedelta
 

@@ -126,6 +126,26 @@ def test_message_queue_trigger_resolves_to_ours() -> None:
 
 
 @pytest.mark.airflow3
+def test_message_queue_trigger_queue_spellings() -> None:
+    import warnings
+
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # common-messaging deprecates queue= (URIs)
+        by_uri = MessageQueueTrigger(queue="cloudflare+queues://inbox", batch_size=5)
+        assert by_uri.serialize()[1]["cloudflare_queue"] == "inbox" and by_uri.serialize()[1]["batch_size"] == 5
+        bare = MessageQueueTrigger(scheme="cloudflare+queues", queue="inbox")
+        with pytest.raises(
+            ValueError, match=r"write MessageQueueTrigger\(scheme='cloudflare\+queues', cloudflare_queue='inbox'\)"
+        ):
+            bare.serialize()
+    typo = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox", poll_intervall=5)
+    with pytest.raises(TypeError, match="'poll_intervall' \\(did you mean 'poll_interval'\\?\\)"):
+        typo.serialize()
+
+
+@pytest.mark.airflow3
 def test_the_package_imports_without_common_messaging() -> None:
     probe = (
         "import sys, airflow\n"

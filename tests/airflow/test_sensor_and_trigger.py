@@ -7,14 +7,21 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from airflow_provider_cfqueues._compat import import_string
 from airflow_provider_cfqueues.api.backlog import BacklogCriteria
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesBacklogTrigger
+from airflow_provider_cfqueues.triggers.queues import (
+    CloudflareQueuesBacklogTrigger,
+    CloudflareQueuesMessageTrigger,
+    CloudflareQueuesPurgeTrigger,
+)
 
 from ..conftest import TEST_TOKEN
 from ..scripted_faults import ScriptedFaults
@@ -224,3 +231,41 @@ def test_the_message_trigger_backs_off_while_the_queue_is_empty(emulator: Cloudf
     # 0.02 + 0.04 + 0.08 + 0.16 + 0.16 ... : about 9 pulls in the first second, not 50
     assert emulator.app.requests["pull"] <= 12
     assert at - started < 1.0 + 0.16 + 0.5  # found within one longest interval of its arrival
+
+
+@pytest.mark.parametrize(
+    ("trigger_class", "required"),
+    [
+        (CloudflareQueuesBacklogTrigger, {"criteria": {"min_backlog": 1}}),
+        (CloudflareQueuesPurgeTrigger, {}),
+        pytest.param(CloudflareQueuesMessageTrigger, {}, marks=pytest.mark.airflow3),
+    ],
+)
+def test_triggers_take_queue_and_refuse_unknown_arguments(trigger_class: type, required: dict[str, Any]) -> None:
+    by_queue = trigger_class(queue="inbox", **required)
+    by_stored = trigger_class(cloudflare_queue="inbox", **required)
+    assert by_queue.serialize() == by_stored.serialize()
+    classpath, kwargs = by_queue.serialize()
+    assert kwargs["cloudflare_queue"] == "inbox" and "queue" not in kwargs
+    assert trigger_class(**kwargs).serialize() == (classpath, kwargs)  # what the triggerer rebuilds
+    with pytest.raises(
+        TypeError, match=r"unexpected argument\(s\) 'queue_name' \(did you mean 'queue'\?\); it takes queue, "
+    ):
+        trigger_class(queue_name="inbox", **required)
+    with pytest.raises(TypeError, match="'acount_id' \\(did you mean 'account_id'\\?\\)"):
+        trigger_class(queue="inbox", acount_id="x", **required)
+    with pytest.raises(TypeError, match="the same argument"):
+        trigger_class(queue="a", cloudflare_queue="b", **required)
+
+
+@pytest.mark.airflow3
+def test_message_trigger_reads_durations_in_seconds_or_timedeltas() -> None:
+    trigger = CloudflareQueuesMessageTrigger(
+        queue="inbox", visibility_timeout=timedelta(minutes=5), poll_interval="2", max_poll_interval=timedelta(0, 90)
+    )
+    kwargs = trigger.serialize()[1]
+    assert (kwargs["visibility_timeout"], kwargs["poll_interval"], kwargs["max_poll_interval"]) == (300, 2, 90)
+    with pytest.raises(CloudflareQueuesValidationError, match="visibility_timeout must be from 0 to 43200 seconds"):
+        CloudflareQueuesMessageTrigger(queue="inbox", visibility_timeout=600_000)  # milliseconds by mistake
+    with pytest.raises(CloudflareQueuesValidationError, match="poll_interval"):
+        CloudflareQueuesMessageTrigger(queue="inbox", poll_interval=0)

@@ -117,3 +117,19 @@ with DAG("cfq_test_paused", schedule=None, start_date=START, params=QUEUE_PARAMS
         task_id="drain_fails", queue="{{ params.queue }}", process=fail_marked, on_paused="fail", retries=0
     )
     CloudflareQueuesPullOperator(task_id="pull_skips", queue="{{ params.queue }}")
+
+
+def keep(message: PulledMessage) -> None:
+    """Accepts every message."""
+
+
+with DAG("cfq_test_map_queues", schedule=None, start_date=START) as map_queues_dag:
+    # one mapped task per Cloudflare queue, spelled queue= as everywhere; Airflow's executor queue stays
+    pushed = CloudflareQueuesPushOperator.partial(task_id="push", messages=[1, 2, 3]).expand(queue=["map-a", "map-b"])
+    drained = CloudflareQueuesPullAndAckOperator.partial(task_id="drain", process=keep, retry_delay=0).expand(
+        queue=["map-a", "map-b"]
+    )
+    empty = CloudflareQueuesBacklogSensor.partial(task_id="empty", max_backlog=0, poke_interval=0.1).expand(
+        queue=["map-a", "map-b"]
+    )
+    pushed >> drained >> empty

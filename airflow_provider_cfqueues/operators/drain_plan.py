@@ -83,7 +83,11 @@ class DrainSummary:
             parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
         return ", ".join(parts)
 
-    def to_xcom(self) -> dict[str, Any]:
+    def to_xcom(self, messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """
+        The operator's result, one shape in every mode: the counts, and ``messages`` (the decoded
+        messages when the operator runs without ``process``, else ``None``).
+        """
         return {
             "pulled": self.pulled,
             "acked": self.acked,
@@ -100,6 +104,7 @@ class DrainSummary:
             "backlog_after": self.backlog_after,
             "untouched": self.untouched,
             "stop_reason": self.stop_reason,
+            "messages": messages,
         }
 
 

@@ -341,8 +341,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         max_messages = count(self.max_messages, "max_messages")
         process = _resolve_callable(self.process, "process")
         if max_messages == 0:
-            empty = DrainSummary(stop_reason="max_messages is 0").to_xcom()
-            return empty if process is not None else {**empty, "messages": []}
+            return DrainSummary(stop_reason="max_messages is 0").to_xcom(None if process else [])
         hook = self.hook
         if process is None:
             return self._pull_to_xcom(hook, context, batch_size, max_messages)
@@ -450,7 +449,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             )
         except CloudflareQueuesDeliveryPausedError as err:
             self._when_paused(err, self.on_paused, "nothing was pulled")
-            return {**DrainSummary(stop_reason="delivery of the queue is paused").to_xcom(), "messages": []}
+            return DrainSummary(stop_reason="delivery of the queue is paused").to_xcom([])
         quota_reached = (max_messages is not None and len(messages) >= max_messages) or (
             self.max_batches is not None and batches >= self.max_batches
         )
@@ -462,7 +461,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         )
         # store the messages before acking them: if storing fails, the leases expire and nothing is lost
         try:
-            context["ti"].xcom_push(key="return_value", value={**summary.to_xcom(), "messages": payload})
+            context["ti"].xcom_push(key="return_value", value=summary.to_xcom(payload))
         except Exception as err:
             release_on_error(hook, queue, messages, self.log, err)
             raise
@@ -470,7 +469,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         summary.acked = len(messages) - len(result.not_applied)
         summary.ack_warnings = len(result.warnings)
         summary.backlog_after = hook.get_metrics(queue).backlog_count
-        return {**summary.to_xcom(), "messages": payload}
+        return summary.to_xcom(payload)
 
 
 class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):

@@ -84,8 +84,12 @@ def test_mapping_over_queues(emulator: CloudflareQueuesEmulator) -> None:
         emulator.create_queue(name)
     run = map_queues_dag.test()
     states = task_states(run)
-    assert set(states.values()) == {"success"} and len(states) == 6, states
+    assert set(states.values()) == {"success"} and len(states) == 8, states
     assert [xcom(run, "drain", i)["acked"] for i in (0, 1)] == [3, 3]
+    results = [xcom(run, "drain", 0), xcom(run, "nothing"), xcom(run, "to_xcom")]
+    assert results[0].keys() == results[1].keys() == results[2].keys()  # one shape in every mode
+    assert [r["messages"] for r in results] == [None, None, []]
+    assert results[1]["stop_reason"] == "max_messages is 0" and results[2]["stop_reason"] == "the queue is empty"
     assert {ti.queue for ti in run.get_task_instances()} == {"default"}  # executor queue untouched
     drain = map_queues_dag.get_task("drain")
     assert drain.expand_input.value == {"cloudflare_queue": ["map-a", "map-b"]}

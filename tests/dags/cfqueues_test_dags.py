@@ -133,3 +133,7 @@ with DAG("cfq_test_map_queues", schedule=None, start_date=START) as map_queues_d
         queue=["map-a", "map-b"]
     )
     pushed >> drained >> empty
+    # the same result keys in every mode of PullAndAck
+    nothing = CloudflareQueuesPullAndAckOperator(task_id="nothing", queue="map-a", process=keep, max_messages=0)
+    to_xcom = CloudflareQueuesPullAndAckOperator(task_id="to_xcom", queue="map-a")
+    empty >> nothing >> to_xcom

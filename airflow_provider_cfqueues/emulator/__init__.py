@@ -225,6 +225,16 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         host = self._address[0]
         return f"http://{host}:{self.port}/client/v4"
 
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections clients opened so far (keep-alive reuse shows as few)."""
+        return self._server.connections_accepted if self._server else 0
+
+    @property
+    def connections_open(self) -> int:
+        """TCP connections open now (a client that closes its sessions leaves none)."""
+        return self._server.connections_open if self._server else 0
+
     # -- set-up and read access for tests ------------------------------------------------------
 
     def create_queue(

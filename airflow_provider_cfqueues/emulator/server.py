@@ -183,6 +183,7 @@ class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
         self.request_timeout = request_timeout
         self._connections: dict[socket.socket, float | None] = {}  # connection -> when to close it
         self._connections_lock = threading.Lock()
+        self.connections_accepted = 0
         self._closing = threading.Event()  # before binding: a failed bind calls server_close()
         super().__init__(address, _ConnectionHandler)
         self._reaper = threading.Thread(target=self._reap, name="cfqueues-emulator-reaper", daemon=True)
@@ -196,8 +197,14 @@ class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
         with self._connections_lock:
             if add:
                 self._connections[connection] = None
+                self.connections_accepted += 1
             else:
                 self._connections.pop(connection, None)
+
+    @property
+    def connections_open(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
 
     def close_at(self, connection: socket.socket, deadline: float | None) -> None:
         """Close ``connection`` at ``deadline`` (monotonic seconds) unless it is called again first."""

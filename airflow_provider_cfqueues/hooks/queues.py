@@ -10,6 +10,7 @@ and parsing are shared: the two paths differ only in the lines that do I/O.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import os
 import ssl
@@ -179,6 +180,19 @@ class CloudflareQueuesHook(BaseHook):
 
     def _run(self, flow: flows.Flow[T]) -> T:
         return flows.run(flow, self._send, self._sleep)
+
+    def worker_copy(self) -> CloudflareQueuesHook:
+        """
+        A hook for another thread: the same connection settings (read once, here), retry behaviour and
+        token budget, with its own HTTP session (a ``requests.Session`` is not safe to share between
+        threads). Close it when the thread is done.
+        """
+        worker = copy.copy(self)
+        worker._settings = self.settings
+        worker._session = None
+        worker._async_client = None
+        worker._async_loop = None
+        return worker
 
     def close(self) -> None:
         """Close the keep-alive connections of the sync session."""

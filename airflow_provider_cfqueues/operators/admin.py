@@ -20,7 +20,7 @@ from ..api.units import duration
 from ..hooks.queues import CloudflareQueuesHook
 from ..triggers.queues import CloudflareQueuesPurgeTrigger
 from ._arguments import take_renamed
-from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator
+from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -150,6 +150,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         self.if_exists = _choice(if_exists, IF_EXISTS, "if_exists")
         self._check_consumer_settings()
 
+    @closes_hook
     def execute(self, context: Context) -> str:
         hook = self.hook
         name = self.cloudflare_queue
@@ -228,6 +229,7 @@ class CloudflareQueuesDeleteQueueOperator(CloudflareQueuesBaseOperator):
         super().__init__(**kwargs)
         self.if_missing = _choice(if_missing, IF_MISSING, "if_missing")
 
+    @closes_hook
     def execute(self, context: Context) -> str | None:
         try:
             queue_id = self.hook.delete_queue(self.cloudflare_queue or None)
@@ -245,6 +247,7 @@ class _DeliveryOperator(CloudflareQueuesBaseOperator):
     ui_color = "#fbad41"
     paused: bool
 
+    @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         queue = self.hook.update_queue(self.cloudflare_queue or None, delivery_paused=self.paused)
         self.log.info("Delivery of queue %s %s", queue.queue_name, "paused" if self.paused else "resumed")
@@ -317,6 +320,7 @@ class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
         self.poll_interval = duration(poll_interval, "poll_interval", above_zero=True) or 5.0
         self.purge_timeout = duration(timeout, "timeout", above_zero=True) or 3600.0
 
+    @closes_hook
     def execute(self, context: Context) -> int:
         hook = self.hook
         queue = self.cloudflare_queue or None
@@ -377,6 +381,7 @@ class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
         self.consumer_id = consumer_id
         self._check_consumer_settings()
 
+    @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         settings = self.consumer_settings
         consumer = self.hook.update_consumer(

@@ -6,11 +6,11 @@ pull -> (your tasks) -> ack pattern. All of them talk to the API through
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._compat import AirflowException, AirflowSkipException, BaseOperator, import_string
 from ..api.attempts import resolve_retry_delay
@@ -32,6 +32,8 @@ from .leases import collect_messages, poison_queue_router, release_on_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+ExecuteT = TypeVar("ExecuteT", bound=Callable[..., Any])
 
 DEFAULT_CONN_ID = CloudflareQueuesHook.default_conn_name
 #: the templated arguments every operator (and the sensor) shares
@@ -60,6 +62,19 @@ def _validate_on_paused(value: str) -> str:
     if value not in ON_PAUSED:
         raise CloudflareQueuesValidationError(f"on_paused must be one of {', '.join(ON_PAUSED)}, got {value!r}")
     return value
+
+
+def closes_hook(method: ExecuteT) -> ExecuteT:
+    """Close the operator's hook when ``method`` (its ``execute``) returns, fails or defers."""
+
+    @functools.wraps(method)
+    def run_then_close(self: CloudflareQueuesBaseOperator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.close_hook()
+
+    return cast(ExecuteT, run_then_close)
 
 
 class CloudflareQueuesBaseOperator(BaseOperator):
@@ -97,12 +112,26 @@ class CloudflareQueuesBaseOperator(BaseOperator):
         """``BaseOperator.partial``, keeping ``queue`` (and ``retry_delay``) for the queue and its messages."""
         return base_partial(cls, rename_partial_kwargs(kwargs, cls._renamed_arguments), cls._renamed_arguments)
 
+    #: the hook of the current task execution (see :attr:`hook`)
+    _task_hook: CloudflareQueuesHook | None = None
+
     @property
     def hook(self) -> CloudflareQueuesHook:
-        """A hook for this operator's connection, queue and account (a new one per access)."""
-        return CloudflareQueuesHook(
-            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
-        )
+        """
+        The hook of this task execution, for the operator's connection, queue and account: made on first
+        use (after the templates are rendered), reused by every call and poke of the execution, and its
+        connections closed when ``execute`` ends (:func:`closes_hook`).
+        """
+        if self._task_hook is None:
+            self._task_hook = CloudflareQueuesHook(
+                self.cloudflare_queues_conn_id, queue=self.cloudflare_queue or None, account_id=self.account_id or None
+            )
+        return self._task_hook
+
+    def close_hook(self) -> None:
+        """Close the connections of this execution's hook (its settings stay, for OpenLineage)."""
+        if self._task_hook is not None:
+            self._task_hook.close()
 
     def _when_paused(self, error: CloudflareQueuesDeliveryPausedError, on_paused: str, done: str) -> None:
         """A pull found the queue's delivery paused: skip or fail the task, or log and carry on."""
@@ -179,6 +208,7 @@ class CloudflareQueuesPushOperator(CloudflareQueuesBaseOperator):
         """The queue as an output dataset (when the OpenLineage provider is installed)."""
         return self._lineage(reads=False)
 
+    @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         messages = self.messages
         if isinstance(messages, tuple):
@@ -336,6 +366,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         """The queue as an input dataset (when the OpenLineage provider is installed)."""
         return self._lineage(reads=True)
 
+    @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         batch_size = count(self.batch_size, "batch_size", low=1, high=100) or 100
         max_messages = count(self.max_messages, "max_messages")
@@ -349,13 +380,6 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         if self.poison_queue:
             on_poison = self._poison_route(hook)
         settings = hook.settings  # read the connection once, in the task's own thread
-
-        def make_hook() -> CloudflareQueuesHook:
-            worker = copy.copy(hook)
-            worker._session = None  # each worker its own HTTP session
-            worker._settings = settings
-            return worker
-
         plan = DrainPlan(
             batch_size=batch_size,
             max_messages=max_messages,
@@ -370,7 +394,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             wait_for_in_flight=self.wait_for_in_flight,
         )
         self._drainer = drainer = Drainer(
-            make_hook,
+            hook.worker_copy,
             self.cloudflare_queue or None,
             plan,
             process,
@@ -529,6 +553,7 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
         """The queue as an input dataset (when the OpenLineage provider is installed)."""
         return self._lineage(reads=True)
 
+    @closes_hook
     def execute(self, context: Context) -> list[dict[str, Any]]:
         max_messages = count(self.max_messages, "max_messages")
         hook = self.hook
@@ -639,6 +664,7 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
             seconds = delay
         return item if seconds is None else (item, seconds)
 
+    @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         acks = normalize_acks(self._items(self.acks))
         delay = resolve_retry_delay(self.message_retry_delay)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._compat import AirflowException, AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
-from ..operators.queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator
+from ..operators.queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
 from ..triggers.queues import CloudflareQueuesBacklogTrigger
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
         self.log.info("Queue %s: %s", self.cloudflare_queue, explanation)
         return PokeReturnValue(is_done=met, xcom_value=metrics.model_dump() if met else None)
 
+    @closes_hook
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)

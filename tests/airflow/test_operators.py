@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -103,6 +104,21 @@ def test_mapping_over_queues(emulator: CloudflareQueuesEmulator) -> None:
 
     with pytest.raises(TypeError, match="both queue and cloudflare_queue"):
         CloudflareQueuesPushOperator.partial(task_id="x", messages=[1]).expand(queue=["a"], cloudflare_queue=["b"])
+
+
+def test_each_task_execution_uses_one_hook_and_closes_it(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import lifecycle_dag
+
+    emulator.create_queue("life")
+    run = lifecycle_dag.test()
+    assert task_states(run) == {"push": "success", "pokes": "skipped", "drain": "success"}
+    assert emulator.app.requests["metrics"] >= 5  # the sensor poked several times ...
+    # ... over one connection: push 1, sensor 1, drain 1 + one per worker (2)
+    assert emulator.connections_accepted <= 5, emulator.connections_accepted
+    deadline = time.monotonic() + 10
+    while emulator.connections_open and time.monotonic() < deadline:  # the server sees the closes
+        time.sleep(0.05)
+    assert emulator.connections_open == 0
 
 
 def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:

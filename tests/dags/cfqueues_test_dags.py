@@ -137,3 +137,15 @@ with DAG("cfq_test_map_queues", schedule=None, start_date=START) as map_queues_d
     nothing = CloudflareQueuesPullAndAckOperator(task_id="nothing", queue="map-a", process=keep, max_messages=0)
     to_xcom = CloudflareQueuesPullAndAckOperator(task_id="to_xcom", queue="map-a")
     empty >> nothing >> to_xcom
+
+
+with DAG("cfq_test_hook_lifecycle", schedule=None, start_date=START) as lifecycle_dag:
+    # every task execution uses one hook (one keep-alive connection) and closes it when done
+    push = CloudflareQueuesPushOperator(task_id="push", queue="life", messages=list(range(30)))
+    pokes = CloudflareQueuesBacklogSensor(
+        task_id="pokes", queue="life", max_backlog=0, poke_interval=0.1, timeout=0.8, soft_fail=True
+    )
+    drain = CloudflareQueuesPullAndAckOperator(
+        task_id="drain", queue="life", process=keep, batch_size=5, concurrency=2, trigger_rule="all_done"
+    )
+    push >> pokes >> drain

@@ -36,8 +36,6 @@ from .limits import (
 )
 from .models import (
     AckAnswer,
-    AckItem,
-    AckRequest,
     Consumer,
     Envelope,
     OutgoingMessage,
@@ -47,7 +45,6 @@ from .models import (
     PushAnswer,
     Queue,
     QueueMetrics,
-    RetryItem,
 )
 from .retry import parse_retry_after
 from .units import batch_size as read_batch_size
@@ -442,14 +439,12 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
         chunk = items[start : start + MAX_ACK_BATCH]
         chunk_acks = tuple(lease for kind, lease, _ in chunk if kind == "ack")
         chunk_retries = tuple((lease, delay) for kind, lease, delay in chunk if kind == "retry")
-        body = (
-            AckRequest(
-                acks=[AckItem(lease_id=lease) for lease in chunk_acks],
-                retries=[RetryItem(lease_id=lease, delay_seconds=delay) for lease, delay in chunk_retries],
-            )
-            .model_dump_json(exclude_none=True)
-            .encode()
-        )
+        # the shape of AckRequest, written directly: lease ids are already checked strings
+        retry_items = [
+            {"lease_id": lease} if delay is None else {"lease_id": lease, "delay_seconds": delay}
+            for lease, delay in chunk_retries
+        ]
+        body = _encode_json({"acks": [{"lease_id": lease} for lease in chunk_acks], "retries": retry_items}).encode()
 
         def build(queue_id: str, body: bytes = body) -> ApiRequest:
             return ApiRequest("ack", "POST", queue_path(account_id, queue_id, "/messages/ack"), body)

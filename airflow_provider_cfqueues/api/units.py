@@ -107,9 +107,15 @@ def delay_seconds(value: object, name: str = "delay_seconds") -> int | None:
 def lease_seconds(value: object, name: str = "visibility_timeout") -> float | None:
     """How long a pull leases its messages: seconds (or a ``timedelta``) up to 12 hours, at least 1 ms;
     ``None`` leaves it to the consumer's setting."""
-    seconds = duration(value, name, high=MAX_LEASE_SECONDS, above_zero=True)
+    try:
+        seconds = duration(value, name, high=MAX_LEASE_SECONDS, above_zero=True)
+    except CloudflareQueuesValidationError:
+        seconds = -1.0
     if seconds is not None and to_ms(seconds) < 1:
-        raise CloudflareQueuesValidationError(f"{name} must be at least 0.001 seconds (1 ms), got {value!r}")
+        raise CloudflareQueuesValidationError(
+            f"{name} must be seconds or a timedelta from 0.001 (1 ms) to {MAX_LEASE_SECONDS:g} (12 hours), "
+            f"got {value!r}"
+        )
     return seconds
 
 

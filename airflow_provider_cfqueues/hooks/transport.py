@@ -72,7 +72,8 @@ class DeadlineWatchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="cfqueues-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:  # wake the thread only when the earliest deadline changed
+                self._cond.notify()
         return entry
 
     def cancel(self, entry: _Watch) -> None:
@@ -171,14 +172,18 @@ def send_sync(
     token = _IN_USE.set(in_use)
     watch = WATCHDOG.watch(deadline, _shut(in_use))
     try:
-        response = session.request(
-            request.method,
-            base_url + request.path,
-            params=request.params or None,
+        # prepared here rather than by Session.request: the session's settings are fixed (no cookies,
+        # no environment lookups per request), so merging them again for every request is wasted CPU
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method=request.method,
+            url=base_url + request.path,
+            headers=session.headers,
             data=request.body,
-            timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
-            stream=True,
-            allow_redirects=False,
+            params=request.params or None,
+        )
+        response = session.send(
+            prepared, timeout=(min(CONNECT_TIMEOUT, timeout), timeout), stream=True, allow_redirects=False
         )
         try:
             body = _read_sync(response, deadline, max_bytes, request)

@@ -109,10 +109,11 @@ CASES = [
     ),
     Case("hook", "negative delay", lambda h, e: h.push_message("s", delay_seconds=-1), V, "from 0 to 86400"),
     Case("hook", "delay over 24 h", lambda h, e: h.push_messages(["s"], delay_seconds=86_401), V, "from 0 to 86400"),
-    Case("hook", "delay as a string", lambda h, e: h.push_message("s", delay_seconds="10"), V, "from 0 to 86400"),
+    Case("hook", "delay not a number", lambda h, e: h.push_message("s", delay_seconds="ten"), V, "from 0 to 86400"),
+    Case("hook", "visibility in ms", lambda h, e: h.pull_messages(visibility_timeout=600_000), V, "(12 hours)"),
     Case("hook", "batch_size 0", lambda h, e: h.pull_messages(batch_size=0), V, "batch_size"),
     Case("hook", "batch_size 101", lambda h, e: h.pull_messages(batch_size=101), V, "from 1 to 100"),
-    Case("hook", "visibility timeout 0", lambda h, e: h.pull_messages(visibility_timeout=0), V, "from 1 ms"),
+    Case("hook", "visibility timeout 0", lambda h, e: h.pull_messages(visibility_timeout=0), V, "(1 ms)"),
     Case(
         "hook",
         "visibility timeout over 12 h",

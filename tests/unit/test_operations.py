@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.limits import MAX_BATCH_BYTES, MAX_BODY_BYTES
-from airflow_provider_cfqueues.api.models import OutgoingMessage, PushBatchRequest, PushMessageRequest
+from airflow_provider_cfqueues.api.models import AckRequest, OutgoingMessage, PushBatchRequest, PushMessageRequest
 from airflow_provider_cfqueues.api.operations import (
     ack_requests,
     batch_capacity,
@@ -249,3 +249,7 @@ def test_acks_are_chunked_acks_first() -> None:
     assert [(len(s.acks), len(s.retries)) for s in steps] == [(100, 0), (50, 50), (0, 10)]
     body = json.loads(steps[1].build(QUEUE).body or b"")
     assert body["retries"][0] == {"lease_id": "r0", "delay_seconds": 2}
+    for step in steps:  # every body has the documented shape
+        AckRequest.model_validate_json(step.build(QUEUE).body or b"")
+    (plain,) = ack_requests(ACCOUNT, [], [("r", None)])
+    assert json.loads(plain.build(QUEUE).body or b"") == {"acks": [], "retries": [{"lease_id": "r"}]}

@@ -10,6 +10,7 @@ in the lines that do I/O.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import threading
@@ -51,6 +52,7 @@ from .operations import (
     ack_requests,
     get_queue_request,
     is_queue_id,
+    lease_texts,
     list_consumers_request,
     list_queues_request,
     metrics_request,
@@ -307,12 +309,29 @@ def _lookup_name(ctx: FlowContext, name: str) -> Flow[str]:
             return match
         if not full:
             break
+    close = yield from _close_names(ctx, name)
+    if close:
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+    else:
+        hint = f"check the name and the account id, or create the queue (`npx wrangler queues create {name}`)"
     raise CloudflareQueuesNotFoundError(
         f"there is no queue named {name!r} in account {ctx.account_id}",
         status=404,
         operation="resolve_queue",
-        hint=f"create it (`npx wrangler queues create {name}`), or check the queue name and account id",
+        hint=hint,
     )
+
+
+def _close_names(ctx: FlowContext, name: str) -> Flow[list[str]]:
+    """The account's queue names close to ``name`` (a typo, another case), best first; read only when a
+    name was not found, and nothing when the list cannot be read."""
+    try:
+        queues = yield from list_queues(ctx)
+    except CloudflareQueuesError:
+        return []
+    names = [queue.queue_name for queue in queues]
+    same_but_case = [n for n in names if n.lower() == name.lower()]
+    return same_but_case or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
 
 
 def _list_page(ctx: FlowContext, page: int, name: str | None = None) -> Flow[tuple[list[Queue], bool]]:
@@ -476,7 +495,9 @@ def ack_messages(
         retried.extend(lease for lease in retry_leases if lease not in missed)
     result.requests = len(steps)
     if result.warnings:
-        ctx.log.warning("Ack on queue %s returned %d warning(s): %s", target.ref, len(result.warnings), result.warnings)
+        ctx.log.warning(
+            "Ack on queue %s returned %d warning(s): %s", target.ref, len(result.warnings), lease_texts(result.warnings)
+        )
     return result
 
 
@@ -561,7 +582,7 @@ def check_connection(ctx: FlowContext, queue: str | None) -> Flow[tuple[bool, st
             "Queues Edit permission on this account, and check the account id."
         )
     except CloudflareQueuesNotFoundError as err:
-        return False, f"Queue not found in account {account}: {err.detail}. Fix: {err.hint}"
+        return False, f"Queue not found: {err.detail}. Fix: {err.hint}"
     except CloudflareQueuesError as err:
         return False, f"Connection test failed: {err}"
     name = queue_info.queue_name

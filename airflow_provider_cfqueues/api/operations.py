@@ -372,6 +372,20 @@ def _with_delay(message: PreparedMessage, delay: float) -> PreparedMessage:
     return PreparedMessage(message.index, wire, message.body_bytes, has_delay=True)
 
 
+def lease_label(lease_id: str) -> str:
+    """
+    A lease id as logs show it: its last 12 characters after an ellipsis. Lease ids look like JWTs
+    (``eyJ...``), which Airflow's log redaction masks whole, so that every lease would read
+    ``eyJ***``; their ends tell them apart and give nothing away.
+    """
+    return lease_id if len(lease_id) <= 16 and not lease_id.startswith("eyJ") else f"…{lease_id[-12:]}"
+
+
+def lease_texts(texts: Mapping[str, str]) -> str:
+    """``{lease id: text}`` for a log line: ``…tail: text; …tail: text``."""
+    return "; ".join(f"{lease_label(lease)}: {text}" for lease, text in texts.items())
+
+
 # -- pull and ack --------------------------------------------------------------------------------
 
 

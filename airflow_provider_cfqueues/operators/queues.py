@@ -22,7 +22,7 @@ from ..api.errors import (
     CloudflareQueuesValidationError,
 )
 from ..api.models import AckResult, OutgoingMessage, PulledMessage
-from ..api.operations import is_queue_id, normalize_acks
+from ..api.operations import is_queue_id, lease_texts, normalize_acks
 from ..api.units import count, delay_seconds, duration, known_lease_seconds
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import base_partial, rename_partial_kwargs, take_renamed
@@ -678,14 +678,14 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
             "Acked %d lease(s), retried %d, warnings: %s",
             result.ack_count,
             result.retry_count,
-            result.warnings or "none",
+            lease_texts(result.warnings) or "none",
         )
         if result.unconfirmed:
             self.log.warning(
                 "%d lease(s) may have been applied by a request attempt that got no answer; the answer to the "
                 "resent request did not count them: %s",
                 len(result.unconfirmed),
-                result.unconfirmed,
+                lease_texts(result.unconfirmed),
             )
         if result.not_applied:
             raise AirflowException(_not_applied_text(result.not_applied, len(acks) + len(retries), result))
@@ -700,7 +700,7 @@ def _lease_id(item: Any) -> Any:
 
 def _not_applied_text(not_applied: Mapping[str, str], given: int, result: AckResult) -> str:
     """The Ack operator's error: which leases the service did not apply, and why."""
-    shown = "; ".join(f"{_short_lease(lease)}: {why}" for lease, why in list(not_applied.items())[:10])
+    shown = lease_texts(dict(list(not_applied.items())[:10]))
     text = (
         f"{len(not_applied)} of the {given} lease(s) given were not acked or retried ({shown}"
         f"{'; ...' if len(not_applied) > 10 else ''}); {result.ack_count} acked and {result.retry_count} "
@@ -712,7 +712,3 @@ def _not_applied_text(not_applied: Mapping[str, str], given: int, result: AckRes
             "message's lease_id, not its id"
         )
     return text
-
-
-def _short_lease(lease: str) -> str:
-    return lease if len(lease) <= 40 else f"{lease[:12]}...{lease[-8:]}"

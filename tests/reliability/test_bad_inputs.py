@@ -169,7 +169,7 @@ CASES = [
         lambda h, e: h.get_metrics("nowhere"),
         CloudflareQueuesNotFoundError,
         "wrangler queues create nowhere",
-        requests=1,
+        requests=2,  # the name lookup, then the whole list for close names
     ),
     Case(
         "connection",

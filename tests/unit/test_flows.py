@@ -149,10 +149,16 @@ def test_a_stale_cached_name_is_looked_up_again_once(ctx: FlowContext) -> None:
     assert OTHER_ID in script.sent[2].path and ctx.names.get(ctx.scope, ACCOUNT, "orders") == OTHER_ID
 
 
-def test_an_unknown_name_says_so(ctx: FlowContext) -> None:
-    script = Script(ok([], result_info={"page": 1, "count": 0}))
-    with pytest.raises(CloudflareQueuesNotFoundError, match="orders"):
-        script.run(flows.get_metrics(ctx, "orders"))
+def test_an_unknown_name_suggests_the_close_ones(ctx: FlowContext) -> None:
+    names = [queue("orders"), queue("orders-dlq", OTHER_ID), queue("events", "c" * 32)]
+    script = Script(ok([], result_info={"page": 1, "count": 0}), ok(names, result_info={"page": 1, "count": 3}))
+    with pytest.raises(CloudflareQueuesNotFoundError, match="no queue named 'ordres'") as caught:
+        script.run(flows.get_metrics(ctx, "ordres"))
+    assert caught.value.hint == "did you mean 'orders' or 'orders-dlq'?"
+    script = Script(ok([], result_info={"page": 1, "count": 0}), ok(names, result_info={"page": 1, "count": 3}))
+    with pytest.raises(CloudflareQueuesNotFoundError) as caught:
+        script.run(flows.get_metrics(ctx, "billing"))
+    assert "wrangler queues create billing" in (caught.value.hint or "")
 
 
 def test_a_push_is_chunked_into_the_fewest_batches(ctx: FlowContext) -> None:

@@ -14,6 +14,8 @@ from airflow_provider_cfqueues.api.models import AckRequest, OutgoingMessage, Pu
 from airflow_provider_cfqueues.api.operations import (
     ack_requests,
     batch_capacity,
+    lease_label,
+    lease_texts,
     list_queues_request,
     min_batches,
     normalize_acks,
@@ -253,3 +255,15 @@ def test_acks_are_chunked_acks_first() -> None:
         AckRequest.model_validate_json(step.build(QUEUE).body or b"")
     (plain,) = ack_requests(ACCOUNT, [], [("r", None)])
     assert json.loads(plain.build(QUEUE).body or b"") == {"acks": [], "retries": [{"lease_id": "r"}]}
+
+
+def test_lease_labels_survive_airflows_log_redaction() -> None:
+    import re
+
+    jwt = re.compile(r"eyJ[\.A-Za-z0-9-_]*")  # what Airflow's log processor replaces with "eyJ***"
+    leases = [f"eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..{n:04d}abcdEFGH.payload-{n:04d}_tag" for n in range(3)]
+    line = lease_texts(dict.fromkeys(leases, "lease expired"))
+    assert jwt.sub("eyJ***", line) == line  # nothing for the redaction to mask ...
+    assert len({lease_label(lease) for lease in leases}) == 3  # ... and every lease told apart
+    assert line.startswith("…") and "lease expired" in line
+    assert lease_label("short-id") == "short-id"

@@ -20,11 +20,13 @@ import contextvars
 import heapq
 import itertools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import requests
@@ -33,7 +35,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from ..api.errors import CloudflareQueuesResponseError, CloudflareQueuesTransportError
+from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesResponseError, CloudflareQueuesTransportError
 from ..api.operations import ApiRequest, RawResponse
 
 #: The largest answer read. The largest the API sends (a pull of 100 messages of 128 KB, bodies in
@@ -145,22 +147,49 @@ def _shut(connections: list[HTTPConnection]) -> Callable[[], None]:
     return expire
 
 
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and everything it wraps (requests and urllib3 nest errors in ``reason`` and ``args``)."""
+    seen: set[int] = set()
+    found: list[BaseException] = []
+    pending: list[Any] = [err]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # None, or a reason that is a string (ssl.SSLError's)
+        seen.add(id(current))
+        found.append(current)
+        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+    return found
+
+
 def _never_sent(err: BaseException) -> bool:
     """Whether ``err`` (from requests) says the request never reached the server."""
     if isinstance(err, requests.ConnectTimeout):
         return True
-    seen: set[int] = set()
-    pending: list[Any] = [err]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NewConnectionError):  # refused, DNS failure (NameResolutionError)
-            return True
-        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-    return False
+    return any(isinstance(cause, NewConnectionError) for cause in _causes(err))  # refused, DNS failure
+
+
+def plain_http_error(base_url: str, err: BaseException, operation: str) -> CloudflareQueuesConfigError | None:
+    """
+    The error to raise instead of retrying when a TLS handshake with a loopback address failed: a
+    local emulator speaks plain http, and a host written without ``http://`` was taken as https.
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    loopback = host.startswith("127.") or host in ("localhost", "::1")
+    if parts.scheme != "https" or not loopback:
+        return None
+    tls = next((cause for cause in _causes(err) if isinstance(cause, ssl.SSLError)), None)
+    if tls is None:
+        return None
+    plain = urlunsplit(("http", parts.netloc, parts.path, "", ""))
+    return CloudflareQueuesConfigError(
+        f"the TLS handshake with {base_url} failed ({getattr(tls, 'reason', None) or tls}): the bundled emulator "
+        f"speaks plain http. Set the connection's host to {plain} (with http://; a host without a scheme is "
+        "taken as https)",
+        operation=operation,
+    )
 
 
 def send_sync(
@@ -190,6 +219,9 @@ def send_sync(
         finally:
             response.close()
     except requests.RequestException as err:
+        wrong_scheme = plain_http_error(base_url, err, request.operation)
+        if wrong_scheme is not None:
+            raise wrong_scheme from None
         late = time.monotonic() >= deadline
         raise CloudflareQueuesTransportError(
             f"no answer within {timeout:g} s from {base_url}"
@@ -253,6 +285,9 @@ async def send_async(
             f"no answer within {timeout:g} s from {base_url}", operation=request.operation
         ) from None
     except httpx.HTTPError as err:
+        wrong_scheme = plain_http_error(base_url, err, request.operation)
+        if wrong_scheme is not None:
+            raise wrong_scheme from None
         raise CloudflareQueuesTransportError(
             f"{type(err).__name__} talking to {base_url}: {err}",
             operation=request.operation,

@@ -229,3 +229,23 @@ def test_connection_uri_form(emulator: CloudflareQueuesEmulator, monkeypatch: py
     hook = CloudflareQueuesHook("cfq_uri")
     assert hook.settings.base_url == emulator.base_url
     assert hook.test_connection()[0]
+
+
+def test_a_host_without_http_for_the_emulator_says_so_at_once(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
+
+    emulator.create_queue("q")
+    connection = emulator.airflow_connection()
+    connection["host"] = connection["host"].removeprefix("http://")  # taken as https
+    monkeypatch.setenv("AIRFLOW_CONN_NO_SCHEME", json.dumps(connection))
+    hook = CloudflareQueuesHook("no_scheme", retry_policy=FAST_RETRY)
+    fix = f"speaks plain http. Set the connection's host to http://127.0.0.1:{emulator.port}/client/v4"
+    with pytest.raises(CloudflareQueuesConfigError, match=fix.replace(".", r"\.")):
+        hook.get_metrics("q")
+    with pytest.raises(CloudflareQueuesConfigError, match="speaks plain http"):
+        asyncio.run(hook.aget_metrics("q"))
+    assert emulator.connections_accepted == 2  # one handshake each: not retried

@@ -74,7 +74,11 @@ class BacklogCriteria:
 
 
 def evaluate(criteria: BacklogCriteria, metrics: QueueMetrics, now_ms: int) -> tuple[bool, str]:
-    """``(met, explanation)`` for ``metrics`` observed at ``now_ms`` (ms since the epoch)."""
+    """
+    ``(met, explanation)`` for ``metrics``. Ages are measured from when the service answered, by its
+    clock (``metrics.observed_at_ms``), else from ``now_ms`` (the local clock, ms since the epoch).
+    """
+    now_ms = metrics.observed_at_ms or now_ms
     age = (now_ms - metrics.oldest_message_timestamp_ms) / 1000 if metrics.oldest_message_timestamp_ms else None
     unmet: list[str] = []
     checks: list[tuple[bool, str]] = []

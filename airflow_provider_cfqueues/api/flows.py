@@ -50,6 +50,7 @@ from .operations import (
     ApiRequest,
     RawResponse,
     ack_requests,
+    answered_at_ms,
     get_queue_request,
     is_queue_id,
     lease_texts,
@@ -143,9 +144,11 @@ class CallRecord:
 
     :param resent_after_unknown: the request was sent again after an attempt whose outcome is unknown
         (no answer): the final answer may describe a state the lost attempt already changed.
+    :param server_time_ms: when the service answered, by its clock (its ``Date`` header), if it said.
     """
 
     resent_after_unknown: bool = False
+    server_time_ms: int | None = None
 
 
 def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None) -> Flow[Envelope[Any]]:
@@ -179,7 +182,10 @@ def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None
             response: RawResponse = yield Send(request)
             if ctx.throttle is not None:
                 ctx.throttle.observe(response.headers)
-            return parse_response(request, response)
+            envelope = parse_response(request, response)
+            if record is not None:
+                record.server_time_ms = answered_at_ms(response.headers)
+            return envelope
         except CloudflareQueuesError as err:
             if record is not None and err.outcome_unknown:
                 record.resent_after_unknown = True
@@ -529,10 +535,12 @@ def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str
 
 
 def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:
+    """The queue's metrics, with when the service answered (for ages: see :class:`QueueMetrics`)."""
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid))
+    record = CallRecord()
+    envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid), record)
     metrics: QueueMetrics = required(envelope, "metrics")
-    return metrics
+    return metrics.observed_at(record.server_time_ms)
 
 
 def get_queue(ctx: FlowContext, queue: str | None) -> Flow[Queue]:

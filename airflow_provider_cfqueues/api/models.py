@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field, field_validator, model_validator
 from typing_extensions import Required, TypedDict
 
 ContentType = Literal["text", "json"]
@@ -143,11 +143,25 @@ class PurgeRequest(_Request):
 
 
 class QueueMetrics(_Answer):
-    """Best-effort backlog metrics of a queue."""
+    """
+    Best-effort backlog metrics of a queue. ``observed_at_ms`` is when the service answered, by its own
+    clock (its ``Date`` header; ``None`` when it sent none): ages are measured against it, so that a
+    worker's clock skew (or an emulator's manual clock in tests) does not change them.
+    """
 
     backlog_count: int = 0
     backlog_bytes: int = 0
     oldest_message_timestamp_ms: int = 0
+    _observed_at_ms: int | None = PrivateAttr(default=None)
+
+    @property
+    def observed_at_ms(self) -> int | None:
+        return self._observed_at_ms
+
+    def observed_at(self, server_time_ms: int | None) -> QueueMetrics:
+        """Record when the service answered (ms since the epoch, by its clock); returns ``self``."""
+        self._observed_at_ms = server_time_ms
+        return self
 
     @property
     def oldest_message_at(self) -> datetime | None:

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -509,6 +510,17 @@ _ENVELOPES: dict[str, TypeAdapter[Any]] = {
     "update_consumer": TypeAdapter(Envelope[Consumer]),
     "delete_consumer": TypeAdapter(Envelope[Any]),
 }
+
+
+def answered_at_ms(headers: Mapping[str, str]) -> int | None:
+    """The answer's ``Date`` header in ms since the epoch (``None`` when absent or unreadable)."""
+    value = next((v for k, v in headers.items() if k.lower() == "date"), None)
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp() * 1000)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def parse_response(request: ApiRequest, response: RawResponse) -> Envelope[Any]:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -145,6 +146,7 @@ class EmulatorApp:
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one request; then show the exchange to every observer (tests validate it there)."""
         reply = self._handle(method, target, headers, body)
+        reply.headers.append(("Date", formatdate(self.state.clock.now(), usegmt=True)))  # by the emulator's clock
         for observer in self.observers:
             observer(method, target, headers, body, reply)
         return reply

@@ -25,7 +25,7 @@ from airflow_provider_cfqueues.triggers.queues import (
 
 from ..conftest import TEST_TOKEN
 from ..scripted_faults import ScriptedFaults
-from .conftest import task_states, xcom
+from .conftest import task_states, trigger_events, xcom
 
 MODES = ("poke", "reschedule", "deferrable")
 
@@ -269,3 +269,24 @@ def test_message_trigger_reads_durations_in_seconds_or_timedeltas() -> None:
         CloudflareQueuesMessageTrigger(queue="inbox", visibility_timeout=600_000)  # milliseconds by mistake
     with pytest.raises(CloudflareQueuesValidationError, match="poll_interval"):
         CloudflareQueuesMessageTrigger(queue="inbox", poll_interval=0)
+
+
+def test_age_criteria_follow_the_emulators_clock(
+    emulator_connection: Callable[[CloudflareQueuesEmulator], None],
+) -> None:
+    """Ages are measured by the server's clock (its Date header): a manual clock ages messages for the
+    sensor and the trigger as it does for the emulator."""
+    from airflow_provider_cfqueues.emulator import ManualClock
+    from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
+
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock(start=1_800_000_000.0)) as emulator:
+        emulator_connection(emulator)
+        emulator.create_queue("aged")
+        CloudflareQueuesHook(queue="aged").push_messages(["old"])
+        sensor = CloudflareQueuesBacklogSensor(task_id="old", queue="aged", min_oldest_age=timedelta(hours=1))
+        assert not sensor.poke({}).is_done  # type: ignore[arg-type]
+        emulator.clock.advance(3601)
+        assert sensor.poke({}).is_done  # type: ignore[arg-type]
+        criteria = BacklogCriteria.build(min_oldest_age=3600).to_dict()
+        (event,) = asyncio.run(trigger_events(CloudflareQueuesBacklogTrigger(queue="aged", criteria=criteria), 1))
+        assert event["status"] == "success" and "oldest age=3601" in event["message"]

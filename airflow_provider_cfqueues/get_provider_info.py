@@ -16,8 +16,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-cfqueues",
         "name": "Cloudflare Queues",
-        "description": "`Cloudflare Queues <https://developers.cloudflare.com/queues/>`__: push, pull with "
-        "per-message ack/retry, backlog sensors, event-driven scheduling and queue administration.",
+        # no RST link: the UI strips RST syntax, and a URL followed by punctuation becomes a broken link
+        "description": "Cloudflare Queues for Airflow: push, pull with per-message ack/retry, backlog sensors, "
+        "event-driven scheduling and queue administration. Cloudflare Queues: https://developers.cloudflare.com/queues/",
         "versions": [__version__],
         "integrations": [
             {

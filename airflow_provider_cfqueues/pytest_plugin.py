@@ -18,16 +18,116 @@ tunes the emulator::
     def test_redelivery(cfqueues_emulator):
         cfqueues_emulator.clock.advance(31)  # expire 30 s leases without sleeping
 
+To run DAGs with ``dag.test()``, Airflow needs a migrated metadata DB and the DAGs in its DAGs
+folder, configured before Airflow is first imported. Opt in, and the plugin gives the test session a
+private Airflow home with a SQLite DB (``cfqueues_airflow_db`` migrates it, once per session)::
+
+    # pytest.ini
+    [pytest]
+    cfqueues_airflow_home = true
+    cfqueues_dags_folder = dags
+
+    def test_orders_dag(cfqueues_airflow_db, cfqueues_emulator, cfqueues_connection):
+        from dags.orders import dag
+        cfqueues_emulator.create_queue("orders")
+        assert dag.test().state == "success"
+
 This module imports nothing from Airflow, so loading it costs nothing in other test suites.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 from .emulator import DEFAULT_CONN_ID, CloudflareQueuesEmulator, FaultPlan, ManualClock
+
+_HOME_OPTION = "cfqueues_airflow_home"
+_HOME = pytest.StashKey[Path]()  # the private Airflow home, when the session has one
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        _HOME_OPTION,
+        "give the session a private Airflow home with a SQLite metadata DB, for dag.test() (default: false)",
+        type="bool",
+        default=False,
+    )
+    parser.addini("cfqueues_dags_folder", "the DAGs folder of that Airflow home, from the rootdir", default="dags")
+    parser.getgroup("cfqueues").addoption(
+        "--cfqueues-airflow-home", action="store_true", dest=_HOME_OPTION, help=f"the same as the {_HOME_OPTION} ini"
+    )
+
+
+def airflow_test_environment(home: Path, dags_folder: Path) -> dict[str, str]:
+    """The environment of a throw-away Airflow home for tests: SQLite DB, no examples, our DAGs."""
+    environment = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        # messages (OutgoingMessage) travel through XCom between tasks
+        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.*\nairflow_provider_cfqueues.*",
+    }
+    if version("apache-airflow").startswith("2."):
+        environment["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"  # the one that works with SQLite
+    return environment
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Set up the private Airflow home before any conftest or test module can import Airflow."""
+    wanted = getattr(early_config.known_args_namespace, _HOME_OPTION, False) or early_config.getini(_HOME_OPTION)
+    if not wanted:
+        return
+    if "airflow" in sys.modules:
+        raise pytest.UsageError(
+            f"{_HOME_OPTION}: Airflow was imported before the plugin could configure it; import it in tests, "
+            "not at the top of a plugin loaded with -p"
+        )
+    home = Path(tempfile.mkdtemp(prefix="cfqueues-airflow-home-"))
+    dags_folder = (early_config.rootpath / str(early_config.getini("cfqueues_dags_folder"))).resolve()
+    os.environ.update(airflow_test_environment(home, dags_folder))
+    early_config.stash[_HOME] = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cfqueues_airflow_db(pytestconfig: pytest.Config) -> Path:
+    """
+    The session's private Airflow home, its SQLite metadata DB migrated (once per session), so that
+    ``dag.test()`` runs; needs ``cfqueues_airflow_home = true`` in the pytest configuration.
+    """
+    home = pytestconfig.stash.get(_HOME, None)
+    if home is None:
+        pytest.fail(
+            f"cfqueues_airflow_db needs a private Airflow home: set `{_HOME_OPTION} = true` (and "
+            "`cfqueues_dags_folder = <your DAGs folder>`) in the pytest configuration, or pass --cfqueues-airflow-home",
+            pytrace=False,
+        )
+    airflow = Path(sys.executable).with_name("airflow")
+    command = [str(airflow)] if airflow.exists() else [sys.executable, "-m", "airflow"]
+    migrate = [*command, "db", "migrate"]  # our own executable, fixed arguments
+    result = subprocess.run(migrate, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
+    if result.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}", pytrace=False)
+    return home
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -44,14 +44,20 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         placeholder="orders",
     ),
     ExtraField("timeout", "Request timeout (s)", "number", "Seconds to wait for each answer.", default=30),
-    ExtraField("max_attempts", "Attempts per request", "integer", "Retries of transient failures, +1.", default=5),
+    ExtraField(
+        "max_attempts",
+        "Attempts per request",
+        "integer",
+        "Tries of each API request, the first included: 5 retries a 429, 5xx or timeout up to 4 times.",
+        default=5,
+    ),
 )
 
 FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "login", "port"],
     "relabeling": {"host": "API base URL", "password": "API token"},
     "placeholders": {
-        "host": "empty for https://api.cloudflare.com/client/v4; http://127.0.0.1:8787/client/v4 for the emulator",
+        "host": "https://api.cloudflare.com/client/v4",  # the default; the form is too narrow for more
         "password": "API token with the Queues Edit permission",
         **{f.name: f.placeholder for f in EXTRA_FIELDS if f.placeholder},
     },

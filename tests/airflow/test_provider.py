@@ -30,6 +30,22 @@ def test_provider_info_matches_airflows_schema() -> None:
     jsonschema.validate(get_provider_info(), schema)
 
 
+def test_the_providers_page_shows_a_clean_description_and_a_documentation_link(airflow_db: str) -> None:
+    import re
+
+    description = get_provider_info()["description"]
+    shown = re.sub("[`_<>]", "", description.strip(" \n."))  # what Airflow's Providers page shows
+    for url in re.findall(r"https?://\S+", shown):
+        assert url.endswith("/"), f"{url!r}: punctuation glued to a link breaks it"
+    from airflow_provider_cfqueues._compat import AIRFLOW_3
+
+    if AIRFLOW_3:
+        from airflow.providers_manager import ProvidersManager
+
+        info = ProvidersManager().providers["airflow-provider-cfqueues"].data
+        assert info["documentation-url"] == "https://pypi.org/project/airflow-provider-cfqueues/"
+
+
 def test_provider_info_lists_every_operator_module() -> None:
     import importlib
 

@@ -33,12 +33,12 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _span(low: float | None, high: float | None, unit: str) -> str:
-    if low is not None and high is not None:
-        return f"from {low:g} to {high:g} {unit}"
-    if low is not None:
-        return f">= {low:g} {unit}"
-    return f"<= {high:g} {unit}" if high is not None else unit
+def _span(low: float, high: float | None, unit: str, *, above_low: bool = False) -> str:
+    if above_low:
+        return f"more than {low:g}{'' if high is None else f' and at most {high:g}'} {unit}".rstrip()
+    if high is not None:
+        return f"from {low:g} to {high:g} {unit}".rstrip()
+    return f">= {low:g} {unit}".rstrip()
 
 
 def duration(
@@ -61,13 +61,11 @@ def duration(
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     seconds = _number(value)
-    bounds = _span(low, high, "seconds")
+    bounds = _span(low, high, "seconds", above_low=above_zero)
     if seconds is None or not math.isfinite(seconds):
         raise CloudflareQueuesValidationError(f"{name} must be seconds or a timedelta, {bounds}, got {value!r}")
     if seconds < low or (above_zero and seconds <= low) or (high is not None and seconds > high):
-        raise CloudflareQueuesValidationError(
-            f"{name} must be {bounds}{' (not 0)' if above_zero else ''}, got {value!r}"
-        )
+        raise CloudflareQueuesValidationError(f"{name} must be {bounds}, got {value!r}")
     if whole and seconds != int(seconds):
         raise CloudflareQueuesValidationError(
             f"{name} must be whole seconds (Cloudflare takes no fractions), got {value!r}: round it"
@@ -86,7 +84,7 @@ def count(value: object, name: str, *, low: int = 0, high: int | None = None) ->
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     number = _number(value) if not isinstance(value, timedelta) else None
-    bounds = _span(low, high, "").rstrip()
+    bounds = _span(low, high, "")
     if number is None or not math.isfinite(number) or number != int(number) or isinstance(value, float):
         raise CloudflareQueuesValidationError(f"{name} must be a whole number {bounds}, got {value!r}")
     if number < low or (high is not None and number > high):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..api import units
 from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
 from ..api.limits import DEFAULT_BASE_URL
 from ..api.operations import validate_account_id, validate_queue
@@ -131,17 +132,22 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def _number(extras: dict[str, Any], key: str, default: float, conn_id: str) -> float:
-    value = extras.get(key, default)
+def _seconds(extras: dict[str, Any], key: str, default: float, conn_id: str) -> float:
+    """A duration extra, read by the provider's one set of rules (seconds, more than 0)."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CloudflareQueuesConfigError(
-            f"connection {conn_id!r}: extra {key!r} must be a number, got {value!r}"
-        ) from None
-    if number <= 0:
-        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: extra {key!r} must be positive, got {value!r}")
-    return number
+        seconds = units.duration(extras.get(key, default), f"extra {key!r}", above_zero=True)
+    except CloudflareQueuesValidationError as err:
+        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: {err.detail}") from None
+    return default if seconds is None else seconds
+
+
+def _count(extras: dict[str, Any], key: str, default: int, conn_id: str) -> int:
+    """A whole-number extra (at least 1)."""
+    try:
+        number = units.count(extras.get(key, default), f"extra {key!r}", low=1)
+    except CloudflareQueuesValidationError as err:
+        raise CloudflareQueuesConfigError(f"connection {conn_id!r}: {err.detail}") from None
+    return default if number is None else number
 
 
 def settings_from_connection(
@@ -195,11 +201,11 @@ def settings_from_connection(
         )
     if retry is None:
         retry = RetryPolicy(
-            max_attempts=int(_number(extras, "max_attempts", 5, conn_id)),
-            total_timeout=_number(extras, "retry_total_timeout", 120, conn_id),
-            initial_backoff=_number(extras, "retry_initial_backoff", 0.5, conn_id),
-            max_backoff=_number(extras, "retry_max_backoff", 20, conn_id),
-            max_retry_wait=_number(extras, "max_retry_wait", 300, conn_id),
+            max_attempts=_count(extras, "max_attempts", 5, conn_id),
+            total_timeout=_seconds(extras, "retry_total_timeout", 120, conn_id),
+            initial_backoff=_seconds(extras, "retry_initial_backoff", 0.5, conn_id),
+            max_backoff=_seconds(extras, "retry_max_backoff", 20, conn_id),
+            max_retry_wait=_seconds(extras, "max_retry_wait", 300, conn_id),
         )
     return ConnectionSettings(
         conn_id=conn_id,
@@ -207,6 +213,6 @@ def settings_from_connection(
         account_id=account,
         token=token,
         queue=default_queue,
-        timeout=timeout if timeout is not None else _number(extras, "timeout", DEFAULT_TIMEOUT, conn_id),
+        timeout=timeout if timeout is not None else _seconds(extras, "timeout", DEFAULT_TIMEOUT, conn_id),
         retry=retry,
     )

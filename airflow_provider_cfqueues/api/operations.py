@@ -377,9 +377,10 @@ def lease_label(lease_id: str) -> str:
     """
     A lease id as logs show it: its last 12 characters after an ellipsis. Lease ids look like JWTs
     (``eyJ...``), which Airflow's log redaction masks whole, so that every lease would read
-    ``eyJ***``; their ends tell them apart and give nothing away.
+    ``eyJ***``; their ends tell them apart and give nothing away. Anything else that was given as a
+    lease id (a message id by mistake) is shown whole.
     """
-    return lease_id if len(lease_id) <= 16 and not lease_id.startswith("eyJ") else f"…{lease_id[-12:]}"
+    return lease_id if len(lease_id) <= 40 and not lease_id.startswith("eyJ") else f"…{lease_id[-12:]}"
 
 
 def lease_texts(texts: Mapping[str, str]) -> str:

@@ -43,9 +43,8 @@ def queue(emulator: CloudflareQueuesEmulator) -> str:
 
 
 @pytest.mark.slow
-def test_from_the_metadata_db(emulator: CloudflareQueuesEmulator, queue: str, tmp_path: Path) -> None:
-    env = clean_env(tmp_path)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+def test_from_the_metadata_db(emulator: CloudflareQueuesEmulator, queue: str, airflow_db: str) -> None:
+    env = dict(os.environ)  # the session's migrated DB; the connection is removed at the end
     conn = json.dumps(emulator.airflow_connection(queue=queue))
     subprocess.run(
         [AIRFLOW, "connections", "add", "cfq_source", "--conn-json", conn],
@@ -54,6 +53,13 @@ def test_from_the_metadata_db(emulator: CloudflareQueuesEmulator, queue: str, tm
         capture_output=True,
         timeout=180,
     )
+    try:
+        _test_the_db_connection(emulator, env)
+    finally:
+        subprocess.run([AIRFLOW, "connections", "delete", "cfq_source"], env=env, capture_output=True, timeout=180)
+
+
+def _test_the_db_connection(emulator: CloudflareQueuesEmulator, env: dict[str, str]) -> None:
     # Airflow 3 reads DB connections in tasks (through the execution API) and in the CLI, not in a bare
     # process: `airflow connections test` loads it from the DB and runs the hook's test_connection().
     env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"

@@ -60,6 +60,20 @@ pythonpath = .
 """
 
 
+def run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
+    """pytest on ``project`` in a fresh process with none of this suite's Airflow environment."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_a_users_dag_test_runs_with_the_plugin_alone(tmp_path: Path) -> None:
     (tmp_path / "dags").mkdir()
@@ -67,28 +81,11 @@ def test_a_users_dag_test_runs_with_the_plugin_alone(tmp_path: Path) -> None:
     (tmp_path / "dags" / "orders.py").write_text(textwrap.dedent(DAG))
     (tmp_path / "test_orders.py").write_text(textwrap.dedent(TEST))
     (tmp_path / "pytest.ini").write_text(textwrap.dedent(INI))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "1 passed" in result.stdout
 
     # without the option, the fixture fails with what to set
     (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_pytest(tmp_path)
     assert result.returncode != 0 and "set `cfqueues_airflow_home = true`" in result.stdout

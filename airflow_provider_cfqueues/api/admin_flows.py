@@ -6,6 +6,8 @@ everywhere; the name cache follows creations and deletions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .admin_requests import (
     ConsumerSettings,
     create_consumer_request,
@@ -23,6 +25,7 @@ from .flows import (
     CallRecord,
     Flow,
     FlowContext,
+    QueueTarget,
     Sleep,
     call,
     get_queue,
@@ -32,6 +35,7 @@ from .flows import (
     resolve_queue,
 )
 from .models import Consumer, ConsumerRequest, ConsumerSettingsRequest, PurgeStatus, Queue, QueueSettingsRequest
+from .operations import ApiRequest
 
 
 def create_queue(ctx: FlowContext, name: str, settings: QueueSettingsRequest) -> Flow[Queue]:
@@ -66,12 +70,7 @@ def update_queue(ctx: FlowContext, queue: str | None, settings: QueueSettingsReq
 def delete_queue(ctx: FlowContext, queue: str | None) -> Flow[str]:
     """Delete a queue and every message in it; returns its id and forgets its name."""
     target = yield from resolve_queue(ctx, queue)
-    record = CallRecord()
-    try:
-        yield from on_queue(ctx, target, lambda qid: delete_queue_request(ctx.account_id, qid), record)
-    except CloudflareQueuesNotFoundError:
-        if not record.resent_after_unknown:
-            raise  # with an answer lost, the 404 means the lost attempt deleted it
+    yield from _delete(ctx, target, lambda qid: delete_queue_request(ctx.account_id, qid))
     if target.ref != target.queue_id:
         ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
     return target.queue_id
@@ -86,8 +85,7 @@ def purge_queue(
     started = ctx.monotonic()
     slept = 0.0  # counted too: the time waited, even where sleeping is simulated
     while True:
-        envelope = yield from on_queue(ctx, target, lambda qid: purge_status_request(ctx.account_id, qid))
-        status: PurgeStatus = required(envelope, "purge_status")
+        status = yield from _purge_status(ctx, target)
         if not wait or status.done:
             return status
         if max(ctx.monotonic() - started, slept) + poll_interval > timeout:
@@ -102,6 +100,10 @@ def purge_queue(
 
 def purge_status(ctx: FlowContext, queue: str | None) -> Flow[PurgeStatus]:
     target = yield from resolve_queue(ctx, queue)
+    return (yield from _purge_status(ctx, target))
+
+
+def _purge_status(ctx: FlowContext, target: QueueTarget) -> Flow[PurgeStatus]:
     envelope = yield from on_queue(ctx, target, lambda qid: purge_status_request(ctx.account_id, qid))
     status: PurgeStatus = required(envelope, "purge_status")
     return status
@@ -123,20 +125,20 @@ def create_consumer(ctx: FlowContext, queue: str | None, settings: ConsumerSetti
         if not (record.resent_after_unknown and err.status in (400, 409)):
             raise
         ctx.log.warning("Adding a consumer to queue %s: an answer was lost and the resend found one (%s)", queue, err)
-        found = _pull_consumer((yield from list_consumers(ctx, target.queue_id)), None, target.ref)
+        found = _pull_consumer((yield from list_consumers(ctx, target.queue_id)), None, target.ref, "create_consumer")
         return found
     consumer: Consumer = required(envelope, "create_consumer")
     return consumer
 
 
-def _pull_consumer(consumers: list[Consumer], consumer_id: str | None, queue: str) -> Consumer:
+def _pull_consumer(consumers: list[Consumer], consumer_id: str | None, queue: str, operation: str) -> Consumer:
     for consumer in consumers:
         if consumer.consumer_id == consumer_id or (consumer_id is None and consumer.type == "http_pull"):
             return consumer
     raise CloudflareQueuesNotFoundError(
         f"queue {queue} has no {'consumer ' + consumer_id if consumer_id else 'HTTP pull consumer'}",
         status=404,
-        operation="update_consumer",
+        operation=operation,
         hint=f"add one: `npx wrangler queues consumer http add {queue}` (or CloudflareQueuesCreateQueueOperator)",
     )
 
@@ -152,7 +154,8 @@ def update_consumer(
     changes = settings.wire()
     dlq = settings.dlq()
     target = yield from resolve_queue(ctx, queue)
-    current = _pull_consumer((yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref)
+    consumers = yield from list_consumers(ctx, target.queue_id)
+    current = _pull_consumer(consumers, consumer_id, target.ref, "update_consumer")
     merged = ConsumerSettingsRequest.model_validate(
         {
             key: value
@@ -179,13 +182,19 @@ def update_consumer(
 def delete_consumer(ctx: FlowContext, queue: str | None, consumer_id: str | None) -> Flow[str]:
     """Remove a consumer (``consumer_id``, or the queue's HTTP pull one); returns its id."""
     target = yield from resolve_queue(ctx, queue)
-    current = _pull_consumer((yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref)
+    consumers = yield from list_consumers(ctx, target.queue_id)
+    current = _pull_consumer(consumers, consumer_id, target.ref, "delete_consumer")
     assert current.consumer_id is not None
     removed = current.consumer_id
+    yield from _delete(ctx, target, lambda qid: delete_consumer_request(ctx.account_id, qid, removed))
+    return removed
+
+
+def _delete(ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiRequest]) -> Flow[None]:
+    """Send a ``DELETE``; a 404 after an attempt whose answer was lost means that attempt deleted it."""
     record = CallRecord()
     try:
-        yield from on_queue(ctx, target, lambda qid: delete_consumer_request(ctx.account_id, qid, removed), record)
+        yield from on_queue(ctx, target, build, record)
     except CloudflareQueuesNotFoundError:
         if not record.resent_after_unknown:
-            raise  # with an answer lost, the 404 means the lost attempt removed it
-    return removed
+            raise

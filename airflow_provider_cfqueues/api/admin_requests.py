@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .errors import CloudflareQueuesValidationError
-from .limits import MAX_DELAY_SECONDS, MAX_MAX_RETRIES, MAX_PULL_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_MS
+from .limits import MAX_MAX_RETRIES
 from .models import (
     ConsumerRequest,
     ConsumerSettingsRequest,
@@ -20,7 +20,8 @@ from .models import (
     UpdateQueueRequest,
 )
 from .operations import QUEUE_NAME_RE, ApiRequest, queue_path, validate_account_id, validate_id
-from .units import count, duration, to_ms, whole_seconds
+from .units import batch_size as read_batch_size
+from .units import count, delay_seconds, lease_ms, whole_seconds
 
 #: message retention: 60 s to 14 days (paid plans; 24 h on the free plan)
 MIN_RETENTION_SECONDS = 60
@@ -42,7 +43,7 @@ def queue_settings(
 ) -> QueueSettingsRequest:
     """Queue settings from the user's units; what is ``None`` is left out."""
     return QueueSettingsRequest(
-        delivery_delay=whole_seconds(delivery_delay, "delivery_delay", high=MAX_DELAY_SECONDS),
+        delivery_delay=delay_seconds(delivery_delay, "delivery_delay"),
         message_retention_period=whole_seconds(
             message_retention_period,
             "message_retention_period",
@@ -74,14 +75,11 @@ class ConsumerSettings:
 
     def wire(self) -> ConsumerSettingsRequest:
         """Validated, in the wire's units."""
-        visibility = duration(
-            self.visibility_timeout, "visibility_timeout", high=MAX_VISIBILITY_TIMEOUT_MS / 1000, above_zero=True
-        )
         return ConsumerSettingsRequest(
-            batch_size=count(self.batch_size, "batch_size", low=1, high=MAX_PULL_BATCH_SIZE),
+            batch_size=read_batch_size(self.batch_size),
             max_retries=count(self.max_retries, "max_retries", high=MAX_MAX_RETRIES),
-            retry_delay=whole_seconds(self.retry_delay, "retry_delay", high=MAX_DELAY_SECONDS),
-            visibility_timeout_ms=None if visibility is None else to_ms(visibility),
+            retry_delay=delay_seconds(self.retry_delay, "retry_delay"),
+            visibility_timeout_ms=lease_ms(self.visibility_timeout),
         )
 
     def dlq(self) -> str | None:

@@ -144,11 +144,16 @@ class CallRecord:
 
     :param resent_after_unknown: the request was sent again after an attempt whose outcome is unknown
         (no answer): the final answer may describe a state the lost attempt already changed.
-    :param server_time_ms: when the service answered, by its clock (its ``Date`` header), if it said.
+    :param headers: the headers of the answer the call returned.
     """
 
     resent_after_unknown: bool = False
-    server_time_ms: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def server_time_ms(self) -> int | None:
+        """When the service answered, by its clock (its ``Date`` header), if it said."""
+        return answered_at_ms(self.headers)
 
 
 def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None) -> Flow[Envelope[Any]]:
@@ -184,7 +189,7 @@ def call(ctx: FlowContext, request: ApiRequest, record: CallRecord | None = None
                 ctx.throttle.observe(response.headers)
             envelope = parse_response(request, response)
             if record is not None:
-                record.server_time_ms = answered_at_ms(response.headers)
+                record.headers = response.headers
             return envelope
         except CloudflareQueuesError as err:
             if record is not None and err.outcome_unknown:

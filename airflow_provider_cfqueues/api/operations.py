@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -47,7 +46,7 @@ from .models import (
     Queue,
     QueueMetrics,
 )
-from .retry import parse_retry_after
+from .retry import http_date, parse_retry_after
 from .units import batch_size as read_batch_size
 from .units import delay_seconds, lease_ms
 
@@ -515,13 +514,8 @@ _ENVELOPES: dict[str, TypeAdapter[Any]] = {
 
 def answered_at_ms(headers: Mapping[str, str]) -> int | None:
     """The answer's ``Date`` header in ms since the epoch (``None`` when absent or unreadable)."""
-    value = next((v for k, v in headers.items() if k.lower() == "date"), None)
-    if not value:
-        return None
-    try:
-        return int(parsedate_to_datetime(value).timestamp() * 1000)
-    except (TypeError, ValueError, IndexError):
-        return None
+    when = http_date(next((v for k, v in headers.items() if k.lower() == "date"), None))
+    return None if when is None else int(when.timestamp() * 1000)
 
 
 def parse_response(request: ApiRequest, response: RawResponse) -> Envelope[Any]:

@@ -73,6 +73,14 @@ def duration(
     return seconds
 
 
+def interval(value: object, name: str) -> float:
+    """A wait or a time limit that must be given: seconds (or a ``timedelta``), more than 0."""
+    seconds = duration(value, name, above_zero=True)
+    if seconds is None:
+        raise CloudflareQueuesValidationError(f"{name} is needed: give seconds or a timedelta")
+    return seconds
+
+
 def whole_seconds(value: object, name: str, *, low: int = 0, high: int | None = None) -> int | None:
     """A duration in whole seconds (a delay, a retention period), or ``None``."""
     seconds = duration(value, name, low=low, high=high, whole=True)

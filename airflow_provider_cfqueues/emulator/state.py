@@ -339,10 +339,7 @@ class EmulatorState:
     def _create_queue(
         self, queues: dict[str, QueueState], account_id: str, name: str, settings: dict[str, Any]
     ) -> QueueState:
-        if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
-            raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
-        if any(q.name == name for q in queues.values()):
-            raise ApiError(409, 11009, f"A queue named {name!r} already exists")
+        _check_new_name(queues, name)
         now = iso_timestamp(self.clock.now())
         queue = QueueState(
             queue_id=new_id(),
@@ -389,10 +386,7 @@ class EmulatorState:
             queue = self._queue(account_id, queue_id)
             new_name = body.get("queue_name")
             if new_name is not None and new_name != queue.name:
-                if not isinstance(new_name, str) or not QUEUE_NAME_RE.fullmatch(new_name):
-                    raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
-                if any(q.name == new_name for q in queues.values()):
-                    raise ApiError(409, 11009, f"A queue named {new_name!r} already exists")
+                _check_new_name(queues, new_name)
                 queue.name = new_name
             settings = body.get("settings") or {}
             if not isinstance(settings, dict):
@@ -800,6 +794,14 @@ class EmulatorState:
                 )
                 for m in queue.messages.values()
             ]
+
+
+def _check_new_name(queues: dict[str, QueueState], name: object) -> None:
+    """A name a queue may take: well formed, and not another queue's."""
+    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
+        raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
+    if any(q.name == name for q in queues.values()):
+        raise ApiError(409, 11009, f"A queue named {name!r} already exists")
 
 
 def _number(value: Any, name: str, low: float, high: float, code: int) -> int:

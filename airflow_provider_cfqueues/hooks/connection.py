@@ -123,7 +123,8 @@ def validate_token(token: str, conn_id: str) -> str:
     return token
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback(hostname: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
     if hostname == "localhost":
         return True
     try:
@@ -193,7 +194,7 @@ def settings_from_connection(
     except CloudflareQueuesConfigError as err:
         raise CloudflareQueuesConfigError(f"connection {conn_id!r}: {err}") from None
     hostname = urlsplit(base_url).hostname or ""
-    if base_url.startswith("http://") and not _is_loopback(hostname):
+    if base_url.startswith("http://") and not is_loopback(hostname):
         log.warning(
             "Connection %r sends the API token over plain HTTP to %s; use https unless this is a local emulator",
             conn_id,

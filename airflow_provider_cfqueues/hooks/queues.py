@@ -31,7 +31,7 @@ from ..api.models import AckResult, Consumer, PullResult, PurgeStatus, PushResul
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
 from ..api.throttle import THROTTLES
-from ..api.units import duration
+from ..api.units import interval
 from . import transport
 from .connection import ConnectionSettings, settings_from_connection
 from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
@@ -398,8 +398,8 @@ class CloudflareQueuesHook(BaseHook):
             self._context(self.settings),
             queue,
             wait=wait,
-            timeout=duration(timeout, "timeout", above_zero=True) or 0,
-            poll_interval=duration(poll_interval, "poll_interval", above_zero=True) or 0,
+            timeout=interval(timeout, "timeout"),
+            poll_interval=interval(poll_interval, "poll_interval"),
         )
         return self._run(flow)
 

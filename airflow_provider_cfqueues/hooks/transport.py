@@ -37,6 +37,7 @@ from urllib3.exceptions import NewConnectionError
 
 from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesResponseError, CloudflareQueuesTransportError
 from ..api.operations import ApiRequest, RawResponse
+from .connection import is_loopback
 
 #: The largest answer read. The largest the API sends (a pull of 100 messages of 128 KB, bodies in
 #: base64) is about 18 MB.
@@ -104,7 +105,9 @@ WATCHDOG = DeadlineWatchdog()
 _IN_USE: contextvars.ContextVar[list[HTTPConnection] | None] = contextvars.ContextVar("cfqueues_in_use", default=None)
 
 
-class _TrackedHTTPConnection(HTTPConnection):
+class _Tracked(HTTPConnection):
+    """A connection that registers with the request using it (see :data:`_IN_USE`)."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         in_use = _IN_USE.get()
         if in_use is not None:
@@ -112,12 +115,12 @@ class _TrackedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        in_use = _IN_USE.get()
-        if in_use is not None:
-            in_use.append(self)
-        super().request(*args, **kwargs)
+class _TrackedHTTPConnection(_Tracked):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):
@@ -176,9 +179,7 @@ def plain_http_error(base_url: str, err: BaseException, operation: str) -> Cloud
     local emulator speaks plain http, and a host written without ``http://`` was taken as https.
     """
     parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    loopback = host.startswith("127.") or host in ("localhost", "::1")
-    if parts.scheme != "https" or not loopback:
+    if parts.scheme != "https" or not is_loopback(parts.hostname or ""):
         return None
     tls = next((cause for cause in _causes(err) if isinstance(cause, ssl.SSLError)), None)
     if tls is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,11 @@ from .._compat import AirflowException, conf
 from ..api.admin_requests import ConsumerSettings
 from ..api.errors import CloudflareQueuesApiError, CloudflareQueuesNotFoundError, CloudflareQueuesValidationError
 from ..api.models import Consumer, Queue
-from ..api.units import duration
+from ..api.units import interval
 from ..hooks.queues import CloudflareQueuesHook
 from ..triggers.queues import CloudflareQueuesPurgeTrigger
 from ._arguments import take_renamed
-from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
+from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,12 +36,6 @@ CONSUMER_TEMPLATE_FIELDS = (
     "visibility_timeout",
     "dead_letter_queue",
 )
-
-
-def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise CloudflareQueuesValidationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def _find(hook: CloudflareQueuesHook, queue: str) -> Queue | None:
@@ -93,6 +88,10 @@ class _ConsumerArguments(CloudflareQueuesBaseOperator):
         return ConsumerSettings(
             self.batch_size, self.max_retries, self.message_retry_delay, self.visibility_timeout, self.dead_letter_queue
         )
+
+    def consumer_kwargs(self) -> dict[str, Any]:
+        """The settings as the hook's ``create_consumer`` / ``update_consumer`` take them."""
+        return asdict(self.consumer_settings)
 
     def _check_consumer_settings(self) -> None:
         """Fail at DAG parse time on settings that are not templates and are wrong."""
@@ -147,7 +146,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         self.delivery_delay = delivery_delay
         self.message_retention_period = message_retention_period
         self.pull_consumer = pull_consumer
-        self.if_exists = _choice(if_exists, IF_EXISTS, "if_exists")
+        self.if_exists = choice(if_exists, IF_EXISTS, "if_exists")
         self._check_consumer_settings()
 
     @closes_hook
@@ -169,7 +168,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
             else:
                 self.log.info("Created queue %s (%s)", created.queue_name, created.queue_id)
                 if self.pull_consumer:
-                    consumer = hook.create_consumer(created.queue_id, **self._consumer_kwargs())
+                    consumer = hook.create_consumer(created.queue_id, **self.consumer_kwargs())
                     self.log.info("Added its HTTP pull consumer: %s", _consumer_summary(consumer))
                 return created.queue_id
         if self.if_exists == "fail":
@@ -179,16 +178,6 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         else:
             self.log.info("Queue %s exists (%s): left as it is (if_exists='ignore')", name, existing.queue_id)
         return existing.queue_id
-
-    def _consumer_kwargs(self) -> dict[str, Any]:
-        settings = self.consumer_settings
-        return {
-            "batch_size": settings.batch_size,
-            "max_retries": settings.max_retries,
-            "retry_delay": settings.retry_delay,
-            "visibility_timeout": settings.visibility_timeout,
-            "dead_letter_queue": settings.dead_letter_queue,
-        }
 
     def _update(self, hook: CloudflareQueuesHook, queue: Queue) -> None:
         if self.delivery_delay is not None or self.message_retention_period is not None:
@@ -200,7 +189,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         if not self.pull_consumer:
             self.log.info("Queue %s exists: settings applied (if_exists='update')", queue.queue_name)
             return
-        kwargs = self._consumer_kwargs()
+        kwargs = self.consumer_kwargs()
         if queue.http_pull_consumer is None:
             consumer = hook.create_consumer(queue.queue_id, **kwargs)
         elif any(value is not None for value in kwargs.values()):
@@ -227,7 +216,7 @@ class CloudflareQueuesDeleteQueueOperator(CloudflareQueuesBaseOperator):
 
     def __init__(self, *, if_missing: str = "ignore", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.if_missing = _choice(if_missing, IF_MISSING, "if_missing")
+        self.if_missing = choice(if_missing, IF_MISSING, "if_missing")
 
     @closes_hook
     def execute(self, context: Context) -> str | None:
@@ -317,8 +306,8 @@ class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
         self.confirm = confirm
         self.wait = wait
         self.deferrable = deferrable
-        self.poll_interval = duration(poll_interval, "poll_interval", above_zero=True) or 5.0
-        self.purge_timeout = duration(timeout, "timeout", above_zero=True) or 3600.0
+        self.poll_interval = interval(poll_interval, "poll_interval")
+        self.purge_timeout = interval(timeout, "timeout")
 
     @closes_hook
     def execute(self, context: Context) -> int:
@@ -383,15 +372,8 @@ class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
 
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
-        settings = self.consumer_settings
         consumer = self.hook.update_consumer(
-            self.cloudflare_queue or None,
-            self.consumer_id or None,
-            batch_size=settings.batch_size,
-            max_retries=settings.max_retries,
-            retry_delay=settings.retry_delay,
-            visibility_timeout=settings.visibility_timeout,
-            dead_letter_queue=settings.dead_letter_queue,
+            self.cloudflare_queue or None, self.consumer_id or None, **self.consumer_kwargs()
         )
         summary = _consumer_summary(consumer)
         self.log.info("Consumer of queue %s is now %s", self.cloudflare_queue, summary)

@@ -21,8 +21,10 @@ from ..api.errors import (
     CloudflareQueuesNotFoundError,
     CloudflareQueuesValidationError,
 )
+from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import AckResult, OutgoingMessage, PulledMessage
 from ..api.operations import is_queue_id, lease_texts, normalize_acks
+from ..api.units import batch_size as read_batch_size
 from ..api.units import count, delay_seconds, duration, known_lease_seconds
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import base_partial, rename_partial_kwargs, take_renamed
@@ -58,9 +60,10 @@ def _resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Call
 ON_PAUSED = ("skip", "fail", "succeed")
 
 
-def _validate_on_paused(value: str) -> str:
-    if value not in ON_PAUSED:
-        raise CloudflareQueuesValidationError(f"on_paused must be one of {', '.join(ON_PAUSED)}, got {value!r}")
+def choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    """``value`` when it is one of ``choices``; else an error naming them."""
+    if value not in choices:
+        raise CloudflareQueuesValidationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -330,7 +333,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     ) -> None:
         retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
         super().__init__(**kwargs)
-        self.on_paused = _validate_on_paused(on_paused)
+        self.on_paused = choice(on_paused, ON_PAUSED, "on_paused")
         if process_mode not in ("message", "batch"):
             raise CloudflareQueuesValidationError(f"process_mode must be 'message' or 'batch', got {process_mode!r}")
         if concurrency < 1:
@@ -368,7 +371,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
 
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
-        batch_size = count(self.batch_size, "batch_size", low=1, high=100) or 100
+        batch_size = read_batch_size(self.batch_size) or MAX_PULL_BATCH_SIZE
         max_messages = count(self.max_messages, "max_messages")
         process = _resolve_callable(self.process, "process")
         if max_messages == 0:
@@ -535,8 +538,8 @@ class CloudflareQueuesPullOperator(CloudflareQueuesBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.on_paused = _validate_on_paused(on_paused)
-        self.batch_size = count(batch_size, "batch_size", low=1, high=100) or 100
+        self.on_paused = choice(on_paused, ON_PAUSED, "on_paused")
+        self.batch_size = read_batch_size(batch_size) or MAX_PULL_BATCH_SIZE
         self.max_messages = max_messages
         self.visibility_timeout = known_lease_seconds(visibility_timeout)
         self.expected_processing_time = duration(expected_processing_time, "expected_processing_time")

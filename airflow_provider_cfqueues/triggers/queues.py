@@ -15,7 +15,6 @@ from ..api.errors import (
     CloudflareQueuesAckError,
     CloudflareQueuesDeliveryPausedError,
     CloudflareQueuesError,
-    CloudflareQueuesValidationError,
 )
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
@@ -59,7 +58,7 @@ class CloudflareQueuesBacklogTrigger(QueueTriggerArguments, BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
         self.criteria = BacklogCriteria(**criteria).to_dict()
-        self.poll_interval = _interval(poll_interval, "poll_interval")
+        self.poll_interval = units.interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -130,7 +129,7 @@ class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
-        self.poll_interval = _interval(poll_interval, "poll_interval")
+        self.poll_interval = units.interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
         self.backlog_before = backlog_before
 
@@ -167,14 +166,6 @@ class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
         finally:
             await hook.aclose()
-
-
-def _interval(value: object, name: str) -> float:
-    """A poll interval: seconds (or a ``timedelta``) above 0."""
-    seconds = units.duration(value, name, above_zero=True)
-    if seconds is None:
-        raise CloudflareQueuesValidationError(f"{name} is needed: give seconds or a timedelta")
-    return seconds
 
 
 def _event_trigger_base() -> type[Any]:
@@ -266,10 +257,10 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         self.batch_size = units.batch_size(batch_size) or 100
         self.max_messages_per_event = units.count(max_messages_per_event, "max_messages_per_event", low=1) or 1
         self.visibility_timeout = units.known_lease_seconds(visibility_timeout)
-        self.poll_interval = _interval(poll_interval, "poll_interval")
-        self.max_poll_interval = max(_interval(max_poll_interval, "max_poll_interval"), self.poll_interval)
+        self.poll_interval = units.interval(poll_interval, "poll_interval")
+        self.max_poll_interval = max(units.interval(max_poll_interval, "max_poll_interval"), self.poll_interval)
         self.ack_on_emit = bool(ack_on_emit)
-        self.paused_poll_interval = _interval(paused_poll_interval, "paused_poll_interval")
+        self.paused_poll_interval = units.interval(paused_poll_interval, "paused_poll_interval")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = CloudflareQueuesHook(

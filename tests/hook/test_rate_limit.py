@@ -93,8 +93,7 @@ def test_the_client_waits_for_the_window_instead_of_running_into_a_block(
 
 
 def test_a_block_is_shared_by_every_hook_of_the_token(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = budgeted(clock, "3/300", monkeypatch)  # the service blocks for 300 s
-    try:
+    with budgeted(clock, "3/300", monkeypatch) as emulator:  # the service blocks for 300 s
         queue = emulator.create_queue("q")
         api = RawApi(emulator)
         for _ in range(3):
@@ -109,15 +108,12 @@ def test_a_block_is_shared_by_every_hook_of_the_token(clock: ManualClock, monkey
         assert other.get_metrics().backlog_count == 3
         assert budget.refused == 1  # it waited out the block without discovering it again
         assert sleeps == [pytest.approx(300, abs=1)]
-    finally:
-        emulator.stop()
 
 
 def test_a_wait_longer_than_max_retry_wait_is_a_clear_error(
     clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator = budgeted(clock, "2/600", monkeypatch)
-    try:
+    with budgeted(clock, "2/600", monkeypatch) as emulator:
         queue = emulator.create_queue("q")
         hook = hook_on(clock)
         hook.push_message({"n": 1})  # the queue's name lookup, then the push: the budget is spent
@@ -131,15 +127,12 @@ def test_a_wait_longer_than_max_retry_wait_is_a_clear_error(
         emulator.app.faults = ScriptedFaults({"metrics": ["throttle"]}, retry_after=900)
         with pytest.raises(CloudflareQueuesRateLimitError, match="asks to wait 900 s, more than max_retry_wait=300 s"):
             CloudflareQueuesHook(queue=queue.id).get_metrics()
-    finally:
-        emulator.stop()
 
 
 def test_counted_requests_are_paced_when_the_budget_runs_low(
     clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator = budgeted(clock, "100/60", monkeypatch)
-    try:
+    with budgeted(clock, "100/60", monkeypatch) as emulator:
         emulator.create_queue("q")
         sleeps: list[float] = []
         hook = hook_on(clock, sleeps)
@@ -149,8 +142,6 @@ def test_counted_requests_are_paced_when_the_budget_runs_low(
         paced = [s for s in sleeps if s > 0]
         assert len(paced) >= 9  # the last tenth of the budget is spread over what is left of the window
         assert max(paced) < 60
-    finally:
-        emulator.stop()
 
 
 def test_the_cli_takes_a_rate_limit() -> None:

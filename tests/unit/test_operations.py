@@ -267,3 +267,12 @@ def test_lease_labels_survive_airflows_log_redaction() -> None:
     assert len({lease_label(lease) for lease in leases}) == 3  # ... and every lease told apart
     assert line.startswith("…") and "lease expired" in line
     assert lease_label("short-id") == "short-id"
+
+
+def test_the_answer_date_is_read_as_utc() -> None:
+    from airflow_provider_cfqueues.api.operations import answered_at_ms
+
+    expected = 1_800_000_000_000  # 2027-01-15T08:00:00Z
+    assert answered_at_ms({"Date": "Fri, 15 Jan 2027 08:00:00 GMT"}) == expected
+    assert answered_at_ms({"date": "Fri, 15 Jan 2027 08:00:00 -0000"}) == expected  # no zone: UTC, not local
+    assert answered_at_ms({"Date": "yesterday"}) is None and answered_at_ms({}) is None

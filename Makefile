@@ -1,6 +1,9 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make demo   - start the bundled emulator and run the example DAGs through real Airflow
 #   make test   - lint, type-check, and run the whole test suite on Airflow 3 (latest) and 2.11 (oldest)
+# and, with a Cloudflare account:
+#   make contract - the contract suite against the account and the emulator, side by side (needs
+#                   CFQUEUES_CONTRACT_TOKEN and CFQUEUES_CONTRACT_ACCOUNT_ID; docs/emulator.md)
 # Each virtualenv is created on first use (pip installs uv into it; uv installs the rest, pinned by the
 # constraints files in requirements/).
 
@@ -18,7 +21,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test test-airflow3 test-airflow2 lint typecheck bench install install-airflow2 lock clean
+.PHONY: demo test test-airflow3 test-airflow2 contract lint typecheck bench install install-airflow2 lock clean
 
 %/bin/uv:
 	$(PYTHON) -m venv $*
@@ -50,6 +53,9 @@ test-airflow2: install-airflow2
 	$(BIN2)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck test-airflow3 test-airflow2
+
+contract: install
+	$(BIN)/pytest tests/contract --contract-target=live $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/python scripts/demo.py

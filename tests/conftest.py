@@ -57,8 +57,27 @@ TEST_TOKEN = "cfq-test-token-7f3e9a1c"
 FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cfqueues contract suite (tests/contract)")
+    group.addoption(
+        "--contract-target",
+        choices=("emulator", "live"),
+        default="emulator",
+        help="emulator: the bundled emulator only; live: a Cloudflare account (CFQUEUES_CONTRACT_TOKEN, "
+        "CFQUEUES_CONTRACT_ACCOUNT_ID) compared with the emulator",
+    )
+    group.addoption(
+        "--contract-report",
+        default="contract-report",
+        help="directory for contract-report.json and contract-report.md (relative to the rootdir)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "airflow3: needs Airflow 3 (skipped on Airflow 2.11)")
+    config.addinivalue_line(
+        "markers", "contract_waits: a contract case that waits half a minute or more on a live account"
+    )
 
 
 # The API token must never appear in logs, task logs, XCom, exception texts or rendered templates:

@@ -1,0 +1,178 @@
+"""
+The contract suite runs each case against the emulator (``make test``) or, with ``--contract-target=live``
+(``make contract``), against a real Cloudflare account *and* the emulator, and reports where they differ.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
+
+from .ledger import Ledger
+from .report import Check, Report
+from .target import CONN_ID, Target
+
+TOKEN_ENV = "CFQUEUES_CONTRACT_TOKEN"
+ACCOUNT_ENV = "CFQUEUES_CONTRACT_ACCOUNT_ID"
+BASE_URL_ENV = "CFQUEUES_CONTRACT_BASE_URL"
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+PACE_ENV = "CFQUEUES_CONTRACT_PACE"
+#: a live run stays far inside Cloudflare's 1,200 requests per 5 minutes: by default at most 2 counted
+#: requests a second (CFQUEUES_CONTRACT_PACE: seconds between them), 5 pulls or acks a second, and it
+#: stops after 600 counted requests
+LIVE_CAP = 600
+
+
+def _live_ledger() -> Ledger:
+    pace = float(os.environ.get(PACE_ENV) or 0.5)
+    return Ledger(counted_interval=pace, exempt_interval=min(pace, 0.2), cap=LIVE_CAP)
+
+
+@dataclass
+class ContractRun:
+    target: str
+    prefix: str = field(default_factory=lambda: f"cfq-contract-{secrets.token_hex(4)}")
+    checks: list[Check] = field(default_factory=list)
+    live_ledger: Ledger = field(default_factory=_live_ledger)
+    counted: int = 0
+    exempt: int = 0
+    leftovers: list[str] = field(default_factory=list)
+    skipped_because: str | None = None
+    report_paths: list[Path] = field(default_factory=list)
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+
+
+RUN = pytest.StashKey[ContractRun]()
+
+
+def _run(config: pytest.Config) -> ContractRun:
+    if RUN not in config.stash:
+        config.stash[RUN] = ContractRun(target=config.getoption("contract_target"))
+    return config.stash[RUN]
+
+
+def _live_credentials() -> tuple[str, str, str] | None:
+    token, account_id = os.environ.get(TOKEN_ENV, ""), os.environ.get(ACCOUNT_ENV, "")
+    if not token or not account_id:
+        return None
+    return token, account_id, os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "contract" in metafunc.fixturenames:
+        kinds = ["live", "emulator"] if _run(metafunc.config).target == "live" else ["emulator"]
+        metafunc.parametrize("contract_kind", kinds)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = _run(config)
+    if run.target != "live" or _live_credentials() is not None:
+        return
+    run.skipped_because = (
+        f"contract suite skipped: set {TOKEN_ENV} and {ACCOUNT_ENV} to run it against a Cloudflare account "
+        "(docs/emulator.md#the-contract-suite)"
+    )
+    contract_items = [item for item in items if "contract_kind" in getattr(item, "fixturenames", ())]
+    if contract_items:
+        config.hook.pytest_deselected(items=contract_items)
+        items[:] = [item for item in items if item not in contract_items]
+
+
+@pytest.fixture
+def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """The case's target: its queues are deleted when the case ends, passed or not."""
+    run = _run(request.config)
+    wait: Callable[[float], object]
+    if contract_kind == "live":
+        credentials = _live_credentials()
+        assert credentials is not None
+        token, account_id, base_url = credentials
+        ledger, wait, now, reading = run.live_ledger, time.sleep, time.monotonic, {}
+    else:
+        emulator: CloudflareQueuesEmulator = request.getfixturevalue("emulator")
+        token, account_id, base_url = emulator.token, emulator.account_id, emulator.base_url
+        clock = emulator.clock
+        assert isinstance(clock, ManualClock), "the contract suite runs the emulator on a manual clock"
+        ledger, wait, now = Ledger(), clock.advance, clock.now
+        reading = {"json_bodies": request.getfixturevalue("json_bodies")}
+    connection = {
+        "conn_type": "cloudflare_queues",
+        "host": base_url,
+        "password": token,
+        "extra": {"account_id": account_id},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    target = Target(
+        kind=contract_kind,
+        base_url=base_url,
+        token=token,
+        account_id=account_id,
+        ledger=ledger,
+        wait=wait,
+        now=now,
+        prefix=f"{run.prefix}-{next(run.numbers):03d}",
+        case=getattr(request.node, "originalname", request.node.name).removeprefix("test_"),
+        checks=run.checks,
+        emulator_reading=reading,
+    )
+    counted, exempt = ledger.counted, ledger.exempt
+    try:
+        yield target
+    finally:
+        failures = target.cleanup()
+        target.hook.close()
+        target.session.close()
+        if contract_kind == run.target:  # the run's figures are those of its target
+            run.counted += ledger.counted - counted
+            run.exempt += ledger.exempt - exempt
+        run.leftovers += failures
+    assert not failures, f"queues of this case could not be deleted: {failures}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(RUN, None)
+    if run is None:
+        return
+    if run.skipped_because is not None:
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
+        return
+    if not run.checks:
+        return
+    credentials = _live_credentials() if run.target == "live" else None
+    host = credentials[2] if credentials else "the bundled emulator"
+    report = Report(run.target, host, run.checks, run.counted, run.exempt, len(run.leftovers))
+    directory = Path(session.config.getoption("contract_report"))
+    if not directory.is_absolute():
+        directory = session.config.rootpath / directory
+    run.report_paths = report.write(directory, [credentials[0], credentials[1]] if credentials else [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    if run.skipped_because is not None:
+        terminalreporter.write_line(run.skipped_because)
+        return
+    if not run.report_paths:
+        return
+    summary = json.loads(run.report_paths[0].read_text())["summary"]
+    terminalreporter.write_line(
+        f"contract suite against {run.target}: {summary['checks']} checks, emulator matched "
+        f"{summary['emulator_matched']}, differed {summary['emulator_differed']}, no reference "
+        f"{summary['no_reference']}; requests counted by the API budget: {run.counted} (pulls and acks: "
+        f"{run.exempt}); report: {', '.join(str(path) for path in run.report_paths)}"
+    )
+    if run.leftovers:
+        terminalreporter.write_line(f"queues left behind (delete them by hand): {'; '.join(run.leftovers)}")

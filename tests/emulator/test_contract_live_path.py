@@ -1,0 +1,89 @@
+"""
+The contract suite's live path (``make contract``), run against an emulator process standing in for a
+Cloudflare account: both targets, pacing and counting, cleanup, a bystander queue left alone, the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from airflow_provider_cfqueues.emulator import EmulatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+LIVE_TOKEN = "contract-live-token-5d1c"
+LIVE_ACCOUNT = "9f86d081884c7d659a2feaa0c55ad015"
+# cases that take no more than a few seconds of real waiting, across every module of the suite
+QUICK_CASES = "push or bodies or paused or errors or duplicate or dead_letter"
+
+
+def _contract_run(env: dict[str, str], report_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/contract",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--contract-target=live",
+        f"--contract-report={report_dir}",
+        *args,
+    ]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CFQUEUES_CONTRACT_", "PYTEST_"))}
+    return subprocess.run(command, cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=600)
+
+
+def test_a_live_run_compares_each_case_with_the_emulator_and_cleans_up(tmp_path: Path) -> None:
+    with EmulatorProcess(["bystander"], token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
+        api = f"{account.base_url}/accounts/{LIVE_ACCOUNT}/queues"
+        headers = {"Authorization": f"Bearer {LIVE_TOKEN}"}
+        bystander = account.queue_ids["bystander"]
+        requests.post(f"{api}/{bystander}/messages", json={"body": {"keep": True}}, headers=headers, timeout=10)
+        env = {
+            "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
+            "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
+            "CFQUEUES_CONTRACT_BASE_URL": account.base_url,
+            "CFQUEUES_CONTRACT_PACE": "0.01",
+        }
+        result = _contract_run(env, tmp_path, "-k", QUICK_CASES)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        queues = requests.get(api, headers=headers, timeout=10).json()["result"]
+        assert [queue["queue_name"] for queue in queues] == ["bystander"]  # every queue of the run deleted
+        metrics = requests.get(f"{api}/{bystander}/metrics", headers=headers, timeout=10).json()["result"]
+        assert metrics["backlog_count"] == 1  # and the bystander untouched
+    assert "[live]" in result.stdout or " passed" in result.stdout
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("contract suite against live"))
+    assert "requests counted by the API budget: " in summary
+    report = json.loads((tmp_path / "contract-report.json").read_text())
+    assert report["target"] == "live" and report["host"] == account.base_url
+    assert report["requests"]["counted_by_the_api_budget"] > 0 and report["leftover_queues"] == 0
+    # the "account" is an emulator with the same settings, so every observation must match
+    assert report["summary"]["emulator_differed"] == 0 and report["summary"]["no_reference"] == 0
+    assert {
+        "push_accepts_text_and_json_and_answers_metrics",
+        "max_retries_with_dead_letter_queue",
+        "paused_delivery",
+        "pull_consumers_missing_new_and_second",
+    } <= {row["case"] for row in report["cases"]}
+    assert all("live" in row and "emulator" in row for row in report["cases"])
+    table = (tmp_path / "contract-report.md").read_text()
+    assert "| case | check | kind | expectation | live | emulator | emulator matched |" in table
+    for text in (result.stdout, result.stderr, table, json.dumps(report)):
+        assert LIVE_TOKEN not in text and LIVE_ACCOUNT not in text
+
+
+def test_without_credentials_the_live_run_is_skipped_with_one_line(tmp_path: Path) -> None:
+    result = _contract_run({}, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    reasons = [line for line in result.stdout.splitlines() if line.startswith("contract suite skipped")]
+    assert reasons == [
+        "contract suite skipped: set CFQUEUES_CONTRACT_TOKEN and CFQUEUES_CONTRACT_ACCOUNT_ID to run it against "
+        "a Cloudflare account (docs/emulator.md#the-contract-suite)"
+    ]
+    assert not (tmp_path / "contract-report.json").exists()

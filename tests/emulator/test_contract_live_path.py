@@ -11,9 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
-from airflow_provider_cfqueues.emulator import EmulatorProcess
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, EmulatorProcess
+
+from ..contract.ledger import ForeignQueueError, Ledger
+from ..contract.target import Target
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE_TOKEN = "contract-live-token-5d1c"
@@ -39,6 +43,8 @@ def _contract_run(env: dict[str, str], report_dir: Path, *args: str) -> subproce
     return subprocess.run(command, cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=600)
 
 
+# one Airflow version is enough for the harness: the cases themselves run on both in tests/contract
+@pytest.mark.airflow3
 def test_a_live_run_compares_each_case_with_the_emulator_and_cleans_up(tmp_path: Path) -> None:
     with EmulatorProcess(["bystander"], token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
         api = f"{account.base_url}/accounts/{LIVE_ACCOUNT}/queues"
@@ -78,6 +84,7 @@ def test_a_live_run_compares_each_case_with_the_emulator_and_cleans_up(tmp_path:
         assert LIVE_TOKEN not in text and LIVE_ACCOUNT not in text
 
 
+@pytest.mark.airflow3
 def test_without_credentials_the_live_run_is_skipped_with_one_line(tmp_path: Path) -> None:
     result = _contract_run({}, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -87,3 +94,41 @@ def test_without_credentials_the_live_run_is_skipped_with_one_line(tmp_path: Pat
         "a Cloudflare account (docs/emulator.md#the-contract-suite)"
     ]
     assert not (tmp_path / "contract-report.json").exists()
+
+
+def test_a_case_that_fails_half_way_still_deletes_its_queues(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in emulator.airflow_connection_env("cfqueues_contract").items():
+        monkeypatch.setenv(name, value)
+    bystander = emulator.create_queue("bystander")
+    target = Target(
+        kind="emulator",
+        base_url=emulator.base_url,
+        token=emulator.token,
+        account_id=emulator.account_id,
+        ledger=Ledger(),
+        wait=emulator.clock.advance,  # type: ignore[attr-defined]
+        now=emulator.clock.now,
+        prefix="cfq-contract-test-000",
+        case="fails",
+        checks=[],
+        emulator_reading={},
+    )
+    with pytest.raises(AssertionError, match="the case failed"):
+        _fail_half_way(target, bystander.id)
+    assert target.cleanup() == []  # what the contract fixture does when a case ends, passed or failed
+    queues, _ = emulator.app.state.list_queues(emulator.account_id)
+    assert [queue["queue_name"] for queue in queues] == ["bystander"]
+
+
+def _fail_half_way(target: Target, bystander_id: str) -> None:
+    dead_letters = target.dead_letter_queue_name("dlq")
+    queue = target.queue("q", max_retries=0, dead_letter_queue=dead_letters)
+    target.hook.push_message("m", queue=queue.id)
+    [message] = target.collect(queue, 1)
+    target.ack(queue, retries=[{"lease_id": message["lease_id"], "delay_seconds": 0}])  # to the service-made DLQ
+    target.queue("unused", consumer=False)
+    with pytest.raises(ForeignQueueError):
+        target.call("DELETE", f"/{bystander_id}")
+    raise AssertionError("the case failed")

@@ -22,8 +22,9 @@ from ..contract.target import Target
 REPO = Path(__file__).resolve().parents[2]
 LIVE_TOKEN = "contract-live-token-5d1c"
 LIVE_ACCOUNT = "9f86d081884c7d659a2feaa0c55ad015"
-# cases that take no more than a few seconds of real waiting, across every module of the suite
-QUICK_CASES = "push or bodies or paused or errors or duplicate or dead_letter"
+# a few cases that wait little in real time but cover the harness: both targets, a service-made
+# dead-letter queue to clean up, a consumer awaited with a probe, the hook and raw HTTP
+QUICK_CASES = "push_accepts or bodies or paused or missing_new or with_dead_letter"
 
 
 def _contract_run(env: dict[str, str], report_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

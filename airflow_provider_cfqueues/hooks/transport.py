@@ -105,7 +105,7 @@ WATCHDOG = DeadlineWatchdog()
 _IN_USE: contextvars.ContextVar[list[HTTPConnection] | None] = contextvars.ContextVar("cfqueues_in_use", default=None)
 
 
-class _Tracked(HTTPConnection):
+class _TrackedHTTPConnection(HTTPConnection):
     """A connection that registers with the request using it (see :data:`_IN_USE`)."""
 
     def request(self, *args: Any, **kwargs: Any) -> None:
@@ -115,12 +115,8 @@ class _Tracked(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _TrackedHTTPConnection(_Tracked):
-    pass
-
-
-class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
-    pass
+class _TrackedHTTPSConnection(_TrackedHTTPConnection, HTTPSConnection):
+    """The same, over TLS."""
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):

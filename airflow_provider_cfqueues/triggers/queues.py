@@ -16,6 +16,7 @@ from ..api.errors import (
     CloudflareQueuesDeliveryPausedError,
     CloudflareQueuesError,
 )
+from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import QueueTriggerArguments
@@ -254,7 +255,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     ) -> None:
         super().__init__()
         self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
-        self.batch_size = units.batch_size(batch_size) or 100
+        self.batch_size = units.batch_size(batch_size) or MAX_PULL_BATCH_SIZE
         self.max_messages_per_event = units.count(max_messages_per_event, "max_messages_per_event", low=1) or 1
         self.visibility_timeout = units.known_lease_seconds(visibility_timeout)
         self.poll_interval = units.interval(poll_interval, "poll_interval")

@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 
 from .ledger import Ledger
-from .report import Check, Report
+from .report import Check, Report, summarize
 from .target import CONN_ID, Target
 
 TOKEN_ENV = "CFQUEUES_CONTRACT_TOKEN"
@@ -49,6 +49,7 @@ class ContractRun:
     leftovers: list[str] = field(default_factory=list)
     skipped_because: str | None = None
     report_paths: list[Path] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=itertools.count)
 
 
@@ -156,6 +157,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not directory.is_absolute():
         directory = session.config.rootpath / directory
     run.report_paths = report.write(directory, [credentials[0], credentials[1]] if credentials else [])
+    run.summary = summarize(report.rows())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -167,7 +169,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     if not run.report_paths:
         return
-    summary = json.loads(run.report_paths[0].read_text())["summary"]
+    summary = run.summary
     terminalreporter.write_line(
         f"contract suite against {run.target}: {summary['checks']} checks, emulator matched "
         f"{summary['emulator_matched']}, differed {summary['emulator_differed']}, no reference "

@@ -46,7 +46,7 @@ class Ledger:
     owned: set[str] = field(default_factory=set)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
-    _last: float = float("-inf")
+    _last: float = field(default=float("-inf"), init=False, repr=False)  # when the last request went
 
     def admit(self, method: str, url: str) -> None:
         """Count, pace and check one request before it is sent."""

@@ -84,12 +84,7 @@ class Report:
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "requests": {"counted_by_the_api_budget": self.counted_requests, "exempt": self.exempt_requests},
             "leftover_queues": self.leftover_queues,
-            "summary": {
-                "checks": len(rows),
-                "emulator_matched": sum(row["emulator_matched"] is True for row in rows),
-                "emulator_differed": sum(row["emulator_matched"] is False for row in rows),
-                "no_reference": sum(row["emulator_matched"] is None for row in rows),
-            },
+            "summary": summarize(rows),
             "cases": rows,
         }
 
@@ -122,6 +117,16 @@ class Report:
             path.write_text(text)
             paths.append(path)
         return paths
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many checks, and how many of them the emulator matched, differed on, or had no reference for."""
+    return {
+        "checks": len(rows),
+        "emulator_matched": sum(row["emulator_matched"] is True for row in rows),
+        "emulator_differed": sum(row["emulator_matched"] is False for row in rows),
+        "no_reference": sum(row["emulator_matched"] is None for row in rows),
+    }
 
 
 def _cell(value: Any) -> str:

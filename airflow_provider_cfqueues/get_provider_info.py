@@ -31,7 +31,12 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [f"{modules}.operators.queues", f"{modules}.operators.admin"],
+                "python-modules": [
+                    f"{modules}.operators.push",
+                    f"{modules}.operators.consume",
+                    f"{modules}.operators.pull_ack",
+                    f"{modules}.operators.admin",
+                ],
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.sensors.queues"]}],

@@ -13,7 +13,7 @@ import random
 
 from common import Row, table
 
-from airflow_provider_cfqueues.api.operations import batch_capacity, min_batches, prepare_messages
+from airflow_provider_cfqueues.api.push_packing import batch_capacity, min_batches, prepare_messages
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 

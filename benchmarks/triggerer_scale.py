@@ -57,7 +57,7 @@ def child(mode: str, count: int, interval: float, seconds: float, queue_ids: lis
 
         def poke_loop(queue_id: str) -> None:
             nonlocal requests
-            sensor = CloudflareQueuesBacklogSensor(task_id="s", queue=queue_id, min_backlog=10**9)
+            sensor = CloudflareQueuesBacklogSensor(task_id="s", cloudflare_queue=queue_id, min_backlog=10**9)
             while not stop.is_set():
                 sensor.poke({})  # type: ignore[arg-type]
                 with lock:

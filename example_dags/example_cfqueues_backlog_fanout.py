@@ -50,7 +50,7 @@ with DAG(
 ) as dag:
     wait = CloudflareQueuesBacklogSensor(
         task_id="wait_for_backlog",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         min_backlog="{{ params.min_backlog }}",
         deferrable=True,
         poke_interval=2,
@@ -64,12 +64,12 @@ with DAG(
 
     drain = CloudflareQueuesPullAndAckOperator.partial(
         task_id="drain",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         process=record_event,
         process_kwargs={"db_path": "{{ params.db_path }}"},
         batch_size=50,
         visibility_timeout=timedelta(minutes=5),
-        retry_delay=10,
+        message_retry_delay=10,
     ).expand(max_messages=shares(wait.output))
 
     @task

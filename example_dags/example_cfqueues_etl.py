@@ -68,17 +68,17 @@ with DAG(
         ]
 
     records = extract()
-    push = CloudflareQueuesPushOperator(task_id="push", queue=QUEUE, messages=records)
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue=QUEUE, messages=records)
     wait = CloudflareQueuesBacklogSensor(
         task_id="wait_for_backlog",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         min_backlog="{{ params.records }}",
         poke_interval=1,
         timeout=300,
     )
     load = CloudflareQueuesPullAndAckOperator(
         task_id="load",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         process=load_orders,
         process_mode="batch",
         process_kwargs={"db_path": "{{ params.db_path }}"},

@@ -49,4 +49,4 @@ with DAG(
                 leases.append(message["lease_id"])
         return leases
 
-    CloudflareQueuesAckOperator(task_id="ack", queue=QUEUE, acks=handle())
+    CloudflareQueuesAckOperator(task_id="ack", cloudflare_queue=QUEUE, acks=handle())

@@ -40,7 +40,7 @@ with DAG(
     },
     tags=["example", "cloudflare-queues"],
 ) as dag:
-    pause = CloudflareQueuesPauseDeliveryOperator(task_id="pause_delivery", queue=QUEUE)
+    pause = CloudflareQueuesPauseDeliveryOperator(task_id="pause_delivery", cloudflare_queue=QUEUE)
 
     @task
     def corrected_orders(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -52,8 +52,8 @@ with DAG(
             for n in range(first, first + params["orders"])
         ]
 
-    backfill = CloudflareQueuesPushOperator(task_id="backfill", queue=QUEUE, messages=corrected_orders())
-    resume = CloudflareQueuesResumeDeliveryOperator(task_id="resume_delivery", queue=QUEUE)
+    backfill = CloudflareQueuesPushOperator(task_id="backfill", cloudflare_queue=QUEUE, messages=corrected_orders())
+    resume = CloudflareQueuesResumeDeliveryOperator(task_id="resume_delivery", cloudflare_queue=QUEUE)
 
     @task
     def report(pushed: dict[str, Any]) -> dict[str, int]:

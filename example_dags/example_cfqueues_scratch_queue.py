@@ -71,22 +71,22 @@ with DAG(
     name = queue_name()
     create = CloudflareQueuesCreateQueueOperator(
         task_id="create_queue",
-        queue=name,
+        cloudflare_queue=name,
         batch_size=50,
         visibility_timeout=timedelta(minutes=2),
         max_retries=3,
         message_retention_period=timedelta(hours=6),  # a forgotten scratch queue does not keep data long
     )
-    push = CloudflareQueuesPushOperator(task_id="push", queue=name, messages=work_items())
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue=name, messages=work_items())
     drain = CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue=name,
+        cloudflare_queue=name,
         process=render_thumbnail,
         process_kwargs={"db_path": "{{ params.db_path }}", "run_id": "{{ run_id }}"},
         max_messages="{{ params.images }}",
         concurrency=4,
     )
-    delete = CloudflareQueuesDeleteQueueOperator(task_id="delete_queue", queue=name, trigger_rule="all_done")
+    delete = CloudflareQueuesDeleteQueueOperator(task_id="delete_queue", cloudflare_queue=name, trigger_rule="all_done")
 
     @task
     def verify(

@@ -35,7 +35,7 @@ with DAG(
 ) as dag:
     pulled = CloudflareQueuesPullOperator(
         task_id="pull",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         max_messages=20,
         visibility_timeout=timedelta(minutes=10),
         expected_processing_time=timedelta(minutes=2),
@@ -53,9 +53,9 @@ with DAG(
 
     CloudflareQueuesAckOperator(
         task_id="ack",
-        queue=QUEUE,
+        cloudflare_queue=QUEUE,
         acks=done,
         retry_unacked_from=pulled.output,
-        retry_delay=0,
+        message_retry_delay=0,
         trigger_rule="all_done",
     )

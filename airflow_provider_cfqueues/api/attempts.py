@@ -21,14 +21,44 @@ DEFAULT_MAX_RETRIES = 3
 #: The provider's retry backoff: seconds before attempt 1 comes back, doubling per attempt, capped.
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3_600
+#: ``message_retry_delay="consumer"``: send no delay, so that the consumer's own ``retry_delay`` applies.
+CONSUMER_RETRY_DELAY = "consumer"
+#: how many retry delays a log line lists before "..."
+DELAYS_SHOWN = 4
+
+
+class MessageRetryDelay:
+    """
+    How long a failed message waits before it comes back, resolved once from the user's
+    ``message_retry_delay`` (:func:`resolve_retry_delay`) and used by every layer: the drain, the Ack
+    operator, the logs. :meth:`seconds` is what goes with a retry; ``None`` there means one thing
+    only: send no delay, so that the consumer's ``retry_delay`` applies.
+    """
+
+    def seconds(self, attempts: int) -> int | None:
+        """The delay to send with the retry of the delivery numbered ``attempts`` (``None``: the consumer's)."""
+        raise NotImplementedError
+
+    def wait(self, attempts: int, budget: AttemptBudget) -> float:
+        """How long the message will actually wait after that retry."""
+        sent = self.seconds(attempts)
+        return budget.retry_delay if sent is None else sent
+
+    def describe(self, budget: AttemptBudget) -> str:
+        """The delays of the retries ``budget`` allows, in words (``30 s, 60 s``)."""
+        if budget.max_retries == 0:
+            return "never: the consumer allows no retries"
+        shown = range(1, min(budget.max_retries, DELAYS_SHOWN) + 1)
+        steps = ", ".join(f"{self.wait(n, budget):g} s" for n in shown)
+        return steps + (", ..." if budget.max_retries > DELAYS_SHOWN else "")
 
 
 @dataclass(frozen=True)
-class ExponentialBackoff:
+class ExponentialBackoff(MessageRetryDelay):
     """
-    A ``retry_delay``: ``base`` seconds after a message's first delivery failed, doubling with each
-    further attempt, at most ``cap`` seconds; whole seconds, as Cloudflare takes them. The default
-    (30 s, 60 s, 120 s, 240 s, ... up to one hour) is what ``retry_delay=None`` means.
+    A ``message_retry_delay``: ``base`` seconds after a message's first delivery failed, doubling with
+    each further attempt, at most ``cap`` seconds; whole seconds, as Cloudflare takes them. The
+    default (30 s, 60 s, 120 s, 240 s, ... up to one hour) is what ``message_retry_delay=None`` means.
 
     :param base: seconds before a message that failed on its first delivery comes back.
     :param cap: the longest delay in seconds.
@@ -43,13 +73,60 @@ class ExponentialBackoff:
         if isinstance(self.cap, bool) or not isinstance(self.cap, int) or self.cap < self.base:
             raise ValueError(f"cap must be a whole number of seconds >= base, got {self.cap!r}")
 
-    def __call__(self, attempts: int) -> int:
-        """The delay in seconds after the delivery numbered ``attempts`` failed."""
+    def seconds(self, attempts: int) -> int:
         exponent: int = min(max(attempts, 1) - 1, 32)
         return min(self.cap, self.base * (1 << exponent))
 
 
 DEFAULT_BACKOFF = ExponentialBackoff()
+
+
+@dataclass(frozen=True)
+class FixedDelay(MessageRetryDelay):
+    """
+    The same delay after every failed delivery.
+
+    :param delay: whole seconds (0: at once).
+    """
+
+    delay: int
+
+    def seconds(self, attempts: int) -> int:
+        return self.delay
+
+
+@dataclass(frozen=True)
+class ConsumerDelay(MessageRetryDelay):
+    """No delay sent: the consumer's own ``retry_delay`` applies (``message_retry_delay="consumer"``)."""
+
+    def seconds(self, attempts: int) -> None:
+        return None
+
+    def describe(self, budget: AttemptBudget) -> str:
+        if budget.max_retries == 0:
+            return super().describe(budget)
+        return f"the consumer's retry_delay ({budget.retry_delay:g} s)"
+
+
+@dataclass(frozen=True)
+class CallableDelay(MessageRetryDelay):
+    """
+    The user's function of the attempt count; what it returns is read like any delay (seconds or a
+    ``timedelta``, whole seconds, 0 to 24 hours; ``None`` for the consumer's) and refused otherwise.
+
+    :param function: called with the number of the delivery that failed.
+    """
+
+    function: Callable[[int], object]
+
+    def seconds(self, attempts: int) -> int | None:
+        return delay_seconds(self.function(attempts), f"message_retry_delay({attempts})")
+
+    def describe(self, budget: AttemptBudget) -> str:
+        try:
+            return f"{super().describe(budget)} ({self.function!r})"
+        except Exception:  # the user's function: it fails the run when a message needs it, not here
+            return repr(self.function)
 
 
 @dataclass(frozen=True)
@@ -102,20 +179,22 @@ class AttemptBudget:
         return "deletes it (the consumer has no dead-letter queue)"
 
 
-#: ``retry_delay="consumer"``: send no delay, so that the consumer's own ``retry_delay`` applies.
-CONSUMER_RETRY_DELAY = "consumer"
-
-
-def resolve_retry_delay(value: object, name: str = "retry_delay") -> int | Callable[[int], float | None] | None:
+def resolve_retry_delay(value: object, name: str = "message_retry_delay") -> MessageRetryDelay:
     """
-    A user's ``retry_delay`` as the drain uses it: ``None`` is :data:`DEFAULT_BACKOFF`; ``"consumer"``
-    is ``None`` (no delay sent: the consumer's applies); a callable of the attempt count is kept; a
-    number of seconds or a ``timedelta`` is validated.
+    A user's ``message_retry_delay`` as one typed value: ``None`` is :data:`DEFAULT_BACKOFF`;
+    ``"consumer"`` is :class:`ConsumerDelay`; a :class:`MessageRetryDelay` is kept; another callable
+    of the attempt count is a :class:`CallableDelay`; seconds or a ``timedelta`` are a
+    :class:`FixedDelay`, validated here.
     """
     if value is None:
         return DEFAULT_BACKOFF
-    if value == CONSUMER_RETRY_DELAY:
-        return None
-    if callable(value):
+    if isinstance(value, MessageRetryDelay):
         return value
-    return delay_seconds(value, name)
+    if value == CONSUMER_RETRY_DELAY:
+        return ConsumerDelay()
+    if callable(value):
+        return CallableDelay(value)
+    seconds = delay_seconds(value, name)
+    if seconds is None:  # an empty templated string
+        return DEFAULT_BACKOFF
+    return FixedDelay(seconds)

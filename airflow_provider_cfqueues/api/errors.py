@@ -1,5 +1,6 @@
 """
-The provider's exception hierarchy, rooted in ``AirflowException``, and the mapping from an HTTP
+The provider's exception hierarchy, rooted in ``Exception`` (the API core imports nothing from
+Airflow: Airflow fails a task on any exception), and the mapping from an HTTP
 answer (status + Cloudflare error envelope) to the exception a user can act on.
 
 ::
@@ -31,8 +32,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._compat import AirflowException
-
 #: Queues error codes of the "429 type": back off and try again.
 TRANSIENT_CODES = frozenset({10250, 10251, 10253})
 #: 10252 QueueDisabled: the queue's delivery is paused (not transient: it lasts until resumed).
@@ -45,7 +44,7 @@ WRANGLER_PULL_HINT = (
 )
 
 
-class CloudflareQueuesError(AirflowException):
+class CloudflareQueuesError(Exception):
     """
     Base of every error raised by the provider.
 

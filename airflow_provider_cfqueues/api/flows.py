@@ -50,7 +50,6 @@ from .operations import (
     ApiRequest,
     RawResponse,
     ack_requests,
-    answered_at_ms,
     get_queue_request,
     is_queue_id,
     lease_texts,
@@ -59,14 +58,11 @@ from .operations import (
     metrics_request,
     normalize_acks,
     normalize_retries,
-    parse_response,
-    prepare_message,
-    prepare_messages,
     pull_request,
-    push_message_request,
-    push_requests,
     validate_queue,
 )
+from .push_packing import prepare_message, prepare_messages, push_message_request, push_requests
+from .responses import answered_at_ms, parse_response
 from .retry import RetryPolicy
 from .throttle import Throttle
 
@@ -457,6 +453,60 @@ def pull_messages(
         backlog_count=backlog,
         metrics=metrics,
     )
+
+
+@dataclass
+class Collected:
+    """
+    What :func:`collect_messages` gathered.
+
+    :param messages: the leased messages, in the order pulled.
+    :param queue_id: the queue's id (``None`` when no pull answered).
+    :param batches: pulls that returned messages.
+    :param backlog_count: the backlog the last pull reported.
+    :param error: the error that ended the collection early (the messages pulled before it are kept,
+        still leased): the caller decides whether to use them or give them back.
+    """
+
+    messages: list[PulledMessage] = field(default_factory=list)
+    queue_id: str | None = None
+    batches: int = 0
+    backlog_count: int | None = None
+    error: CloudflareQueuesError | None = None
+
+
+def collect_messages(
+    ctx: FlowContext,
+    queue: str | None,
+    batch_size: int,
+    max_messages: int,
+    visibility_timeout: object,
+    enough: Callable[[list[PulledMessage]], bool] | None = None,
+) -> Flow[Collected]:
+    """
+    Pull until ``max_messages`` are leased, a pull comes back empty, or ``enough(messages)`` says so
+    (checked after each pull); keep every lease. An error of a pull ends the collection without
+    raising: it is returned with what was pulled before, for the caller to use or give back.
+    """
+    collected = Collected()
+    units.batch_size(batch_size)
+    units.lease_seconds(visibility_timeout)  # bad input raises before anything is sent
+    while len(collected.messages) < max_messages:
+        wanted = min(batch_size, max_messages - len(collected.messages))
+        try:
+            result = yield from pull_messages(ctx, queue, wanted, visibility_timeout)
+        except CloudflareQueuesError as err:
+            collected.error = err
+            break
+        collected.queue_id = result.queue_id
+        collected.backlog_count = result.backlog_count
+        if not result.messages:
+            break
+        collected.batches += 1
+        collected.messages.extend(result.messages)
+        if enough is not None and enough(collected.messages):
+            break
+    return collected
 
 
 def ack_messages(

@@ -27,7 +27,8 @@ from .. import __version__
 from .._compat import BaseHook, mask_secret
 from ..api import admin_flows, flows
 from ..api.admin_requests import ConsumerSettings, queue_settings
-from ..api.models import AckResult, Consumer, PullResult, PurgeStatus, PushResult, Queue, QueueMetrics
+from ..api.limits import MAX_PULL_BATCH_SIZE
+from ..api.models import AckResult, Consumer, PulledMessage, PullResult, PurgeStatus, PushResult, Queue, QueueMetrics
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
 from ..api.throttle import THROTTLES
@@ -294,6 +295,26 @@ class CloudflareQueuesHook(BaseHook):
         """
         return self._run(flows.pull_messages(self._context(self.settings), queue, batch_size, visibility_timeout))
 
+    def collect_messages(
+        self,
+        *,
+        queue: str | None = None,
+        batch_size: int = MAX_PULL_BATCH_SIZE,
+        max_messages: int = MAX_PULL_BATCH_SIZE,
+        visibility_timeout: float | timedelta | None = None,
+        enough: Callable[[list[PulledMessage]], bool] | None = None,
+    ) -> flows.Collected:
+        """
+        Pull until ``max_messages`` are leased or a pull comes back empty (or ``enough(messages)``, checked
+        after each pull, says so), keeping every lease. A failing pull ends the collection without
+        raising: :attr:`~airflow_provider_cfqueues.api.flows.Collected.error` holds it, and the messages
+        pulled before it are returned, still leased.
+        """
+        flow = flows.collect_messages(
+            self._context(self.settings), queue, batch_size, max_messages, visibility_timeout, enough
+        )
+        return self._run(flow)
+
     def ack_messages(
         self, *, queue: str | None = None, acks: Iterable[Any] = (), retries: Iterable[Any] = ()
     ) -> AckResult:
@@ -475,6 +496,21 @@ class CloudflareQueuesHook(BaseHook):
         """Async :meth:`pull_messages`."""
         ctx = self._context(await self.aget_settings())
         return await self._arun(flows.pull_messages(ctx, queue, batch_size, visibility_timeout))
+
+    async def acollect_messages(
+        self,
+        *,
+        queue: str | None = None,
+        batch_size: int = MAX_PULL_BATCH_SIZE,
+        max_messages: int = MAX_PULL_BATCH_SIZE,
+        visibility_timeout: float | timedelta | None = None,
+        enough: Callable[[list[PulledMessage]], bool] | None = None,
+    ) -> flows.Collected:
+        """Async :meth:`collect_messages`."""
+        ctx = self._context(await self.aget_settings())
+        return await self._arun(
+            flows.collect_messages(ctx, queue, batch_size, max_messages, visibility_timeout, enough)
+        )
 
     async def aack_messages(
         self, *, queue: str | None = None, acks: Iterable[Any] = (), retries: Iterable[Any] = ()

@@ -20,8 +20,7 @@ from ..api.models import Consumer, Queue
 from ..api.units import interval
 from ..hooks.queues import CloudflareQueuesHook
 from ..triggers.queues import CloudflareQueuesPurgeTrigger
-from ._arguments import take_renamed
-from .queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
+from .base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,32 +53,34 @@ def _consumer_summary(consumer: Consumer) -> dict[str, Any]:
     }
 
 
-class _ConsumerArguments(CloudflareQueuesBaseOperator):
-    """
-    The HTTP pull consumer settings an operator takes (see :class:`ConsumerSettings`). ``retry_delay``
-    is the consumer's (how long a failed message waits), stored as ``message_retry_delay`` as in the
-    other operators; Airflow's own task ``retry_delay`` is ``task_retry_delay=``.
-    """
+class _AdminOperator(CloudflareQueuesBaseOperator):
+    """An operator that changes a queue: it acts on the queue it is given, never on the connection's default."""
 
-    _renamed_arguments = ("queue", "retry_delay")
+    _needs_named_queue = True
+    ui_color = "#fbad41"
+
+
+class _ConsumerArguments(_AdminOperator):
+    """
+    The HTTP pull consumer settings an operator takes (see :class:`ConsumerSettings`).
+    ``message_retry_delay`` is the consumer's ``retry_delay`` (how long a failed message waits);
+    ``retry_delay=`` is Airflow's, between task retries.
+    """
 
     def __init__(
         self,
         *,
         batch_size: int | str | None = None,
         max_retries: int | str | None = None,
-        retry_delay: float | timedelta | str | None = None,
+        message_retry_delay: float | timedelta | str | None = None,
         visibility_timeout: float | timedelta | str | None = None,
         dead_letter_queue: str | None = None,
-        message_retry_delay: float | timedelta | str | None = None,
-        task_retry_delay: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
-        retry_delay = take_renamed("retry_delay", retry_delay, message_retry_delay, task_retry_delay, kwargs)
         super().__init__(**kwargs)
         self.batch_size = batch_size
         self.max_retries = max_retries
-        self.message_retry_delay = retry_delay
+        self.message_retry_delay = message_retry_delay
         self.visibility_timeout = visibility_timeout
         self.dead_letter_queue = dead_letter_queue
 
@@ -105,16 +106,15 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
     Create a queue, with an HTTP pull consumer (and its dead-letter queue) unless told otherwise;
     returns the queue id. Idempotent by default: an existing queue is left as it is.
 
-    :param queue: the name of the queue (templated).
+    :param cloudflare_queue: the name of the queue (templated).
     :param delivery_delay: whole seconds (or a ``timedelta``) each message waits before its first
         delivery (templated).
     :param message_retention_period: how long messages are kept, 60 s to 14 days (templated).
     :param pull_consumer: add an HTTP pull consumer (default), so that the provider's operators can pull.
     :param batch_size: the consumer's default messages per pull (templated).
     :param max_retries: retries before a message goes to the dead-letter queue or is deleted (templated).
-    :param retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default
-        (templated). Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is
-        ``task_retry_delay=``.
+    :param message_retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default:
+        the consumer's ``retry_delay`` (templated). (``retry_delay=`` is Airflow's, between task retries.)
     :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for, by default
         (templated).
     :param dead_letter_queue: the queue name exhausted messages go to (templated); the service
@@ -131,7 +131,6 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         "message_retention_period",
         *CONSUMER_TEMPLATE_FIELDS,
     )
-    ui_color = "#fbad41"
 
     def __init__(
         self,
@@ -152,9 +151,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
     @closes_hook
     def execute(self, context: Context) -> str:
         hook = self.hook
-        name = self.cloudflare_queue
-        if not name:
-            raise CloudflareQueuesValidationError("queue: give the name of the queue to create")
+        name = self.queue_ref
         existing = _find(hook, name)
         if existing is None:
             try:
@@ -199,20 +196,19 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         self.log.info("Queue %s exists: settings applied; consumer %s", queue.queue_name, _consumer_summary(consumer))
 
 
-class CloudflareQueuesDeleteQueueOperator(CloudflareQueuesBaseOperator):
+class CloudflareQueuesDeleteQueueOperator(_AdminOperator):
     """
     Delete a queue and every message in it (irreversible); returns its id, or ``None`` when there was
     no such queue and ``if_missing="ignore"`` (the default: safe to retry, and to put after a run with
     ``trigger_rule="all_done"``).
 
-    :param queue: queue id or name (templated).
+    :param cloudflare_queue: queue id or name (templated); required: never the connection's default queue.
     :param if_missing: ``"ignore"`` (default) or ``"fail"``.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
 
     template_fields: Sequence[str] = QUEUE_TEMPLATE_FIELDS
-    ui_color = "#fbad41"
 
     def __init__(self, *, if_missing: str = "ignore", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -220,25 +216,25 @@ class CloudflareQueuesDeleteQueueOperator(CloudflareQueuesBaseOperator):
 
     @closes_hook
     def execute(self, context: Context) -> str | None:
+        queue = self.queue_ref
         try:
-            queue_id = self.hook.delete_queue(self.cloudflare_queue or None)
+            queue_id = self.hook.delete_queue(queue)
         except CloudflareQueuesNotFoundError:
             if self.if_missing == "fail":
                 raise
-            self.log.info("There is no queue %s: nothing to delete (if_missing='ignore')", self.cloudflare_queue)
+            self.log.info("There is no queue %s: nothing to delete (if_missing='ignore')", queue)
             return None
-        self.log.info("Deleted queue %s (%s)", self.cloudflare_queue, queue_id)
+        self.log.info("Deleted queue %s (%s)", queue, queue_id)
         return queue_id
 
 
-class _DeliveryOperator(CloudflareQueuesBaseOperator):
+class _DeliveryOperator(_AdminOperator):
     template_fields: Sequence[str] = QUEUE_TEMPLATE_FIELDS
-    ui_color = "#fbad41"
     paused: bool
 
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
-        queue = self.hook.update_queue(self.cloudflare_queue or None, delivery_paused=self.paused)
+        queue = self.hook.update_queue(self.queue_ref, delivery_paused=self.paused)
         self.log.info("Delivery of queue %s %s", queue.queue_name, "paused" if self.paused else "resumed")
         return {"queue_id": queue.queue_id, "delivery_paused": queue.settings.delivery_paused}
 
@@ -248,7 +244,7 @@ class CloudflareQueuesPauseDeliveryOperator(_DeliveryOperator):
     Pause delivery: pushes are still kept, pulls are refused (PullAndAck and the Pull operator skip)
     until delivery is resumed. Returns ``{"queue_id", "delivery_paused"}``; pausing a paused queue is fine.
 
-    :param queue: queue id or name (templated).
+    :param cloudflare_queue: queue id or name (templated); required: never the connection's default queue.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
@@ -260,7 +256,7 @@ class CloudflareQueuesResumeDeliveryOperator(_DeliveryOperator):
     """
     Resume delivery after a pause. Returns ``{"queue_id", "delivery_paused"}``.
 
-    :param queue: queue id or name (templated).
+    :param cloudflare_queue: queue id or name (templated); required: never the connection's default queue.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
@@ -268,13 +264,13 @@ class CloudflareQueuesResumeDeliveryOperator(_DeliveryOperator):
     paused = False
 
 
-class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
+class CloudflareQueuesPurgeOperator(_AdminOperator):
     """
     Delete every message in a queue. **A purge cannot be undone**: the operator refuses to exist
     without ``confirm=True``. It reads the backlog, starts the purge, and waits for the service to
     finish it (on the triggerer with ``deferrable=True``); returns how many messages the backlog held.
 
-    :param queue: queue id or name (templated).
+    :param cloudflare_queue: queue id or name (templated); required: never the connection's default queue.
     :param confirm: must be ``True``.
     :param wait: wait for the purge to complete (default); else return once it started.
     :param deferrable: wait on the triggerer instead of a worker slot.
@@ -312,7 +308,7 @@ class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
     @closes_hook
     def execute(self, context: Context) -> int:
         hook = self.hook
-        queue = self.cloudflare_queue or None
+        queue = self.queue_ref
         backlog = hook.get_metrics(queue).backlog_count
         if not (self.wait and self.deferrable):
             status = hook.purge_queue(
@@ -338,9 +334,9 @@ class CloudflareQueuesPurgeOperator(CloudflareQueuesBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> int:
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
-            raise AirflowException(f"Purging queue {self.cloudflare_queue} failed: {message}")
+            raise AirflowException(f"Purging queue {self.queue_ref} failed: {message}")
         backlog = int(event["backlog_before"])
-        self.log.info("Purged queue %s: %d message(s) were in it; %s", self.cloudflare_queue, backlog, event["message"])
+        self.log.info("Purged queue %s: %d message(s) were in it; %s", self.queue_ref, backlog, event["message"])
         return backlog
 
 
@@ -349,13 +345,12 @@ class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
     Change the settings given of a queue's HTTP pull consumer; the others stay as they are. Returns
     the consumer: ``{"consumer_id", "type", "dead_letter_queue", "settings"}``.
 
-    :param queue: queue id or name (templated).
+    :param cloudflare_queue: queue id or name (templated); required: never the connection's default queue.
     :param consumer_id: the consumer (default: the queue's HTTP pull consumer).
     :param batch_size: messages per pull by default (templated).
     :param max_retries: retries before a message goes to the dead-letter queue or is deleted (templated).
-    :param retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default
-        (templated). Stored as ``message_retry_delay``; Airflow's own task ``retry_delay`` is
-        ``task_retry_delay=``.
+    :param message_retry_delay: whole seconds (or a ``timedelta``) a retried message waits, by default:
+        the consumer's ``retry_delay`` (templated). (``retry_delay=`` is Airflow's, between task retries.)
     :param visibility_timeout: seconds (or a ``timedelta``) a pull leases its messages for (templated).
     :param dead_letter_queue: the queue name exhausted messages go to; ``""`` removes it (templated).
     :param account_id: account id (templated).
@@ -363,7 +358,6 @@ class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
     """
 
     template_fields: Sequence[str] = (*QUEUE_TEMPLATE_FIELDS, "consumer_id", *CONSUMER_TEMPLATE_FIELDS)
-    ui_color = "#fbad41"
 
     def __init__(self, *, consumer_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -372,9 +366,8 @@ class CloudflareQueuesUpdateConsumerOperator(_ConsumerArguments):
 
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
-        consumer = self.hook.update_consumer(
-            self.cloudflare_queue or None, self.consumer_id or None, **self.consumer_kwargs()
-        )
+        queue = self.queue_ref
+        consumer = self.hook.update_consumer(queue, self.consumer_id or None, **self.consumer_kwargs())
         summary = _consumer_summary(consumer)
-        self.log.info("Consumer of queue %s is now %s", self.cloudflare_queue, summary)
+        self.log.info("Consumer of queue %s is now %s", queue, summary)
         return summary

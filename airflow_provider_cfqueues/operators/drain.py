@@ -1,18 +1,19 @@
 """
-The drain loop behind :class:`~airflow_provider_cfqueues.operators.queues.CloudflareQueuesPullAndAckOperator`:
-pull a batch, process each message (or the batch), then ack the successes and retry the failures in
-one request. Several workers can drain in parallel; each holds only its own batch's leases.
+The drain engine behind :class:`~airflow_provider_cfqueues.operators.consume.CloudflareQueuesPullAndAckOperator`:
+workers that pull a batch, hand each message (or the batch) to ``process``, and send the batch's
+acks, retries and releases in one request. What happens to each message is decided by
+:class:`~airflow_provider_cfqueues.operators.drain_policy.DrainPolicy` (pure); this module keeps the
+threads, quotas, lease windows, pulls and sends.
 
 Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
 
 * a message is acked only after ``process`` returned for it (or it was routed as poison);
 * ``process`` sees a message at most once per run: a failed message that comes back before the run
   ends is held, not processed again, and given back when the run ends;
-* every delivery costs one of the message's attempts (Cloudflare deletes or dead-letters it after
-  ``max_retries + 1``), so the drain reads the consumer's budget first, backs off failed messages
-  (:data:`~airflow_provider_cfqueues.api.attempts.DEFAULT_BACKOFF`), starts each run with small
-  batches, stops pulling after ``max_consecutive_failures`` failures in a row, and never gives back
-  a message on its last delivery unprocessed;
+* every delivery costs one of the message's attempts, so the drain reads the consumer's budget
+  first, backs failed messages off, starts each run with small batches, stops pulling after
+  ``max_consecutive_failures`` first-delivery failures in a row, and never gives back a message on
+  its last delivery unprocessed;
 * leases not acked or retried expire and their messages come back, so a killed task loses nothing.
 """
 
@@ -25,12 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.attempts import DEFAULT_BACKOFF, AttemptBudget
+from ..api.attempts import AttemptBudget
 from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.models import PulledMessage
-from ..api.units import delay_seconds
 from ..hooks.queues import CloudflareQueuesHook
-from .drain_plan import DrainPlan, DrainSummary, RetryDelay
+from .drain_plan import DrainPlan, DrainSummary
+from .drain_policy import PULLED, SUCCEEDED, Action, Breaker, Decision, Delivery, DrainPolicy, Fate, Outcome
 
 #: seconds the task waits for its workers to hand back their leases after a timeout or kill
 STOP_GRACE_SECONDS = 20.0
@@ -76,37 +77,38 @@ class _Held:
 
     :param message: the delivery whose lease is kept.
     :param deadline: when the lease expires (drain clock).
-    :param delay: the retry delay to give it back with.
+    :param delay: the delay to give it back with.
     :param failed: ``process`` failed on this delivery (a retry); else it came back after failing
         earlier in the run and was not processed (a release).
     """
 
     message: PulledMessage
     deadline: float
-    delay: float | None
+    delay: int | None
     failed: bool
 
 
 @dataclass
-class _Outcomes:
-    """What to send for one batch, and what to count once it was sent."""
+class _Batch:
+    """One batch's decisions, sent together."""
 
     acks: list[PulledMessage] = field(default_factory=list)
-    retries: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
+    retries: list[tuple[PulledMessage, Decision]] = field(default_factory=list)
     released: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
-    failed: list[PulledMessage] = field(default_factory=list)
+    failed: int = 0
     poisoned: int = 0
-    dead_lettered: int = 0
-    deleted: int = 0
+
+    def decided(self) -> set[str]:
+        return {m.lease_id for m in self.acks} | {m.lease_id for m, _ in (*self.retries, *self.released)}
 
 
 class Drainer:
     """
-    Runs the drain loop with ``plan.concurrency`` workers.
+    Runs the drain with ``plan.concurrency`` workers.
 
     :param make_hook: returns a hook for one worker (each worker gets its own HTTP session).
     :param queue: queue id or name.
-    :param plan: batch sizes, quotas, timeouts and retry policy.
+    :param plan: batch sizes, quotas, timeouts and retry delay.
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
         batch mode (see :meth:`_match_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
@@ -140,18 +142,19 @@ class Drainer:
         self.log = log
         self.clock = clock
         self.summary = DrainSummary()
+        self._policy: DrainPolicy | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()  # no more pulls
         self._abort = threading.Event()  # and no more processing: give back what is in hand
         self._errors: list[BaseException] = []
         self._quota = _Quota(plan.max_messages, plan.max_batches)
-        self._failed_ids: set[str] = set()
+        self._failed_ids: set[str] = set()  # process() failed for them in this run
         self._held: dict[str, _Held] = {}  # message id -> its lease, kept until the run ends
-        self._retried_ids: set[str] = set()  # failed in this run and retried: they come back later
+        self._given_back_ids: set[str] = set()  # retried or released in this run: they come back later
         self._pulled_ids: set[str] = set()
         self._acked_ids: set[str] = set()
+        self._in_hand = 0  # messages this task's workers pulled and have not settled yet
         self._consecutive_failures = 0
-        self._poison_limit: int | None = None
         self._warned_fit = 0
         self._reason_final = False
 
@@ -191,30 +194,36 @@ class Drainer:
             if abort or interrupted:
                 self._abort.set()
 
+    @property
+    def policy(self) -> DrainPolicy:
+        assert self._policy is not None, "run() reads the budget first"
+        return self._policy
+
     def _prepare(self, hook: CloudflareQueuesHook) -> None:
         if self.budget is None:
             self.budget = AttemptBudget.of(hook.get_queue(self.queue))
         budget = self.budget
+        poison_limit = None
         if self.on_poison is not None:
-            limit = self.plan.max_attempts or budget.deliveries
-            if limit > budget.deliveries:
+            poison_limit = self.plan.max_attempts or budget.deliveries
+            if poison_limit > budget.deliveries:
                 self.log.warning(
                     "max_attempts=%d is more than the %d deliveries the consumer allows (max_retries=%d): "
                     "poison messages are routed after %d attempts, before the service gives up on them",
-                    limit,
+                    poison_limit,
                     budget.deliveries,
                     budget.max_retries,
                     budget.deliveries,
                 )
-                limit = budget.deliveries
-            self._poison_limit = limit
+                poison_limit = budget.deliveries
+        self._policy = DrainPolicy(budget, self.plan.retry_delay, poison_limit, self.plan.safety_margin)
         self.log.info(
             "Consumer budget: %d deliveries per message (max_retries=%d), then the service %s; failed "
             "messages come back after %s",
             budget.deliveries,
             budget.max_retries,
             budget.fate,
-            _describe_delay(self.plan.retry_delay, budget),
+            self.plan.retry_delay.describe(budget),
         )
 
     def _run_workers(self) -> None:
@@ -283,7 +292,7 @@ class Drainer:
             self.log.warning(
                 "%d message(s) that failed earlier in this run came back before it ended (their retry delay is "
                 "shorter than the run) and were held unprocessed: each of those deliveries spent one of its "
-                "attempts. A longer retry_delay avoids this",
+                "attempts. A longer message_retry_delay avoids this",
                 len(came_back),
             )
         try:
@@ -291,11 +300,11 @@ class Drainer:
         except CloudflareQueuesError as err:
             self.log.warning("Could not give back %d held message(s) (%s); their leases expire", len(due), err)
             return
-        missed = result.not_applied
+        applied = [h for h in due if h.message.lease_id not in result.not_applied]
         with self._lock:
-            self.summary.retried += sum(h.failed and h.message.lease_id not in missed for h in due)
-            self.summary.released += sum(not h.failed and h.message.lease_id not in missed for h in due)
-            self._retried_ids.update(h.message.id for h in due if h.message.lease_id not in missed)
+            self.summary.retried += sum(h.failed for h in applied)
+            self.summary.released += sum(not h.failed for h in applied)
+            self._given_back_ids.update(h.message.id for h in applied)
             self.summary.ack_warnings += len(result.warnings)
 
     # -- one worker ----------------------------------------------------------------------------
@@ -322,18 +331,9 @@ class Drainer:
                 )
                 self._quota.give_back(wanted - len(result.messages))
                 if not result.messages:
-                    with self._lock:  # this run's own failures come back after their delay: not waited for
-                        in_flight = max(0, (result.backlog_count or 0) - len(self._retried_ids | set(self._held)))
                     if empty_since is None:
                         empty_since = self.clock()
-                    if self.plan.stop_when_empty and (
-                        in_flight == 0 or self.clock() - empty_since >= self.plan.wait_for_in_flight
-                    ):
-                        self.stop(
-                            "the queue is empty"
-                            if in_flight == 0
-                            else f"nothing to pull; {in_flight} message(s) still leased or delayed"
-                        )
+                    if self._stop_on_empty(result.backlog_count, self.clock() - empty_since):
                         return
                     time.sleep(self.plan.poll_interval)
                     continue
@@ -342,8 +342,13 @@ class Drainer:
                     self.summary.pulled += len(result.messages)
                     self._pulled_ids.update(m.id for m in result.messages)
                     self.summary.batches += 1
+                    self._in_hand += len(result.messages)
                 deadline = started + self.plan.visibility_timeout
-                seconds_per_item, healthy = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
+                try:
+                    seconds_per_item, healthy = self._handle_batch(hook, result.messages, deadline, seconds_per_item)
+                finally:
+                    with self._lock:
+                        self._in_hand -= len(result.messages)
                 # grow while process() mostly works; start small again when most of a batch failed
                 target = min(self.plan.batch_size, target * 2) if healthy else self.plan.first_batch_size
         except Exception as err:
@@ -358,6 +363,28 @@ class Drainer:
             raise
         finally:
             hook.close()
+
+    def _stop_on_empty(self, backlog: int | None, empty_for: float) -> bool:
+        """
+        After an empty pull: stop when nothing is in flight elsewhere (the backlog, less this run's own
+        messages: those in its workers' hands, held, or given back to come later), or once
+        ``wait_for_in_flight`` has passed; ``wait_for_in_flight=None`` never stops here.
+        """
+        wait = self.plan.wait_for_in_flight
+        if wait is None:
+            return False
+        with self._lock:
+            own = self._in_hand + len((self._given_back_ids - self._acked_ids) | set(self._held))
+            elsewhere = max(0, (backlog or 0) - own)
+        if elsewhere and empty_for < wait:
+            return False
+        self.stop(
+            "the queue is empty"
+            if not elsewhere
+            else f"nothing to pull; {elsewhere} message(s) still leased elsewhere or delayed "
+            f"(wait_for_in_flight={wait:g} s)"
+        )
+        return True
 
     def _fit_batch_size(self, batch_size: int, seconds_per_item: float) -> int:
         """Shrink batches so that one fits in the lease window at the measured processing speed."""
@@ -379,100 +406,89 @@ class Drainer:
             )
         return max(0, fits)
 
+    def _delivery(self, message: PulledMessage) -> Delivery:
+        with self._lock:
+            failed_earlier = message.id in self._failed_ids
+        return Delivery(message.id, message.attempts, failed_earlier)
+
     def _handle_batch(
         self, hook: CloudflareQueuesHook, messages: Sequence[PulledMessage], deadline: float, seconds_per_item: float
     ) -> tuple[float, bool]:
         """Process one batch and send its acks and retries; return the new pace and whether most of it succeeded."""
-        out = _Outcomes()
+        batch = _Batch()
         to_process: list[PulledMessage] = []
         for message in messages:
-            if message.id in self._failed_ids and not self._budget.is_last_delivery(message.attempts):
+            decision = self.policy.decide(self._delivery(message), PULLED)
+            if decision.action is Action.HOLD:
                 with self._lock:
-                    self._held[message.id] = _Held(message, deadline, self._retry_delay(message), failed=False)
-            elif self._poison_limit is not None and message.attempts > self._poison_limit:
-                self._route_or_retry(message, out, None)
+                    self._held[message.id] = _Held(message, deadline, decision.delay, failed=False)
+            elif decision.action is Action.POISON:
+                self._apply(message, decision, batch)
             else:
                 to_process.append(message)
-        self._warn_last_delivery([m for m in to_process if self._budget.is_last_delivery(m.attempts)])
+        self._warn_last_delivery([m for m in to_process if self.policy.budget.is_last_delivery(m.attempts)])
         try:
             if self.plan.batch_mode:
-                seconds_per_item = self._process_batch(to_process, out, seconds_per_item)
+                seconds_per_item = self._process_batch(to_process, batch, seconds_per_item)
             else:
-                seconds_per_item = self._process_messages(to_process, out, deadline, seconds_per_item)
+                seconds_per_item = self._process_messages(to_process, batch, deadline, seconds_per_item)
         except BaseException:
             # interrupted in the task's own thread (timeout, kill): settle what was decided, give back the rest
-            decided = {m.lease_id for m in out.acks} | {m.lease_id for m, _ in (*out.retries, *out.released)}
-            out.released.extend((m, 0) for m in to_process if m.lease_id not in decided)
-            self._send(hook, out, deadline, best_effort=True)
+            decided = batch.decided()
+            batch.released.extend((m, 0) for m in to_process if m.lease_id not in decided)
+            self._send(hook, batch, deadline, best_effort=True)
             raise
-        self._send(hook, out, deadline)
-        return seconds_per_item, len(out.failed) * 2 <= len(to_process)
-
-    @property
-    def _budget(self) -> AttemptBudget:
-        assert self.budget is not None, "run() reads the budget first"
-        return self.budget
+        self._send(hook, batch, deadline)
+        return seconds_per_item, batch.failed * 2 <= len(to_process)
 
     def _process_messages(
-        self, messages: list[PulledMessage], out: _Outcomes, deadline: float, seconds_per_item: float
+        self, messages: list[PulledMessage], batch: _Batch, deadline: float, seconds_per_item: float
     ) -> float:
         pending = deque(messages)
         gave_back = False
         while pending:
-            left = deadline - self.clock()
-            if gave_back:
+            if not gave_back:
+                left = deadline - self.clock()
                 why = ""
-            elif self._abort.is_set():
-                why = "the drain is stopping"
-            elif left < seconds_per_item + self.plan.safety_margin:
-                why = f"their leases expire in {max(0.0, left):.1f} s"
-            else:
-                why = ""
-            if why:  # give back what can be; a message on its last delivery would be lost: process it
-                gave_back = True
-                last = [m for m in pending if self._budget.is_last_delivery(m.attempts)]
-                self._release(out, [m for m in pending if not self._budget.is_last_delivery(m.attempts)], why)
-                if last:
-                    self.log.warning(
-                        "Processing %d message(s) on their last delivery although %s: giving them back would "
-                        "end them too",
-                        len(last),
-                        why,
-                    )
-                pending = deque(last)
-                if not pending:
-                    break
+                if self._abort.is_set():
+                    why = "the drain is stopping"
+                elif left < seconds_per_item + self.plan.safety_margin:
+                    why = f"their leases expire in {max(0.0, left):.1f} s"
+                if why:  # give back what can be; a message on its last delivery would be lost: process it
+                    gave_back = True
+                    pending = deque(self._give_back_unprocessed(list(pending), why, batch))
+                    if not pending:
+                        break
             message = pending.popleft()
             started = self.clock()
             try:
                 self.process(message, **self.process_kwargs)
             except Exception as err:
-                self._failed(message, err, out)
+                outcome = Outcome.failed(f"{type(err).__name__}: {err}")
             else:
-                out.acks.append(message)
-                with self._lock:
-                    self._consecutive_failures = 0
+                outcome = SUCCEEDED
+            self._apply(message, self.policy.decide(self._delivery(message), outcome), batch)
             elapsed = self.clock() - started
             seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
         return seconds_per_item
 
-    def _process_batch(self, messages: list[PulledMessage], out: _Outcomes, seconds_per_item: float) -> float:
+    def _process_batch(self, messages: list[PulledMessage], batch: _Batch, seconds_per_item: float) -> float:
         if not messages:
             return seconds_per_item
         started = self.clock()
-        failures: dict[str, BaseException | None]
+        failures: dict[str, str]
         try:
             returned = self.process(messages, **self.process_kwargs)
         except Exception as err:
-            failures = {m.id: err for m in messages}
+            failures = dict.fromkeys((m.id for m in messages), f"{type(err).__name__}: {err}")
         else:
             try:
-                failures = dict.fromkeys(self._match_failures(messages, returned))
+                failures = dict.fromkeys(self._match_failures(messages, returned), "reported as failed by process()")
             except BatchResultError as err:  # cannot tell what succeeded: ack nothing, fail the task
                 with self._lock:
                     self._errors.append(err)
                 self.stop("process() returned a batch result that does not name messages of its batch", error=True)
-                failures = {m.id: err for m in messages}
+                failures = dict.fromkeys((m.id for m in messages), f"{type(err).__name__}: {err}")
             else:
                 if len(failures) == len(messages) > 1:
                     self.log.warning(
@@ -481,15 +497,11 @@ class Drainer:
                     )
         elapsed = self.clock() - started
         seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
-        if len(failures) < len(messages):
-            with self._lock:
-                self._consecutive_failures = 0  # a batch that partly succeeded: process() works
-        for message in messages:
-            if message.id in failures:
-                error = failures[message.id]
-                self._failed(message, error or RuntimeError("reported as failed by process()"), out)
-            else:
-                out.acks.append(message)
+        # successes first: a batch that partly succeeded shows that process() works
+        for message in sorted(messages, key=lambda m: m.id in failures):
+            error = failures.get(message.id)
+            outcome = SUCCEEDED if error is None else Outcome.failed(error)
+            self._apply(message, self.policy.decide(self._delivery(message), outcome), batch)
         return seconds_per_item
 
     def _match_failures(self, messages: Sequence[PulledMessage], returned: object) -> set[str]:
@@ -528,119 +540,109 @@ class Drainer:
             )
         return failed
 
-    # -- outcomes ------------------------------------------------------------------------------
+    # -- carrying decisions out ----------------------------------------------------------------
 
-    def _failed(self, message: PulledMessage, error: BaseException, out: _Outcomes) -> None:
-        """``process`` failed for ``message``: route it as poison, or retry it; count the run of failures."""
-        text = f"{type(error).__name__}: {error}"
+    def _apply(self, message: PulledMessage, decision: Decision, batch: _Batch) -> None:
+        """Carry out the decision for one message (routing to poison is the only I/O here)."""
+        if decision.log:
+            self.log.log(decision.level, "%s", decision.log[0].upper() + decision.log[1:])
+        self._count(decision)
+        if decision.action is Action.ACK:
+            batch.acks.append(message)
+        elif decision.action is Action.POISON:
+            self._route(message, batch)
+        elif decision.action is Action.RETRY:
+            batch.retries.append((message, decision))
+            batch.failed += 1
+            with self._lock:
+                if message.id not in self._failed_ids:
+                    self._failed_ids.add(message.id)
+                    self.summary.failed_ids.append(message.id)
+                self.summary.last_errors.append(f"{message.id}: {decision.error}")
+        elif decision.action is Action.RELEASE:
+            batch.released.append((message, decision.delay))
+        else:  # pragma: no cover - PROCESS and HOLD are handled where they are decided
+            raise AssertionError(decision)
+
+    def _count(self, decision: Decision) -> None:
+        """The run of consecutive failures: trip the breaker when it is long enough."""
+        limit = self.plan.max_consecutive_failures
         with self._lock:
-            if message.id not in self._failed_ids:
-                self._failed_ids.add(message.id)
-                self.summary.failed_ids.append(message.id)
-            self.summary.last_errors.append(f"{message.id}: {text}")
+            if decision.breaker is Breaker.RESETS:
+                self._consecutive_failures = 0
+                return
+            if decision.breaker is not Breaker.COUNTS:
+                return
             self._consecutive_failures += 1
-            tripped = (
-                self.plan.max_consecutive_failures is not None
-                and self._consecutive_failures >= self.plan.max_consecutive_failures
-                and not self.summary.tripped
-            )
-            if tripped:
-                self.summary.tripped = True
-        out.failed.append(message)
-        if self._poison_limit is not None and message.attempts >= self._poison_limit:
-            self._route_or_retry(message, out, text)
-        else:
-            self._retry_failed(message, out, text)
-        if tripped:
-            self.log.error(
-                "%d messages failed in a row: stopping the drain so that the queue's other messages keep their "
-                "delivery attempts until process() works again",
-                self.plan.max_consecutive_failures,
-            )
-            self.stop(f"{self.plan.max_consecutive_failures} consecutive process() failures", abort=True)
-
-    def _retry_failed(self, message: PulledMessage, out: _Outcomes, error: str | None) -> None:
-        budget = self._budget
-        of = f"attempt {message.attempts} of {budget.deliveries}"
-        cause = f"process() failed for message {message.id} ({of}): {error}" if error else f"message {message.id}"
-        if budget.is_last_delivery(message.attempts):
-            self.log.error("%s; that was its last delivery: the service %s now", cause, budget.fate)
-            if budget.dead_letter_queue:
-                out.dead_lettered += 1
-            else:
-                out.deleted += 1
-            out.retries.append((message, None))
-            return
-        delay = self._retry_delay(message)
+            if limit is None or self._consecutive_failures < limit or self.summary.tripped:
+                return
+            self.summary.tripped = True
         self.log.error(
-            "%s; it comes back %s (%d deliveries left)",
-            cause,
-            "after the consumer's retry_delay" if delay is None else f"in {delay:g} s",
-            budget.left_after(message.attempts),
+            "%d messages failed in a row on their first delivery: stopping the drain so that the queue's other "
+            "messages keep their delivery attempts until process() works again",
+            limit,
         )
-        out.retries.append((message, delay))
+        self.stop(f"{limit} consecutive process() failures", abort=True)
 
-    def _route_or_retry(self, message: PulledMessage, out: _Outcomes, error: str | None) -> None:
-        """Route a poison message; when routing fails, retry it (the service's budget still applies)."""
+    def _route(self, message: PulledMessage, batch: _Batch) -> None:
+        """Route a poison message and ack it; when routing fails, retry it (the service's budget still applies)."""
         assert self.on_poison is not None
         try:
             self.on_poison(message)
         except Exception as err:
-            self.log.error("on_poison failed for message %s: %s: %s", message.id, type(err).__name__, err)
-            self._retry_failed(message, out, error or f"on_poison failed: {type(err).__name__}: {err}")
-            if message.id not in self._failed_ids:
-                with self._lock:
-                    self._failed_ids.add(message.id)
-                    self.summary.failed_ids.append(message.id)
-                out.failed.append(message)
+            error = f"on_poison failed: {type(err).__name__}: {err}"
+            self._apply(message, self.policy.decide(self._delivery(message), Outcome.routing_failed(error)), batch)
             return
-        self.log.warning(
-            "Message %s reached %d attempt(s)%s: routed to on_poison and acked",
-            message.id,
-            message.attempts,
-            f" (last error: {error})" if error else "",
-        )
-        out.acks.append(message)
-        out.poisoned += 1
+        batch.acks.append(message)
+        batch.poisoned += 1
+        with self._lock:  # handled: not a failure of this run
+            if message.id in self._failed_ids:
+                self.summary.failed_ids.remove(message.id)
 
-    def _release(self, out: _Outcomes, messages: list[PulledMessage], why: str) -> None:
-        """Give messages back unprocessed: at once, or after their retry delay when process() is failing."""
-        if not messages:
-            return
-        breaker = self.summary.tripped
-        delay_of = self._retry_delay if breaker else (lambda m: 0)
-        out.released.extend((m, delay_of(m)) for m in messages)
-        self.log.warning(
-            "Released %d message(s) unprocessed (%s)%s; each release spends one of the message's %d delivery "
-            "attempts (these had used %s)%s",
-            len(messages),
-            why,
-            ", to come back after their retry delay" if breaker else " for immediate redelivery",
-            self._budget.deliveries,
-            _attempt_range(messages),
-            "" if self._abort.is_set() else ". Increase visibility_timeout or lower batch_size if this repeats",
-        )
+    def _give_back_unprocessed(self, messages: list[PulledMessage], why: str, batch: _Batch) -> list[PulledMessage]:
+        """Release what can be given back unprocessed; return the messages that must be processed anyway."""
+        outcome = Outcome.unprocessed(why, breaker_tripped=self.summary.tripped)
+        keep: list[PulledMessage] = []
+        released: list[PulledMessage] = []
+        for message in messages:
+            decision = self.policy.decide(self._delivery(message), outcome)
+            if decision.action is Action.PROCESS:
+                keep.append(message)
+                self.log.log(decision.level, "%s", decision.log[0].upper() + decision.log[1:])
+            else:
+                self._apply(message, decision, batch)
+                released.append(message)
+        if released:
+            self.log.warning(
+                "Released %d message(s) unprocessed (%s)%s; each release spends one of the message's %d delivery "
+                "attempts (these had used %s)%s",
+                len(released),
+                why,
+                ", to come back after their retry delay" if outcome.breaker_tripped else " for immediate redelivery",
+                self.policy.budget.deliveries,
+                _attempt_range(released),
+                "" if self._abort.is_set() else ". Increase visibility_timeout or lower batch_size if this repeats",
+            )
+        return keep
 
-    def _send(self, hook: CloudflareQueuesHook, out: _Outcomes, deadline: float, *, best_effort: bool = False) -> None:
+    def _send(self, hook: CloudflareQueuesHook, batch: _Batch, deadline: float, *, best_effort: bool = False) -> None:
         """
         Send a batch's acks, retries and releases in one request, then count what the service applied.
-        A failed message whose retry delay is shorter than the time left on its lease is not retried
-        yet: its lease is kept until the run ends (:meth:`_give_back_held`), so that this run does not
-        pull it again and spend another of its attempts.
+        A retry the policy settles as held keeps its lease until the run ends (:meth:`_give_back_held`).
         """
-        now = self.clock()
+        seconds_left = deadline - self.clock()
+        stopping = best_effort or self._abort.is_set()
         keep: list[_Held] = []
-        retries: list[tuple[PulledMessage, int | None]] = []
-        for message, delay in out.retries:
-            wait = self._budget.retry_delay if delay is None else delay
-            if not (best_effort or self._abort.is_set() or self._budget.is_last_delivery(message.attempts)) and (
-                wait < deadline - now - self.plan.safety_margin
-            ):
-                keep.append(_Held(message, deadline, delay, failed=True))
+        retries: list[tuple[PulledMessage, Decision]] = []
+        for message, decision in batch.retries:
+            settled = self.policy.settle(decision, self._delivery(message), seconds_left, stopping=stopping)
+            if settled.action is Action.HOLD:
+                keep.append(_Held(message, deadline, settled.delay, failed=True))
             else:
-                retries.append((message, delay))
+                retries.append((message, settled))
+        sent = [(m, d.delay) for m, d in retries]
         try:
-            result = hook.ack_messages(queue=self.queue, acks=out.acks, retries=[*retries, *out.released])
+            result = hook.ack_messages(queue=self.queue, acks=batch.acks, retries=[*sent, *batch.released])
         except CloudflareQueuesError as err:
             if not best_effort:
                 raise
@@ -650,41 +652,29 @@ class Drainer:
         with self._lock:
             self._held.update((held.message.id, held) for held in keep)
             summary = self.summary
-            summary.acked += sum(m.lease_id not in missed for m in out.acks)
-            self._acked_ids.update(m.id for m in out.acks if m.lease_id not in missed)
-            coming_back = [
-                m for m, _ in retries if m.lease_id not in missed and not self._budget.is_last_delivery(m.attempts)
-            ]
-            summary.retried += len(coming_back)
-            self._retried_ids.update(m.id for m in coming_back)
-            summary.released += sum(m.lease_id not in missed for m, _ in out.released)
-            summary.poisoned += out.poisoned
-            summary.dead_lettered += out.dead_lettered
-            summary.deleted += out.deleted
+            summary.acked += sum(m.lease_id not in missed for m in batch.acks)
+            self._acked_ids.update(m.id for m in batch.acks if m.lease_id not in missed)
+            applied = [(m, d) for m, d in retries if m.lease_id not in missed]
+            summary.retried += sum(d.fate is Fate.COMES_BACK for _, d in applied)
+            summary.dead_lettered += sum(d.fate is Fate.DEAD_LETTERED for _, d in applied)
+            summary.deleted += sum(d.fate is Fate.DELETED for _, d in applied)
+            self._given_back_ids.update(m.id for m, d in applied if d.fate is Fate.COMES_BACK)
+            released = [m for m, _ in batch.released if m.lease_id not in missed]
+            summary.released += len(released)
+            self._given_back_ids.update(m.id for m in released)
+            summary.poisoned += batch.poisoned
             summary.ack_warnings += len(result.warnings)
-
-    def _retry_delay(self, message: PulledMessage) -> int | None:
-        delay = self.plan.retry_delay
-        if callable(delay):
-            value = delay(message.attempts)
-            try:
-                return delay_seconds(value, f"retry_delay({message.attempts})")
-            except CloudflareQueuesValidationError as err:
-                with self._lock:
-                    self._errors.append(err)
-                self.stop("retry_delay returned an invalid delay", error=True)
-                return DEFAULT_BACKOFF(message.attempts)
-        return delay
 
     def _warn_last_delivery(self, messages: Sequence[PulledMessage]) -> None:
         """Before ``process`` runs: messages that nothing catches if it fails (no poison route, no DLQ)."""
-        if not messages or self._poison_limit is not None or self._budget.dead_letter_queue:
+        policy = self.policy
+        if not messages or policy.poison_limit is not None or policy.budget.dead_letter_queue:
             return
         self.log.warning(
             "%d message(s) on their last delivery (%s): if process() fails, the service %s",
             len(messages),
             ", ".join(m.id for m in messages[:5]) + (", ..." if len(messages) > 5 else ""),
-            self._budget.fate,
+            policy.budget.fate,
         )
 
 
@@ -696,15 +686,3 @@ def _describe(value: object) -> str:
 def _attempt_range(messages: Sequence[PulledMessage]) -> str:
     attempts = sorted({m.attempts for m in messages})
     return str(attempts[0]) if len(attempts) == 1 else f"{attempts[0]}-{attempts[-1]}"
-
-
-def _describe_delay(delay: RetryDelay, budget: AttemptBudget) -> str:
-    if delay is None:
-        return f"the consumer's retry_delay ({budget.retry_delay:g} s)"
-    if callable(delay):
-        try:
-            steps = ", ".join(f"{delay(n)} s" for n in range(1, min(budget.deliveries, 4) + 1))
-        except Exception:  # the user's callable: it fails the run when a message needs it, not here
-            return repr(delay)
-        return f"{steps}{', ...' if budget.deliveries > 4 else ''} ({delay!r})"
-    return f"{delay:g} s"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..api.attempts import DEFAULT_BACKOFF
+from typing_extensions import TypedDict
+
+from ..api.attempts import DEFAULT_BACKOFF, MessageRetryDelay
 
 #: the longest list of failed message ids kept in the XCom summary
 MAX_FAILED_IDS_IN_XCOM = 100
@@ -16,35 +16,57 @@ LAST_ERRORS_KEPT = 5
 #: ``max_consecutive_failures`` by default
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
-RetryDelay = int | Callable[[int], float | None] | None
+
+class DrainResult(TypedDict):
+    """
+    What :class:`~airflow_provider_cfqueues.operators.consume.CloudflareQueuesPullAndAckOperator`
+    returns to XCom: the counts of one run.
+
+    :param pulled: deliveries to this run (a message pulled twice counts twice).
+    :param acked: messages acknowledged (processed, or routed as poison).
+    :param retried: failed messages given back that come back after their retry delay.
+    :param failed: messages whose ``process`` failed and that were not routed as poison, each once.
+    :param poisoned: messages routed as poison (``on_poison``): handled, not failed.
+    :param released: messages given back unprocessed; each release spends a delivery attempt.
+    :param dead_lettered: failed messages on their last delivery: the service moved them to the
+        consumer's dead-letter queue.
+    :param deleted: failed messages on their last delivery without a dead-letter queue: deleted.
+    :param batches: pulls that returned messages.
+    :param ack_warnings: warnings the API returned for acks and retries.
+    :param failed_ids: ids of the failed messages (at most 100).
+    :param failed_ids_truncated: more than 100 failed.
+    :param backlog_after: the queue's backlog after the last ack (``None`` when it could not be read).
+    :param untouched: of that backlog, the messages this run never pulled: they kept all their
+        delivery attempts (as approximate as Cloudflare's metrics).
+    :param stop_reason: why the run stopped.
+    """
+
+    pulled: int
+    acked: int
+    retried: int
+    failed: int
+    poisoned: int
+    released: int
+    dead_lettered: int
+    deleted: int
+    batches: int
+    ack_warnings: int
+    failed_ids: list[str]
+    failed_ids_truncated: bool
+    backlog_after: int | None
+    untouched: int | None
+    stop_reason: str
 
 
 @dataclass
 class DrainSummary:
     """
-    What one drain did; :meth:`to_xcom` is the operator's return value.
+    What one drain did, counted while it runs (the fields of :class:`DrainResult`, which
+    :meth:`to_xcom` returns, and of the run's log lines).
 
-    :param pulled: deliveries to this drain (a message pulled twice counts twice).
-    :param acked: messages acknowledged (processed, or routed as poison).
-    :param retried: messages whose ``process`` failed and that come back after their retry delay.
-    :param failed: messages whose ``process`` failed (each counted once).
-    :param poisoned: messages routed to ``on_poison`` / ``poison_queue``.
-    :param released: messages given back unprocessed (their lease was about to expire, the drain was
-        stopped, or they had already failed in this run); each release spends a delivery attempt.
-    :param dead_lettered: failed messages on their last delivery: the service moves them to the
-        consumer's dead-letter queue.
-    :param deleted: failed messages on their last delivery without a dead-letter queue: the service
-        deletes them.
-    :param batches: pulls that returned messages.
-    :param ack_warnings: warnings the API returned for acks and retries.
-    :param failed_ids: ids of the messages that failed, each once.
     :param last_errors: the last ``process`` errors, as ``message id: error``.
-    :param backlog_after: the queue's backlog after the last ack.
-    :param untouched: of that backlog, the messages this run never pulled: they kept all their
-        delivery attempts (as approximate as Cloudflare's metrics).
-    :param stop_reason: why the drain stopped.
-    :param tripped: the drain stopped because ``max_consecutive_failures`` messages failed in a row.
-    :param interrupted: the drain was stopped from outside (task timeout, kill).
+    :param tripped: the run stopped because ``max_consecutive_failures`` messages failed in a row.
+    :param interrupted: the run was stopped from outside (task timeout, kill).
     """
 
     pulled: int = 0
@@ -74,38 +96,32 @@ class DrainSummary:
                 fates.append(f"{self.dead_lettered} on their last delivery, moved to the dead-letter queue")
             if self.deleted:
                 fates.append(f"{self.deleted} on their last delivery, deleted by the service")
-            if self.poisoned:
-                fates.append(f"{self.poisoned} routed as poison")
             parts.append(f"failed {self.failed} ({', '.join(fates)})")
-        elif self.poisoned:
+        if self.poisoned:
             parts.append(f"routed {self.poisoned} as poison")
         if self.released:
             parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
         return ", ".join(parts)
 
-    def to_xcom(self, messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """
-        The operator's result, one shape in every mode: the counts, and ``messages`` (the decoded
-        messages when the operator runs without ``process``, else ``None``).
-        """
-        return {
-            "pulled": self.pulled,
-            "acked": self.acked,
-            "retried": self.retried,
-            "failed": self.failed,
-            "poisoned": self.poisoned,
-            "released": self.released,
-            "dead_lettered": self.dead_lettered,
-            "deleted": self.deleted,
-            "batches": self.batches,
-            "ack_warnings": self.ack_warnings,
-            "failed_ids": self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
-            "failed_ids_truncated": len(self.failed_ids) > MAX_FAILED_IDS_IN_XCOM,
-            "backlog_after": self.backlog_after,
-            "untouched": self.untouched,
-            "stop_reason": self.stop_reason,
-            "messages": messages,
-        }
+    def to_xcom(self) -> DrainResult:
+        """The operator's result."""
+        return DrainResult(
+            pulled=self.pulled,
+            acked=self.acked,
+            retried=self.retried,
+            failed=self.failed,
+            poisoned=self.poisoned,
+            released=self.released,
+            dead_lettered=self.dead_lettered,
+            deleted=self.deleted,
+            batches=self.batches,
+            ack_warnings=self.ack_warnings,
+            failed_ids=self.failed_ids[:MAX_FAILED_IDS_IN_XCOM],
+            failed_ids_truncated=len(self.failed_ids) > MAX_FAILED_IDS_IN_XCOM,
+            backlog_after=self.backlog_after,
+            untouched=self.untouched,
+            stop_reason=self.stop_reason,
+        )
 
 
 @dataclass
@@ -118,13 +134,13 @@ class DrainPlan:
     :param max_batches: stop after this many pulls (all workers together).
     :param visibility_timeout: lease duration in seconds.
     :param concurrency: workers.
-    :param stop_when_empty: stop at an empty pull (see ``wait_for_in_flight``).
     :param batch_mode: call ``process`` once per batch.
-    :param retry_delay: seconds, a callable of the attempt count, or ``None`` for the consumer's.
+    :param retry_delay: the message retry delay.
     :param max_attempts: with a poison route, ``process`` sees a message at most this many times
         (default: every delivery the consumer allows).
     :param max_consecutive_failures: stop pulling after this many failures in a row (``None``: never).
-    :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog is not 0.
+    :param wait_for_in_flight: seconds to keep polling after an empty pull while the backlog still
+        counts messages leased elsewhere or delayed; ``None``: keep polling until a quota is reached.
     :param poll_interval: seconds between such polls.
     """
 
@@ -133,12 +149,11 @@ class DrainPlan:
     max_batches: int | None = None
     visibility_timeout: float = 300.0
     concurrency: int = 1
-    stop_when_empty: bool = True
     batch_mode: bool = False
-    retry_delay: RetryDelay = DEFAULT_BACKOFF
+    retry_delay: MessageRetryDelay = DEFAULT_BACKOFF
     max_attempts: int | None = None
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
-    wait_for_in_flight: float = 0.0
+    wait_for_in_flight: float | None = 0.0
     poll_interval: float = 1.0
 
     @property

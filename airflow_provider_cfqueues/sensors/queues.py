@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._compat import AirflowException, AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
-from ..operators.queues import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
+from ..operators.base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
 from ..triggers.queues import CloudflareQueuesBacklogTrigger
 
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
     ``soft_fail`` turns any failure into a skip). ``timeout``, ``soft_fail``, ``poke_interval`` and
     ``exponential_backoff`` work as in any sensor.
 
-    :param queue: queue id or name (templated, stored as ``cloudflare_queue``); Airflow's executor
-        queue is ``executor_queue=``.
+    :param cloudflare_queue: queue id or name (templated); default: the connection's ``queue`` extra.
     :param min_backlog: wait for at least this many messages (templated).
     :param max_backlog: wait for at most this many messages, e.g. 0 for a drained queue (templated).
     :param min_backlog_bytes: wait for at least this many bytes (templated).
@@ -91,14 +90,14 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
 
     def poke(self, context: Context) -> PokeReturnValue:
         try:
-            metrics = self.hook.get_metrics()
+            metrics = self.hook.get_metrics(self.queue_ref)
         except CloudflareQueuesError as err:
             if err.retryable:
                 self.log.warning("Reading the backlog failed (%s); poking again", err)
                 return PokeReturnValue(is_done=False)
             raise
         met, explanation = evaluate(self.criteria, metrics, int(time.time() * 1000))
-        self.log.info("Queue %s: %s", self.cloudflare_queue, explanation)
+        self.log.info("Queue %s: %s", self.queue_ref, explanation)
         return PokeReturnValue(is_done=met, xcom_value=metrics.model_dump() if met else None)
 
     @closes_hook
@@ -110,7 +109,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
             return first.xcom_value
         self.defer(  # raises TaskDeferred: Airflow resumes the task in execute_complete
             trigger=CloudflareQueuesBacklogTrigger(
-                cloudflare_queue=self.cloudflare_queue or None,
+                cloudflare_queue=self.queue_ref,
                 criteria=self.criteria.to_dict(),
                 poll_interval=self.poke_interval,
                 timeout_at=time.time() + self.timeout,
@@ -124,10 +123,10 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if event and event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"Sensor on queue {self.cloudflare_queue} timed out: {event.get('message')}")
+            raise AirflowSensorTimeout(f"Sensor on queue {self.queue_ref} timed out: {event.get('message')}")
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
-            raise AirflowException(f"Waiting for the backlog of queue {self.cloudflare_queue} failed: {message}")
-        self.log.info("Queue %s: %s", self.cloudflare_queue, event.get("message"))
+            raise AirflowException(f"Waiting for the backlog of queue {self.queue_ref} failed: {message}")
+        self.log.info("Queue %s: %s", self.queue_ref, event.get("message"))
         metrics: dict[str, Any] = event["metrics"]
         return metrics

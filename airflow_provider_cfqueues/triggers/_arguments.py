@@ -1,11 +1,10 @@
 """
 The arguments every Cloudflare Queues trigger takes, and its serialization.
 
-A trigger takes the queue as ``queue=`` (as the operators do) or ``cloudflare_queue=`` (the name it
-is serialized under, and the one ``MessageQueueTrigger`` passes on: common-messaging keeps ``queue=``
-for a queue URI). An argument the trigger does not know fails at construction, naming the close
-matches: Airflow's ``BaseTrigger`` would otherwise swallow it, and the mistake would show only when
-the trigger runs.
+A trigger takes the queue as ``cloudflare_queue=``, as the operators do (and as ``MessageQueueTrigger``
+passes it on: common-messaging keeps ``queue=`` for a queue URI). An argument the trigger does not
+know fails at construction, naming the close matches: Airflow's ``BaseTrigger`` would otherwise
+swallow it, and the mistake would show only when the trigger runs.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from typing import Any
 
 #: the parameters every trigger has, serialized after the queue
 _COMMON = ("account_id", "cloudflare_queues_conn_id")
+#: names users reach for, and the argument they mean
+_MEANT = {"queue": "cloudflare_queue", "queue_name": "cloudflare_queue"}
 
 
 def _parameters(cls: type) -> list[str]:
@@ -28,7 +29,7 @@ def unknown_arguments_message(cls: type, unknown: dict[str, Any]) -> str:
     accepted = _parameters(cls)
     parts = []
     for name in sorted(unknown):
-        close = difflib.get_close_matches(name, accepted, n=1)
+        close = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, accepted, n=1)
         parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
     return f"{cls.__name__} got unexpected argument(s) {', '.join(parts)}; it takes {', '.join(accepted)}"
 
@@ -46,21 +47,11 @@ class QueueTriggerArguments:
     cloudflare_queues_conn_id: str
 
     def _take_queue_arguments(
-        self,
-        queue: str | None,
-        cloudflare_queue: str | None,
-        account_id: str | None,
-        conn_id: str,
-        unknown: dict[str, Any],
+        self, cloudflare_queue: str | None, account_id: str | None, conn_id: str, unknown: dict[str, Any]
     ) -> None:
         if unknown:
             raise TypeError(unknown_arguments_message(type(self), unknown))
-        if queue is not None and cloudflare_queue is not None and queue != cloudflare_queue:
-            raise TypeError(
-                f"{type(self).__name__} got queue={queue!r} and cloudflare_queue={cloudflare_queue!r}: they are "
-                "the same argument, give one"
-            )
-        self.cloudflare_queue = cloudflare_queue if cloudflare_queue is not None else queue
+        self.cloudflare_queue = cloudflare_queue
         self.account_id = account_id
         self.cloudflare_queues_conn_id = conn_id
 

@@ -33,7 +33,7 @@ class CloudflareQueuesBacklogTrigger(QueueTriggerArguments, BaseTrigger):
     one triggerer that watch the same queue through the same connection share one metrics poll per
     interval (:class:`~airflow_provider_cfqueues.triggers.shared_metrics.SharedMetrics`).
 
-    :param queue: queue id or name (or ``cloudflare_queue=``, the name it is serialized under).
+    :param cloudflare_queue: queue id or name.
     :param criteria: the thresholds, as :meth:`BacklogCriteria.to_dict` gives them.
     :param poll_interval: seconds (or a ``timedelta``) between polls.
     :param timeout_at: give up at this time (seconds since the epoch) with a ``{"status": "timeout"}``
@@ -47,17 +47,16 @@ class CloudflareQueuesBacklogTrigger(QueueTriggerArguments, BaseTrigger):
     def __init__(
         self,
         *,
-        queue: str | None = None,
+        cloudflare_queue: str | None = None,
         criteria: dict[str, Any],
         poll_interval: float | timedelta = 30.0,
         timeout_at: float | None = None,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
-        cloudflare_queue: str | None = None,
         **unknown: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self._take_queue_arguments(cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
         self.criteria = BacklogCriteria(**criteria).to_dict()
         self.poll_interval = units.interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
@@ -106,7 +105,7 @@ class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
     ``timeout_at``; ``{"status": "error", ...}`` on a wrong token or queue. Transient errors are
     polled again.
 
-    :param queue: queue id or name (or ``cloudflare_queue=``, the name it is serialized under).
+    :param cloudflare_queue: queue id or name.
     :param poll_interval: seconds (or a ``timedelta``) between status polls.
     :param timeout_at: give up at this time (seconds since the epoch).
     :param backlog_before: the backlog the task read before starting the purge (handed back in the event).
@@ -119,17 +118,16 @@ class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
     def __init__(
         self,
         *,
-        queue: str | None = None,
+        cloudflare_queue: str | None = None,
         poll_interval: float | timedelta = 5.0,
         timeout_at: float | None = None,
         backlog_before: int | None = None,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
-        cloudflare_queue: str | None = None,
         **unknown: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self._take_queue_arguments(cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
         self.poll_interval = units.interval(poll_interval, "poll_interval")
         self.timeout_at = timeout_at
         self.backlog_before = backlog_before
@@ -208,9 +206,8 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     While the queue's delivery is paused (pulls get HTTP 409), it keeps polling, every
     ``paused_poll_interval`` seconds, and logs one warning per pause.
 
-    :param queue: queue id or name; through ``MessageQueueTrigger``, which keeps ``queue=`` for a queue
-        URI, pass ``cloudflare_queue=`` (the name it is serialized under) or
-        ``queue="cloudflare+queues://<queue>"``.
+    :param cloudflare_queue: queue id or name; through ``MessageQueueTrigger`` (which keeps ``queue=``
+        for a queue URI) pass ``cloudflare_queue=`` too, or ``queue="cloudflare+queues://<queue>"``.
     :param batch_size: messages per pull (1 to 100).
     :param max_messages_per_event: gather up to this many messages (several pulls) into one event, so
         that a burst makes one DAG run instead of many.
@@ -240,7 +237,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     def __init__(
         self,
         *,
-        queue: str | None = None,
+        cloudflare_queue: str | None = None,
         batch_size: int = 100,
         max_messages_per_event: int = 100,
         visibility_timeout: float | timedelta = 600.0,
@@ -250,11 +247,10 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         paused_poll_interval: float | timedelta = 60.0,
         account_id: str | None = None,
         cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
-        cloudflare_queue: str | None = None,
         **unknown: Any,
     ) -> None:
         super().__init__()
-        self._take_queue_arguments(queue, cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self._take_queue_arguments(cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
         self.batch_size = units.batch_size(batch_size) or MAX_PULL_BATCH_SIZE
         self.max_messages_per_event = units.count(max_messages_per_event, "max_messages_per_event", low=1) or 1
         self.visibility_timeout = units.known_lease_seconds(visibility_timeout)
@@ -271,7 +267,12 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         idle_wait = self.poll_interval  # grows while the queue stays empty
         try:
             while True:
-                messages, queue_id, error = await self._gather(hook)
+                collected = await hook.acollect_messages(
+                    batch_size=self.batch_size,
+                    max_messages=self.max_messages_per_event,
+                    visibility_timeout=self.visibility_timeout,
+                )
+                messages, queue_id, error = collected.messages, collected.queue_id, collected.error
                 if isinstance(error, CloudflareQueuesDeliveryPausedError):
                     if not paused:
                         self.log.warning(
@@ -308,26 +309,6 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
                 idle_wait = min(self.max_poll_interval, idle_wait * 2)
         finally:
             await hook.aclose()
-
-    async def _gather(
-        self, hook: CloudflareQueuesHook
-    ) -> tuple[list[PulledMessage], str | None, CloudflareQueuesError | None]:
-        """Pull up to ``max_messages_per_event``; an error ends the gathering but keeps what was pulled."""
-        messages: list[PulledMessage] = []
-        queue_id = None
-        try:
-            while len(messages) < self.max_messages_per_event:
-                result = await hook.apull_messages(
-                    batch_size=min(self.batch_size, self.max_messages_per_event - len(messages)),
-                    visibility_timeout=self.visibility_timeout,
-                )
-                queue_id = result.queue_id
-                messages.extend(result.messages)
-                if not result.messages:
-                    break
-        except CloudflareQueuesError as err:
-            return messages, queue_id, err
-        return messages, queue_id, None
 
     async def _ack(self, hook: CloudflareQueuesHook, messages: list[PulledMessage]) -> set[str]:
         """Ack before emitting; return the lease ids the service confirmed (never guessed)."""

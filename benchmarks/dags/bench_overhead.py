@@ -14,4 +14,4 @@ with DAG("cfq_bench_overhead", schedule=None, start_date=datetime(2026, 1, 1)) a
     def noop() -> None:
         return None
 
-    noop() >> CloudflareQueuesPullAndAckOperator(task_id="drain_empty", queue="empty", process=print)
+    noop() >> CloudflareQueuesPullAndAckOperator(task_id="drain_empty", cloudflare_queue="empty", process=print)

@@ -77,7 +77,9 @@ def test_read_only_token_error_names_the_permission(
 ) -> None:
     for name, value in emulator.airflow_connection_env("cfq_reader", token=READER_TOKEN).items():
         monkeypatch.setenv(name, value)
-    operator = CloudflareQueuesCreateQueueOperator(task_id="c", queue="fresh", cloudflare_queues_conn_id="cfq_reader")
+    operator = CloudflareQueuesCreateQueueOperator(
+        task_id="c", cloudflare_queue="fresh", cloudflare_queues_conn_id="cfq_reader"
+    )
     with pytest.raises(Exception, match="Queues Edit permission") as caught:
         operator.execute({})  # type: ignore[arg-type]
     assert READER_TOKEN not in str(caught.value)
@@ -85,31 +87,33 @@ def test_read_only_token_error_names_the_permission(
 
 def test_purge_refuses_to_exist_without_confirm() -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="cannot be undone: pass confirm=True"):
-        CloudflareQueuesPurgeOperator(task_id="purge", queue="orders")
+        CloudflareQueuesPurgeOperator(task_id="purge", cloudflare_queue="orders")
     with pytest.raises(CloudflareQueuesValidationError, match="confirm=True"):
-        CloudflareQueuesPurgeOperator(task_id="purge", queue="orders", confirm="yes")  # type: ignore[arg-type]
+        CloudflareQueuesPurgeOperator(task_id="purge", cloudflare_queue="orders", confirm="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"batch_size": 500}, "batch_size"),
-        ({"retry_delay": 0.5}, "whole seconds"),
+        ({"message_retry_delay": 0.5}, "whole seconds"),
         ({"visibility_timeout": timedelta(hours=13)}, "visibility_timeout"),
         ({"dead_letter_queue": "a/b"}, "dead-letter queue name"),
     ],
 )
 def test_wrong_consumer_settings_fail_at_parse_time(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(CloudflareQueuesValidationError, match=match):
-        CloudflareQueuesCreateQueueOperator(task_id="c", queue="q", **kwargs)
+        CloudflareQueuesCreateQueueOperator(task_id="c", cloudflare_queue="q", **kwargs)
     with pytest.raises(CloudflareQueuesValidationError, match=match):
-        CloudflareQueuesUpdateConsumerOperator(task_id="u", queue="q", **kwargs)
-    CloudflareQueuesUpdateConsumerOperator(task_id="u", queue="q", batch_size="{{ params.n }}")  # checked at run
+        CloudflareQueuesUpdateConsumerOperator(task_id="u", cloudflare_queue="q", **kwargs)
+    CloudflareQueuesUpdateConsumerOperator(
+        task_id="u", cloudflare_queue="q", batch_size="{{ params.n }}"
+    )  # checked at run
 
 
 def test_if_exists_and_if_missing_are_checked() -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="if_exists must be one of ignore, fail, update"):
-        CloudflareQueuesCreateQueueOperator(task_id="c", queue="q", if_exists="replace")
+        CloudflareQueuesCreateQueueOperator(task_id="c", cloudflare_queue="q", if_exists="replace")
 
 
 def test_purge_trigger_times_out_and_reports_errors(emulator: CloudflareQueuesEmulator) -> None:

@@ -19,12 +19,12 @@ pytest.importorskip("airflow.providers.openlineage")
 
 def test_push_reports_an_output_and_pulls_an_input(emulator: CloudflareQueuesEmulator, connection: str) -> None:
     namespace = f"cloudflare-queues://{emulator.account_id}"
-    push = CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1])
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue="orders", messages=[1])
     lineage = push.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in lineage.outputs] == [(namespace, "orders")] and lineage.inputs == []
     for pull in (
-        CloudflareQueuesPullAndAckOperator(task_id="drain", queue="orders", process=print),
-        CloudflareQueuesPullOperator(task_id="pull", queue="orders"),
+        CloudflareQueuesPullAndAckOperator(task_id="drain", cloudflare_queue="orders", process=print),
+        CloudflareQueuesPullOperator(task_id="pull", cloudflare_queue="orders"),
     ):
         lineage = pull.get_openlineage_facets_on_complete(None)
         assert [(d.namespace, d.name) for d in lineage.inputs] == [(namespace, "orders")] and lineage.outputs == []
@@ -32,7 +32,9 @@ def test_push_reports_an_output_and_pulls_an_input(emulator: CloudflareQueuesEmu
 
 def test_no_connection_means_no_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_CFQ_BROKEN", '{"conn_type": "cloudflare_queues", "password": "t"}')
-    push = CloudflareQueuesPushOperator(task_id="p", queue="q", messages=[1], cloudflare_queues_conn_id="cfq_broken")
+    push = CloudflareQueuesPushOperator(
+        task_id="p", cloudflare_queue="q", messages=[1], cloudflare_queues_conn_id="cfq_broken"
+    )
     assert push.get_openlineage_facets_on_complete(None) is None
 
 
@@ -47,7 +49,7 @@ def test_without_the_openlineage_provider_nothing_happens() -> None:
         "for name in [m for m in sys.modules if m.startswith('airflow.providers.openlineage')]:\n"
         "    del sys.modules[name]\n"
         "from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPushOperator\n"
-        "op = CloudflareQueuesPushOperator(task_id='p', queue='q', messages=[1])\n"
+        "op = CloudflareQueuesPushOperator(task_id='p', cloudflare_queue='q', messages=[1])\n"
         "print('RESULT', op.get_openlineage_facets_on_complete(None))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)

@@ -64,18 +64,25 @@ def test_push_operator_forms(emulator: CloudflareQueuesEmulator, monkeypatch: py
     assert sorted(map(json.dumps, bodies)) == sorted(map(json.dumps, expected))
 
 
-def test_mapped_push_is_not_routed_to_an_executor_queue_named_like_the_queue(airflow_db: str) -> None:
-    from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullAndAckOperator
-    from tests.dags.cfqueues_test_dags import push_dag
+def test_mapped_tasks_in_a_real_run_keep_airflow_queue_and_retry_delay(
+    airflow_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three mapping defects, through dag.test(): default_args' executor queue reaches the mapped task
+    instances, the message retry delay is the provider's backoff (not the task retry_delay of 300 s), and
+    without cloudflare_queue the drains use the connection's queue extra."""
+    from tests.dags.cfqueues_test_dags import mapped_defaults_dag
 
-    mapped = push_dag.get_task("push_mapped")
-    assert mapped.queue == "default"  # Airflow's executor queue: untouched
-    assert mapped.partial_kwargs["cloudflare_queue"] == "{{ params.queue }}"
-    routed = CloudflareQueuesPullAndAckOperator.partial(
-        task_id="routed", queue="orders", executor_queue="gpu", retry_delay=5, task_retry_delay=60
-    ).expand(max_messages=[1])
-    assert (routed.queue, routed.retry_delay.total_seconds()) == ("gpu", 60)
-    assert (routed.partial_kwargs["cloudflare_queue"], routed.partial_kwargs["message_retry_delay"]) == ("orders", 5)
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock()) as local:
+        for name, value in local.airflow_connection_env(queue="defaults-q").items():
+            monkeypatch.setenv(name, value)
+        local.create_queue("defaults-q")
+        CloudflareQueuesHook().push_messages([{"n": n, "fail": n == 3} for n in range(10)])
+        run = mapped_defaults_dag.test()
+        assert task_states(run) == {"drain[0]": "success", "drain[1]": "success"}
+        assert {ti.queue for ti in run.get_task_instances()} == {"cfq-workers"}
+        assert sum(xcom(run, "drain", i)["acked"] for i in (0, 1)) == 9
+        (failed,) = local.messages("defaults-q")
+        assert (failed.state, failed.attempts, failed.visible_at - local.clock.now()) == ("delayed", 1, 30)
 
 
 def test_mapping_over_queues(emulator: CloudflareQueuesEmulator) -> None:
@@ -85,25 +92,14 @@ def test_mapping_over_queues(emulator: CloudflareQueuesEmulator) -> None:
         emulator.create_queue(name)
     run = map_queues_dag.test()
     states = task_states(run)
-    assert set(states.values()) == {"success"} and len(states) == 8, states
+    assert set(states.values()) == {"success"} and len(states) == 7, states
     assert [xcom(run, "drain", i)["acked"] for i in (0, 1)] == [3, 3]
-    results = [xcom(run, "drain", 0), xcom(run, "nothing"), xcom(run, "to_xcom")]
-    assert results[0].keys() == results[1].keys() == results[2].keys()  # one shape in every mode
-    assert [r["messages"] for r in results] == [None, None, []]
-    assert results[1]["stop_reason"] == "max_messages is 0" and results[2]["stop_reason"] == "the queue is empty"
+    results = [xcom(run, "drain", 0), xcom(run, "nothing")]
+    assert results[0].keys() == results[1].keys()  # one shape, whatever happened
+    assert results[1]["stop_reason"] == "max_messages is 0"
     assert {ti.queue for ti in run.get_task_instances()} == {"default"}  # executor queue untouched
     drain = map_queues_dag.get_task("drain")
     assert drain.expand_input.value == {"cloudflare_queue": ["map-a", "map-b"]}
-    from airflow_provider_cfqueues.operators.queues import (
-        CloudflareQueuesPullAndAckOperator,
-        CloudflareQueuesPushOperator,
-    )
-
-    delays = CloudflareQueuesPullAndAckOperator.partial(task_id="delays", process=print).expand(retry_delay=[0, 5])
-    assert delays.expand_input.value == {"message_retry_delay": [0, 5]} and delays.retry_delay == drain.retry_delay
-
-    with pytest.raises(TypeError, match="both queue and cloudflare_queue"):
-        CloudflareQueuesPushOperator.partial(task_id="x", messages=[1]).expand(queue=["a"], cloudflare_queue=["b"])
 
 
 def test_each_task_execution_uses_one_hook_and_closes_it(emulator: CloudflareQueuesEmulator) -> None:
@@ -138,7 +134,9 @@ def test_default_args_keep_their_airflow_meaning(airflow_db: str) -> None:
         default_args={"queue": "celery-high", "retry_delay": timedelta(minutes=5)},
     ):
         plain = CloudflareQueuesPullAndAckOperator(task_id="plain", process=print)
-        explicit = CloudflareQueuesPullAndAckOperator(task_id="explicit", queue="orders", process=print, retry_delay=10)
+        explicit = CloudflareQueuesPullAndAckOperator(
+            task_id="explicit", cloudflare_queue="orders", process=print, message_retry_delay=10
+        )
     assert (plain.queue, plain.cloudflare_queue, plain.message_retry_delay) == ("celery-high", None, None)
     assert plain.retry_delay == timedelta(minutes=5)
     assert (explicit.queue, explicit.cloudflare_queue, explicit.message_retry_delay) == ("celery-high", "orders", 10)
@@ -172,8 +170,8 @@ def test_pull_and_ack_with_failures_backoff_and_poison(
         emulator.clock.advance(30)
         second = drain_dag.test(run_conf={"queue": "work"})
         summary = xcom(second, "drain")
-        # max_attempts=2: the second failure routes them to the poison queue, and acks them
-        assert (summary["pulled"], summary["failed"], summary["poisoned"], summary["acked"]) == (8, 8, 8, 8)
+        # max_attempts=2: the second failure routes them to the poison queue, and acks them: handled, not failed
+        assert (summary["pulled"], summary["failed"], summary["poisoned"], summary["acked"]) == (8, 0, 8, 8)
         assert summary["retried"] == 0 and summary["backlog_after"] == 0
         poison = sorted(json.loads(base64.b64decode(m.body))["n"] for m in emulator.messages("work-poison"))
         assert poison == [b["n"] for b in bad]
@@ -191,7 +189,7 @@ def test_pull_and_ack_fails_the_task_and_retries_failures(emulator: CloudflareQu
     assert left[0].visible_at - emulator.clock.now() == pytest.approx(3600, abs=30)
 
 
-def test_pull_and_ack_without_process_returns_the_messages(emulator: CloudflareQueuesEmulator) -> None:
+def test_pull_with_ack_returns_the_messages_and_acks_them(emulator: CloudflareQueuesEmulator) -> None:
     from tests.dags.cfqueues_test_dags import xcom_dag
 
     emulator.create_queue("take")
@@ -201,10 +199,9 @@ def test_pull_and_ack_without_process_returns_the_messages(emulator: CloudflareQ
     hook.push_messages(["x" * 500 for _ in range(10)], queue="take-big")
     run = xcom_dag.test(run_conf={"queue": "take", "max": 25})
     assert task_states(run) == {"take": "success", "take_too_much": "failed"}
-    summary = xcom(run, "take")
-    assert (summary["pulled"], summary["acked"]) == (25, 25)
-    assert [m["body"] for m in summary["messages"]] == [{"n": n} for n in range(25)]
-    assert "lease_id" not in summary["messages"][0] and summary["messages"][0]["attempts"] == 1
+    taken = xcom(run, "take")
+    assert [m["body"] for m in taken] == [{"n": n} for n in range(25)]
+    assert "lease_id" not in taken[0] and taken[0]["attempts"] == 1
     assert emulator.metrics("take")["backlog_count"] == 6
     # past max_xcom_bytes: an error, and every lease released at once: nothing lost
     assert [m.state for m in emulator.messages("take-big")] == ["available"] * 10
@@ -217,10 +214,10 @@ def test_pull_operator_warns_when_leases_would_expire_before_the_work() -> None:
     probe = (
         "from datetime import timedelta\n"
         "from airflow_provider_cfqueues.operators.queues import CloudflareQueuesPullOperator\n"
-        "CloudflareQueuesPullOperator(task_id='ok', queue='q', visibility_timeout=timedelta(minutes=30),\n"
+        "CloudflareQueuesPullOperator(task_id='ok', cloudflare_queue='q', visibility_timeout=timedelta(minutes=30),\n"
         "                             expected_processing_time=timedelta(minutes=10))\n"
         "print('--- short ---', flush=True)\n"
-        "CloudflareQueuesPullOperator(task_id='short', queue='q', visibility_timeout=timedelta(minutes=5),\n"
+        "CloudflareQueuesPullOperator(task_id='short', cloudflare_queue='q', visibility_timeout=timedelta(minutes=5),\n"
         "                             expected_processing_time=timedelta(minutes=10))\n"
     )
     result = subprocess.run(

@@ -30,30 +30,30 @@ with DAG(
 ) as lifecycle_dag:
     create = CloudflareQueuesCreateQueueOperator(
         task_id="create",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         batch_size="{{ params.batch_size }}",
-        retry_delay="{{ params.retry_delay }}",
+        message_retry_delay="{{ params.retry_delay }}",
         visibility_timeout=60,
         dead_letter_queue="{{ params.queue }}-dlq",
     )
-    create_again = CloudflareQueuesCreateQueueOperator(task_id="create_again", queue="{{ params.queue }}")
+    create_again = CloudflareQueuesCreateQueueOperator(task_id="create_again", cloudflare_queue="{{ params.queue }}")
     update = CloudflareQueuesCreateQueueOperator(
-        task_id="create_or_update", queue="{{ params.queue }}", max_retries=5, if_exists="update"
+        task_id="create_or_update", cloudflare_queue="{{ params.queue }}", max_retries=5, if_exists="update"
     )
-    push = CloudflareQueuesPushOperator(task_id="push", queue="{{ params.queue }}", messages=list(range(25)))
-    pause = CloudflareQueuesPauseDeliveryOperator(task_id="pause", queue="{{ params.queue }}")
-    resume = CloudflareQueuesResumeDeliveryOperator(task_id="resume", queue="{{ params.queue }}")
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue="{{ params.queue }}", messages=list(range(25)))
+    pause = CloudflareQueuesPauseDeliveryOperator(task_id="pause", cloudflare_queue="{{ params.queue }}")
+    resume = CloudflareQueuesResumeDeliveryOperator(task_id="resume", cloudflare_queue="{{ params.queue }}")
     consumer = CloudflareQueuesUpdateConsumerOperator(
-        task_id="update_consumer", queue="{{ params.queue }}", visibility_timeout=120, dead_letter_queue=""
+        task_id="update_consumer", cloudflare_queue="{{ params.queue }}", visibility_timeout=120, dead_letter_queue=""
     )
     purge = CloudflareQueuesPurgeOperator(
-        task_id="purge", queue="{{ params.queue }}", confirm=True, deferrable=True, poll_interval=0.2
+        task_id="purge", cloudflare_queue="{{ params.queue }}", confirm=True, deferrable=True, poll_interval=0.2
     )
     purge_sync = CloudflareQueuesPurgeOperator(
-        task_id="purge_again", queue="{{ params.queue }}", confirm=True, poll_interval=0.2
+        task_id="purge_again", cloudflare_queue="{{ params.queue }}", confirm=True, poll_interval=0.2
     )
-    delete = CloudflareQueuesDeleteQueueOperator(task_id="delete", queue="{{ params.queue }}")
-    delete_again = CloudflareQueuesDeleteQueueOperator(task_id="delete_again", queue="{{ params.queue }}")
+    delete = CloudflareQueuesDeleteQueueOperator(task_id="delete", cloudflare_queue="{{ params.queue }}")
+    delete_again = CloudflareQueuesDeleteQueueOperator(task_id="delete_again", cloudflare_queue="{{ params.queue }}")
     create >> create_again >> update >> push >> pause >> resume >> consumer >> purge >> purge_sync
     purge_sync >> delete >> delete_again
 
@@ -66,7 +66,7 @@ with DAG(
 ) as create_dag:
     CloudflareQueuesCreateQueueOperator(
         task_id="create",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         cloudflare_queues_conn_id="{{ params.conn_id }}",
         if_exists="fail",
         retries=0,

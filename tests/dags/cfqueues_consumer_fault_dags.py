@@ -30,7 +30,7 @@ with DAG(
 ) as outage_dag:
     CloudflareQueuesPullAndAckOperator(
         task_id="load",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process=load_order,
         process_kwargs={"db_path": "{{ params.db_path }}"},
         concurrency=2,
@@ -50,7 +50,7 @@ with DAG("cfq_timeout", schedule=None, start_date=START, params={"queue": "slow"
 ):
     CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process=record_slowly,
         process_kwargs={"log_path": "{{ params.log_path }}"},
         batch_size=10,

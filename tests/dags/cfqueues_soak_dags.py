@@ -45,10 +45,10 @@ with DAG(
         assert params is not None
         return [{"n": n, "pad": "x" * (n % 300)} for n in range(params["n"])]
 
-    push = CloudflareQueuesPushOperator(task_id="push", queue="{{ params.queue }}", messages=produce())
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue="{{ params.queue }}", messages=produce())
     drain = CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process=flaky_process,
         batch_size=100,
         concurrency=4,
@@ -77,7 +77,7 @@ with DAG(
 ) as crash_dag:
     CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process=record_then_maybe_hang,
         process_kwargs={"log_path": "{{ params.log_path }}", "hang_after": "{{ params.hang_after }}"},
         batch_size=20,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 try:  # Airflow 3
@@ -43,18 +43,22 @@ with DAG(
             OutgoingMessage(body="delayed", content_type="text", delay_seconds=3600)
         ]
 
-    CloudflareQueuesPushOperator(task_id="push_objects", queue="{{ params.queue }}", messages=make_messages())
     CloudflareQueuesPushOperator(
-        task_id="push_dict_with_body_key", queue="{{ params.queue }}", messages={"body": "x", "content_type": "text"}
+        task_id="push_objects", cloudflare_queue="{{ params.queue }}", messages=make_messages()
+    )
+    CloudflareQueuesPushOperator(
+        task_id="push_dict_with_body_key",
+        cloudflare_queue="{{ params.queue }}",
+        messages={"body": "x", "content_type": "text"},
     )
     CloudflareQueuesPushOperator(
         task_id="push_templated",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         cloudflare_queues_conn_id="{{ params.conn_id }}",
         messages="run {{ run_id }}",
         delay_seconds="{{ params.delay }}",
     )
-    CloudflareQueuesPushOperator.partial(task_id="push_mapped", queue="{{ params.queue }}").expand(
+    CloudflareQueuesPushOperator.partial(task_id="push_mapped", cloudflare_queue="{{ params.queue }}").expand(
         messages=[[{"m": 1}, {"m": 2}], [{"m": 3}], ["a", "b", "c"]]
     )
 
@@ -62,12 +66,12 @@ with DAG(
 with DAG("cfq_test_drain", schedule=None, start_date=START, params=QUEUE_PARAMS) as drain_dag:
     CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process="tests.dags.cfqueues_test_dags.fail_marked",
         batch_size=10,
         concurrency=4,
         max_attempts=2,  # retry_delay: the provider's backoff
-        poison_queue="{{ params.queue }}-poison",
+        on_poison="{{ params.queue }}-poison",
         fail_on_error=False,
     )
 
@@ -75,23 +79,30 @@ with DAG("cfq_test_drain", schedule=None, start_date=START, params=QUEUE_PARAMS)
 with DAG("cfq_test_drain_strict", schedule=None, start_date=START, params=QUEUE_PARAMS) as strict_dag:
     CloudflareQueuesPullAndAckOperator(
         task_id="drain",
-        queue="{{ params.queue }}",
+        cloudflare_queue="{{ params.queue }}",
         process=fail_marked,
-        retry_delay=3600,
+        message_retry_delay=3600,
         retries=0,
     )
 
 
 with DAG("cfq_test_pull_to_xcom", schedule=None, start_date=START, params={**QUEUE_PARAMS, "max": 1000}) as xcom_dag:
-    CloudflareQueuesPullAndAckOperator(task_id="take", queue="{{ params.queue }}", max_messages="{{ params.max }}")
-    CloudflareQueuesPullAndAckOperator(
-        task_id="take_too_much", queue="{{ params.queue }}-big", max_xcom_bytes=2_000, retries=0
+    CloudflareQueuesPullOperator(
+        task_id="take", cloudflare_queue="{{ params.queue }}", max_messages="{{ params.max }}", ack=True
+    )
+    CloudflareQueuesPullOperator(
+        task_id="take_too_much",
+        cloudflare_queue="{{ params.queue }}-big",
+        max_messages=1000,
+        max_xcom_bytes=2_000,
+        ack=True,
+        retries=0,
     )
 
 
 SENSOR_PARAMS = {**QUEUE_PARAMS, "conn_id": "cloudflare_queues_default", "min": 1, "max": 1_000_000}
 SENSOR_ARGS: dict[str, Any] = {
-    "queue": "{{ params.queue }}",
+    "cloudflare_queue": "{{ params.queue }}",
     "min_backlog": "{{ params.min }}",
     "max_backlog": "{{ params.max }}",
     "cloudflare_queues_conn_id": "{{ params.conn_id }}",
@@ -109,14 +120,16 @@ for mode in ("poke", "reschedule", "deferrable"):
 
 
 with DAG("cfq_test_paused", schedule=None, start_date=START, params=QUEUE_PARAMS) as paused_dag:
-    CloudflareQueuesPullAndAckOperator(task_id="drain_skips", queue="{{ params.queue }}", process=fail_marked)
     CloudflareQueuesPullAndAckOperator(
-        task_id="drain_succeeds", queue="{{ params.queue }}", process=fail_marked, on_paused="succeed"
+        task_id="drain_skips", cloudflare_queue="{{ params.queue }}", process=fail_marked
     )
     CloudflareQueuesPullAndAckOperator(
-        task_id="drain_fails", queue="{{ params.queue }}", process=fail_marked, on_paused="fail", retries=0
+        task_id="drain_succeeds", cloudflare_queue="{{ params.queue }}", process=fail_marked, on_paused="succeed"
     )
-    CloudflareQueuesPullOperator(task_id="pull_skips", queue="{{ params.queue }}")
+    CloudflareQueuesPullAndAckOperator(
+        task_id="drain_fails", cloudflare_queue="{{ params.queue }}", process=fail_marked, on_paused="fail", retries=0
+    )
+    CloudflareQueuesPullOperator(task_id="pull_skips", cloudflare_queue="{{ params.queue }}")
 
 
 def keep(message: PulledMessage) -> None:
@@ -124,28 +137,42 @@ def keep(message: PulledMessage) -> None:
 
 
 with DAG("cfq_test_map_queues", schedule=None, start_date=START) as map_queues_dag:
-    # one mapped task per Cloudflare queue, spelled queue= as everywhere; Airflow's executor queue stays
-    pushed = CloudflareQueuesPushOperator.partial(task_id="push", messages=[1, 2, 3]).expand(queue=["map-a", "map-b"])
-    drained = CloudflareQueuesPullAndAckOperator.partial(task_id="drain", process=keep, retry_delay=0).expand(
-        queue=["map-a", "map-b"]
+    # one mapped task per Cloudflare queue; Airflow's executor queue (queue=) stays
+    pushed = CloudflareQueuesPushOperator.partial(task_id="push", messages=[1, 2, 3]).expand(
+        cloudflare_queue=["map-a", "map-b"]
+    )
+    drained = CloudflareQueuesPullAndAckOperator.partial(task_id="drain", process=keep, message_retry_delay=0).expand(
+        cloudflare_queue=["map-a", "map-b"]
     )
     empty = CloudflareQueuesBacklogSensor.partial(task_id="empty", max_backlog=0, poke_interval=0.1).expand(
-        queue=["map-a", "map-b"]
+        cloudflare_queue=["map-a", "map-b"]
     )
     pushed >> drained >> empty
-    # the same result keys in every mode of PullAndAck
-    nothing = CloudflareQueuesPullAndAckOperator(task_id="nothing", queue="map-a", process=keep, max_messages=0)
-    to_xcom = CloudflareQueuesPullAndAckOperator(task_id="to_xcom", queue="map-a")
-    empty >> nothing >> to_xcom
+    nothing = CloudflareQueuesPullAndAckOperator(
+        task_id="nothing", cloudflare_queue="map-a", process=keep, max_messages=0
+    )
+    empty >> nothing
 
 
 with DAG("cfq_test_hook_lifecycle", schedule=None, start_date=START) as lifecycle_dag:
     # every task execution uses one hook (one keep-alive connection) and closes it when done
-    push = CloudflareQueuesPushOperator(task_id="push", queue="life", messages=list(range(30)))
+    push = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue="life", messages=list(range(30)))
     pokes = CloudflareQueuesBacklogSensor(
-        task_id="pokes", queue="life", max_backlog=0, poke_interval=0.1, timeout=0.8, soft_fail=True
+        task_id="pokes", cloudflare_queue="life", max_backlog=0, poke_interval=0.1, timeout=0.8, soft_fail=True
     )
     drain = CloudflareQueuesPullAndAckOperator(
-        task_id="drain", queue="life", process=keep, batch_size=5, concurrency=2, trigger_rule="all_done"
+        task_id="drain", cloudflare_queue="life", process=keep, batch_size=5, concurrency=2, trigger_rule="all_done"
     )
     push >> pokes >> drain
+
+
+with DAG(
+    "cfq_test_mapped_defaults",
+    schedule=None,
+    start_date=START,
+    default_args={"queue": "cfq-workers", "retry_delay": timedelta(seconds=300)},
+) as mapped_defaults_dag:
+    # no cloudflare_queue: the connection's queue extra; no message_retry_delay: the provider's backoff
+    CloudflareQueuesPullAndAckOperator.partial(task_id="drain", process=fail_marked, fail_on_error=False).expand(
+        max_messages=[5, 5]
+    )

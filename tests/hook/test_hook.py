@@ -16,7 +16,7 @@ from airflow_provider_cfqueues.api.errors import (
     CloudflareQueuesValidationError,
 )
 from airflow_provider_cfqueues.api.models import OutgoingMessage
-from airflow_provider_cfqueues.api.operations import batch_capacity, min_batches, prepare_messages
+from airflow_provider_cfqueues.api.push_packing import batch_capacity, min_batches, prepare_messages
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from airflow_provider_cfqueues.api.attempts import FixedDelay
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesServerError
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.api.retry import RetryPolicy
@@ -115,7 +116,7 @@ def test_batch_mode_retries_what_process_reports(emulator: CloudflareQueuesEmula
     def odd_ones_fail(messages: list[PulledMessage]) -> list[PulledMessage]:
         return [m for m in messages if m.body % 2]
 
-    plan = DrainPlan(batch_size=10, max_batches=1, batch_mode=True, retry_delay=60)
+    plan = DrainPlan(batch_size=10, max_batches=1, batch_mode=True, retry_delay=FixedDelay(60))
     summary = Drainer(make_hook, "q", plan, odd_ones_fail, log=log).run()
     assert (summary.acked, summary.retried, summary.failed) == (5, 5, 5)
     assert sorted(m.state for m in emulator.messages("q")) == ["delayed"] * 5
@@ -169,4 +170,7 @@ def test_gives_up_waiting_for_leases_in_flight(emulator: CloudflareQueuesEmulato
     plan = DrainPlan(wait_for_in_flight=0.2, poll_interval=0.05)
     summary = Drainer(make_hook, "q", plan, lambda m: None, log=log).run()
     assert summary.acked == 1
-    assert summary.stop_reason == "nothing to pull; 2 message(s) still leased or delayed"
+    assert (
+        summary.stop_reason
+        == "nothing to pull; 2 message(s) still leased elsewhere or delayed (wait_for_in_flight=0.2 s)"
+    )

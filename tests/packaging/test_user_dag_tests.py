@@ -34,8 +34,10 @@ def handle(message):
 
 
 with DAG("orders", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-    push = CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[{"n": n} for n in range(20)])
-    load = CloudflareQueuesPullAndAckOperator(task_id="load", queue="orders", process=handle)
+    push = CloudflareQueuesPushOperator(
+        task_id="push", cloudflare_queue="orders", messages=[{"n": n} for n in range(20)]
+    )
+    load = CloudflareQueuesPullAndAckOperator(task_id="load", cloudflare_queue="orders", process=handle)
     push >> load
 """
 

@@ -28,12 +28,12 @@ from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.emulator.app import Reply
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+from airflow_provider_cfqueues.operators.base import resolve_callable
 from airflow_provider_cfqueues.operators.queues import (
     CloudflareQueuesAckOperator,
     CloudflareQueuesPullAndAckOperator,
     CloudflareQueuesPullOperator,
     CloudflareQueuesPushOperator,
-    _resolve_callable,
 )
 from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
 
@@ -241,6 +241,20 @@ CASES = [
     ),
     Case(
         "operator",
+        "PullAndAck without process",
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=None),  # type: ignore[arg-type]
+        V,
+        "process is needed",
+    ),
+    Case(
+        "operator",
+        "Push to a queue that rendered empty",
+        lambda h, e: CloudflareQueuesPushOperator(task_id="t", cloudflare_queue="", messages=[1]).execute({}),
+        V,
+        "cloudflare_queue is ''",
+    ),
+    Case(
+        "operator",
         "PullAndAck concurrency 0",
         lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, concurrency=0),
         V,
@@ -251,7 +265,7 @@ CASES = [
         "PullAndAck max_attempts without a poison route",
         lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, max_attempts=3),
         V,
-        "max_attempts needs on_poison or poison_queue",
+        "max_attempts needs on_poison",
     ),
     Case(
         "operator",
@@ -263,7 +277,7 @@ CASES = [
     Case(
         "operator",
         "PullAndAck retry_delay unknown word",
-        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, retry_delay="soon"),
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, message_retry_delay="soon"),
         V,
         "retry_delay",
     ),
@@ -279,30 +293,30 @@ CASES = [
     Case(
         "operator",
         "PullAndAck retry_delay over 24 h",
-        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, retry_delay=100_000),
+        lambda h, e: CloudflareQueuesPullAndAckOperator(task_id="t", process=print, message_retry_delay=100_000),
         V,
         "retry_delay",
     ),
     Case(
         "operator",
         "process not importable",
-        lambda h, e: _resolve_callable("no.such.module.fn", "process"),
+        lambda h, e: resolve_callable("no.such.module.fn", "process"),
         V,
         "cannot import 'no.such.module.fn'",
     ),
     Case(
         "operator",
         "Push delay not a number",
-        lambda h, e: CloudflareQueuesPushOperator(task_id="t", queue="q", messages=[1], delay_seconds="soon").execute(
-            {}
-        ),
+        lambda h, e: CloudflareQueuesPushOperator(
+            task_id="t", cloudflare_queue="q", messages=[1], delay_seconds="soon"
+        ).execute({}),
         V,
         "delay_seconds",
     ),
     Case(
         "operator",
         "Push bytes message",
-        lambda h, e: CloudflareQueuesPushOperator(task_id="t", queue="q", messages=[b"raw"]).execute({}),
+        lambda h, e: CloudflareQueuesPushOperator(task_id="t", cloudflare_queue="q", messages=[b"raw"]).execute({}),
         V,
         "bytes bodies",
     ),
@@ -316,28 +330,28 @@ CASES = [
     Case(
         "operator",
         "Ack negative retry_delay",
-        lambda h, e: CloudflareQueuesAckOperator(task_id="t", retry_delay=-5),
+        lambda h, e: CloudflareQueuesAckOperator(task_id="t", message_retry_delay=-5),
         V,
         "retry_delay",
     ),
     Case(
         "sensor",
         "no threshold",
-        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", queue="q"),
+        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", cloudflare_queue="q"),
         V,
         "at least one threshold",
     ),
     Case(
         "sensor",
         "min above max",
-        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", queue="q", min_backlog=10, max_backlog=1),
+        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", cloudflare_queue="q", min_backlog=10, max_backlog=1),
         V,
         "never met",
     ),
     Case(
         "sensor",
         "threshold not a number",
-        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", queue="q", min_backlog=-3),
+        lambda h, e: CloudflareQueuesBacklogSensor(task_id="t", cloudflare_queue="q", min_backlog=-3),
         V,
         "whole number",
     ),

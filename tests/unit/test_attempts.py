@@ -12,7 +12,10 @@ from airflow_provider_cfqueues.api import flows
 from airflow_provider_cfqueues.api.attempts import (
     DEFAULT_BACKOFF,
     AttemptBudget,
+    CallableDelay,
+    ConsumerDelay,
     ExponentialBackoff,
+    FixedDelay,
     resolve_retry_delay,
 )
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesTransportError, CloudflareQueuesValidationError
@@ -25,24 +28,40 @@ QUEUE = "b" * 32
 
 
 def test_the_default_backoff_doubles_per_attempt_up_to_an_hour() -> None:
-    assert [DEFAULT_BACKOFF(n) for n in range(1, 10)] == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
-    assert DEFAULT_BACKOFF(0) == 30 and DEFAULT_BACKOFF(10_000) == 3600  # no overflow
-    assert ExponentialBackoff(base=5, cap=20)(4) == 20
+    assert [DEFAULT_BACKOFF.seconds(n) for n in range(1, 10)] == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert DEFAULT_BACKOFF.seconds(0) == 30 and DEFAULT_BACKOFF.seconds(10_000) == 3600  # no overflow
+    assert ExponentialBackoff(base=5, cap=20).seconds(4) == 20
     with pytest.raises(ValueError, match="base"):
         ExponentialBackoff(base=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cap"):
         ExponentialBackoff(base=60, cap=30)
 
 
-def test_retry_delay_spellings() -> None:
+def test_retry_delay_spellings_resolve_to_one_typed_value() -> None:
+    budget = AttemptBudget(max_retries=2, retry_delay=45)
     assert resolve_retry_delay(None) is DEFAULT_BACKOFF
-    assert resolve_retry_delay("consumer") is None
-    assert resolve_retry_delay(0) == 0 and resolve_retry_delay(timedelta(minutes=2)) == 120
+    consumer = resolve_retry_delay("consumer")
+    assert isinstance(consumer, ConsumerDelay) and consumer.seconds(1) is None and consumer.wait(1, budget) == 45
+    assert resolve_retry_delay(0) == FixedDelay(0) and resolve_retry_delay(timedelta(minutes=2)) == FixedDelay(120)
+    assert resolve_retry_delay("90").seconds(3) == 90  # a rendered template
     custom = ExponentialBackoff(base=1)
     assert resolve_retry_delay(custom) is custom
+    by_attempt = resolve_retry_delay(lambda n: timedelta(seconds=10 * n))
+    assert isinstance(by_attempt, CallableDelay) and by_attempt.seconds(3) == 30
+    assert resolve_retry_delay(lambda n: None).seconds(1) is None  # the consumer's
+    with pytest.raises(CloudflareQueuesValidationError, match=r"message_retry_delay\(2\)"):
+        resolve_retry_delay(lambda n: -n).seconds(2)
     for bad in ("soon", -1, 100_000, True):
-        with pytest.raises(CloudflareQueuesValidationError, match="retry_delay"):
+        with pytest.raises(CloudflareQueuesValidationError, match="message_retry_delay"):
             resolve_retry_delay(bad)
+
+
+def test_retry_delays_are_described_for_the_retries_the_consumer_allows() -> None:
+    """Only the retries that happen: max_retries=2 retries twice (a third failure ends the message)."""
+    assert DEFAULT_BACKOFF.describe(AttemptBudget(max_retries=2)) == "30 s, 60 s"
+    assert DEFAULT_BACKOFF.describe(AttemptBudget(max_retries=6)) == "30 s, 60 s, 120 s, 240 s, ..."
+    assert FixedDelay(5).describe(AttemptBudget(max_retries=0)) == "never: the consumer allows no retries"
+    assert ConsumerDelay().describe(AttemptBudget(retry_delay=12)) == "the consumer's retry_delay (12 s)"
 
 
 def _queue(consumers: list[dict[str, object]]) -> Queue:

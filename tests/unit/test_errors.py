@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from airflow_provider_cfqueues._compat import AirflowException
 from airflow_provider_cfqueues.api.errors import (
     CloudflareQueuesAckError,
     CloudflareQueuesApiError,
@@ -20,7 +19,8 @@ from airflow_provider_cfqueues.api.errors import (
     CloudflareQueuesServerError,
     CloudflareQueuesTransportError,
 )
-from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse, parse_response
+from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
+from airflow_provider_cfqueues.api.responses import parse_response
 
 
 def envelope(code: int, message: str) -> bytes:
@@ -37,7 +37,7 @@ def fail(operation: str, status: int, body: bytes, headers: dict[str, str] | Non
 
 def test_authentication() -> None:
     error = fail("push", 403, envelope(10000, "Authentication error"))
-    assert isinstance(error, CloudflareQueuesAuthError) and isinstance(error, AirflowException)
+    assert isinstance(error, CloudflareQueuesAuthError)
     assert error.status == 403 and error.codes == [10000] and not error.retryable
     assert "Queues Edit" in str(error) and str(error).startswith("push: HTTP 403")
     assert isinstance(fail("pull", 400, envelope(9106, "Missing X-Auth-Key")), CloudflareQueuesAuthError)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from airflow_provider_cfqueues.api.models import AckAnswer, PullAnswer, PulledMessage, Queue, WireMessage, decode_body
-from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse, parse_response
+from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
+from airflow_provider_cfqueues.api.responses import parse_response
 
 
 def b64(data: bytes) -> str:

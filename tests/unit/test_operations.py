@@ -13,20 +13,22 @@ from airflow_provider_cfqueues.api.limits import MAX_BATCH_BYTES, MAX_BODY_BYTES
 from airflow_provider_cfqueues.api.models import AckRequest, OutgoingMessage, PushBatchRequest, PushMessageRequest
 from airflow_provider_cfqueues.api.operations import (
     ack_requests,
-    batch_capacity,
     lease_label,
     lease_texts,
     list_queues_request,
-    min_batches,
     normalize_acks,
     normalize_retries,
+    pull_request,
+    validate_account_id,
+    validate_queue,
+)
+from airflow_provider_cfqueues.api.push_packing import (
+    batch_capacity,
+    min_batches,
     plan_batches,
     prepare_message,
     prepare_messages,
-    pull_request,
     push_requests,
-    validate_account_id,
-    validate_queue,
 )
 
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -270,7 +272,7 @@ def test_lease_labels_survive_airflows_log_redaction() -> None:
 
 
 def test_the_answer_date_is_read_as_utc() -> None:
-    from airflow_provider_cfqueues.api.operations import answered_at_ms
+    from airflow_provider_cfqueues.api.responses import answered_at_ms
 
     expected = 1_800_000_000_000  # 2027-01-15T08:00:00Z
     assert answered_at_ms({"Date": "Fri, 15 Jan 2027 08:00:00 GMT"}) == expected

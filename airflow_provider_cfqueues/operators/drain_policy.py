@@ -1,0 +1,241 @@
+"""
+The drain's decision for one message, as a pure function: no I/O, no threads, no clock reads.
+
+:meth:`DrainPolicy.decide` takes what the drain knows of one delivery (:class:`Delivery`) and what
+happened to it (:class:`Outcome`), and returns a :class:`Decision`: ack, retry after N s, hold,
+release, route to poison, or process. :meth:`DrainPolicy.settle` then decides, when a batch is
+sent, whether a retry goes out now or is held until the run ends. The drain engine
+(:mod:`.drain`) carries the decisions out; ``tests/unit/test_drain_policy.py`` is its table.
+
+The rules, one line each:
+
+============================  =====================================================================
+outcome                       decision
+============================  =====================================================================
+pulled, failed earlier in     HOLD: keep the lease until the run ends, then give it back with its
+this run, deliveries left     retry delay (``process`` sees a message at most once per run)
+pulled, over the poison       POISON: route it without processing (it arrived with more attempts
+limit                         than ``max_attempts``)
+pulled, otherwise             PROCESS
+no time left (or stopping)    RELEASE now (delay 0; after its retry delay once the breaker
+                              tripped), unless it is on its last delivery: PROCESS it anyway,
+                              giving it back would end it too
+succeeded                     ACK; resets the breaker
+failed, poison limit reached  POISON (counts as handled, not as a failure)
+failed, last delivery         RETRY without delay: the service dead-letters or deletes it now
+failed, deliveries left       RETRY after the message retry delay
+routing to poison failed      RETRY as a failure (the service's budget still applies)
+============================  =====================================================================
+
+The circuit breaker protects delivery attempts during an outage of what ``process`` needs: only a
+failure on a message's **first** delivery counts towards ``max_consecutive_failures``. A message
+that fails again on a later delivery is a poison suspect: the consumer's ``max_retries`` and
+dead-letter queue (or the poison route) end it, and it neither trips nor resets the breaker.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from ..api.attempts import AttemptBudget, MessageRetryDelay
+
+
+class Action(enum.Enum):
+    """What to do with one delivery."""
+
+    PROCESS = "process"  #: hand it to ``process``
+    ACK = "ack"  #: acknowledge it: it is done
+    RETRY = "retry"  #: give it back with ``delay``; counts as a failure
+    HOLD = "hold"  #: keep its lease until the run ends, then give it back with ``delay``
+    RELEASE = "release"  #: give it back unprocessed with ``delay``
+    POISON = "poison"  #: route it to ``on_poison`` / the poison queue, then ack it
+
+
+class Fate(enum.Enum):
+    """What the service does with a retried message."""
+
+    COMES_BACK = "comes back"
+    DEAD_LETTERED = "dead-lettered"
+    DELETED = "deleted"
+
+
+class Breaker(enum.Enum):
+    """What a decision does to the run of consecutive failures."""
+
+    NEUTRAL = 0
+    COUNTS = 1
+    RESETS = 2
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """
+    What the drain knows of one delivery when it decides.
+
+    :param message_id: the message id.
+    :param attempts: deliveries so far, this one included.
+    :param failed_earlier: ``process`` failed for this message earlier in this run.
+    """
+
+    message_id: str
+    attempts: int
+    failed_earlier: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    What happened to a delivery: use the constants and constructors below.
+
+    :param kind: ``pulled``, ``succeeded``, ``failed``, ``unprocessed`` or ``routing_failed``.
+    :param detail: the error (failed, routing_failed) or why it was not processed (unprocessed).
+    :param breaker_tripped: (unprocessed) the run's breaker has tripped: the release waits for the
+        message retry delay instead of coming back at once.
+    """
+
+    kind: str
+    detail: str = ""
+    breaker_tripped: bool = False
+
+    @staticmethod
+    def failed(error: str) -> Outcome:
+        return Outcome("failed", error)
+
+    @staticmethod
+    def unprocessed(why: str, *, breaker_tripped: bool = False) -> Outcome:
+        return Outcome("unprocessed", why, breaker_tripped)
+
+    @staticmethod
+    def routing_failed(error: str) -> Outcome:
+        return Outcome("routing_failed", error)
+
+
+PULLED = Outcome("pulled")
+SUCCEEDED = Outcome("succeeded")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """
+    What to do with one delivery, and what to log.
+
+    :param action: the action.
+    :param delay: for RETRY, RELEASE and HOLD: the delay to give it back with (``None``: the
+        consumer's ``retry_delay``).
+    :param fate: for RETRY: what the service does next.
+    :param breaker: what this does to the run of consecutive failures.
+    :param level: the log level of ``log`` (``logging.ERROR``...).
+    :param log: the log line, or ``""``.
+    :param error: for RETRY: the error that failed the message.
+    """
+
+    action: Action
+    delay: int | None = None
+    fate: Fate | None = None
+    breaker: Breaker = Breaker.NEUTRAL
+    level: int = logging.INFO
+    log: str = ""
+    error: str = ""
+
+    @property
+    def is_failure(self) -> bool:
+        """The message failed this run (it is counted in ``failed``)."""
+        return self.action is Action.RETRY
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    """
+    The per-message rules of one drain run.
+
+    :param budget: the consumer's delivery budget.
+    :param retry_delay: the message retry delay.
+    :param poison_limit: with a poison route, the delivery whose failure routes the message; ``None``
+        without one.
+    :param safety_margin: seconds kept free at the end of a lease for the ack request.
+    """
+
+    budget: AttemptBudget
+    retry_delay: MessageRetryDelay
+    poison_limit: int | None = None
+    safety_margin: float = 1.0
+
+    def decide(self, delivery: Delivery, outcome: Outcome) -> Decision:
+        """The decision for ``delivery`` after ``outcome`` (see the module's table)."""
+        last = self.budget.is_last_delivery(delivery.attempts)
+        if outcome is PULLED:
+            if delivery.failed_earlier and not last:
+                return Decision(Action.HOLD, self._delay(delivery))
+            if self.poison_limit is not None and delivery.attempts > self.poison_limit:
+                return self._poison(delivery, "")
+            return Decision(Action.PROCESS)
+        if outcome is SUCCEEDED:
+            return Decision(Action.ACK, breaker=Breaker.RESETS)
+        if outcome.kind == "unprocessed":
+            if last:
+                return Decision(
+                    Action.PROCESS,
+                    level=logging.WARNING,
+                    log=f"processing message {delivery.message_id} on its last delivery although "
+                    f"{outcome.detail}: giving it back would end it too",
+                )
+            return Decision(Action.RELEASE, self._delay(delivery) if outcome.breaker_tripped else 0)
+        if outcome.kind == "failed" and self.poison_limit is not None and delivery.attempts >= self.poison_limit:
+            return self._poison(delivery, outcome.detail)
+        if outcome.kind in ("failed", "routing_failed"):
+            return self._retry(delivery, outcome.detail)
+        raise ValueError(f"unknown outcome {outcome!r}")
+
+    def settle(self, decision: Decision, delivery: Delivery, seconds_left: float, *, stopping: bool) -> Decision:
+        """
+        When a batch is sent: a retry whose wait ends before the message's lease would is held until
+        the run ends instead (its lease kept, so that this run does not pull it again and spend another
+        attempt), unless the run is stopping or this was the message's last delivery.
+        """
+        if decision.action is not Action.RETRY or stopping or decision.fate is not Fate.COMES_BACK:
+            return decision
+        if self.retry_delay.wait(delivery.attempts, self.budget) < seconds_left - self.safety_margin:
+            return Decision(Action.HOLD, decision.delay, Fate.COMES_BACK)
+        return decision
+
+    def _delay(self, delivery: Delivery) -> int | None:
+        return self.retry_delay.seconds(delivery.attempts)
+
+    def _retry(self, delivery: Delivery, error: str) -> Decision:
+        budget = self.budget
+        breaker = Breaker.COUNTS if delivery.attempts <= 1 else Breaker.NEUTRAL
+        attempt = f"attempt {delivery.attempts} of {budget.deliveries}"
+        cause = f"process() failed for message {delivery.message_id} ({attempt}): {error}"
+        if budget.is_last_delivery(delivery.attempts):
+            fate = Fate.DEAD_LETTERED if budget.dead_letter_queue else Fate.DELETED
+            return Decision(
+                Action.RETRY,
+                None,
+                fate,
+                breaker,
+                logging.ERROR,
+                f"{cause}; that was its last delivery: the service {budget.fate} now",
+                error,
+            )
+        delay = self._delay(delivery)
+        when = "after the consumer's retry_delay" if delay is None else f"in {delay:g} s"
+        left = budget.left_after(delivery.attempts)
+        return Decision(
+            Action.RETRY,
+            delay,
+            Fate.COMES_BACK,
+            breaker,
+            logging.ERROR,
+            f"{cause}; it comes back {when} ({left} deliveries left)",
+            error,
+        )
+
+    def _poison(self, delivery: Delivery, error: str) -> Decision:
+        return Decision(
+            Action.POISON,
+            level=logging.WARNING,
+            log=f"message {delivery.message_id} reached {delivery.attempts} attempt(s)"
+            f"{f' (last error: {error})' if error else ''}: routed as poison and acked",
+        )

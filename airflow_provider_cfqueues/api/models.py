@@ -14,10 +14,9 @@ import binascii
 import json
 import sys
 from datetime import datetime, timezone
-from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from typing_extensions import Required, TypedDict
 
 ContentType = Literal["text", "json"]
@@ -340,10 +339,17 @@ def decode_body(raw: str, content_type: str) -> tuple[Any, str | None]:
     return raw, f"content type {content_type!r} cannot be decoded outside Cloudflare Workers"
 
 
-class PulledMessage(BaseModel):
+_READ_ONLY = "PulledMessage is read-only: a pulled message is what the service delivered"
+
+
+class PulledMessage:
     """
     A leased message. Its body is decoded on first access (``body``, ``decode_error``), so that
-    pulling and acking without reading bodies costs no decoding; ``model_dump()`` includes both.
+    pulling and acking without reading bodies costs no decoding. A plain slotted object, not a
+    pydantic model: a pull of 100 messages builds 100 of them, and each is one object for Python's
+    garbage collector to track instead of two (see ``docs/benchmarks.md``). Read-only; equal when
+    every field is equal. :meth:`to_xcom` gives its JSON-safe form; Airflow's XCom serialization
+    carries the object itself (:meth:`serialize` / :meth:`deserialize`).
 
     :param id: the message id (32 hex characters).
     :param lease_id: the handle to ack or retry this delivery with.
@@ -354,7 +360,8 @@ class PulledMessage(BaseModel):
     :param metadata: the API's metadata (``CF-Content-Type``, ``CF-sourceMessageSource``, ...).
     """
 
-    model_config = ConfigDict(frozen=True, ser_json_bytes="base64")
+    __slots__ = ("_decoded", "attempts", "content_type", "id", "lease_id", "metadata", "raw_body", "timestamp_ms")
+    __version__ = 1  # of serialize()'s form, for Airflow's XCom serialization
 
     id: str
     lease_id: str
@@ -362,57 +369,135 @@ class PulledMessage(BaseModel):
     timestamp_ms: int
     content_type: str
     raw_body: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any]
+    _decoded: tuple[Any, str | None] | None
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        lease_id: str,
+        attempts: int = 0,
+        timestamp_ms: int = 0,
+        content_type: str = "json",
+        raw_body: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "id", id)
+        put(self, "lease_id", lease_id)
+        put(self, "attempts", attempts)
+        put(self, "timestamp_ms", timestamp_ms)
+        put(self, "content_type", content_type)
+        put(self, "raw_body", raw_body)
+        put(self, "metadata", {} if metadata is None else metadata)
+        put(self, "_decoded", None)
 
     @classmethod
     def from_wire(cls, message: WireMessage) -> PulledMessage:
-        """Build from a validated wire message, taking over (and reshaping) its dict: no copy, no re-validation."""
-        values: dict[str, Any] = message  # type: ignore[assignment]
-        values["raw_body"] = values.pop("body", "")
-        values.setdefault("attempts", 0)
-        values.setdefault("timestamp_ms", 0)
-        metadata = values.setdefault("metadata", {})
-        values["content_type"] = str(metadata.get("CF-Content-Type", "json"))
-        pulled = cls.__new__(cls)  # this runs 100 times a pull: skip pydantic's validation
-        object.__setattr__(pulled, "__dict__", values)
-        object.__setattr__(pulled, "__pydantic_fields_set__", _PULLED_FIELDS)
-        object.__setattr__(pulled, "__pydantic_extra__", None)
-        object.__setattr__(pulled, "__pydantic_private__", None)
-        return pulled
+        """Build from a validated wire message (its ``metadata`` dict is taken over, not copied)."""
+        metadata = message.get("metadata") or {}
+        return cls(
+            id=message["id"],
+            lease_id=message["lease_id"],
+            attempts=message.get("attempts", 0),
+            timestamp_ms=message.get("timestamp_ms", 0),
+            content_type=str(metadata.get("CF-Content-Type", "json")),
+            raw_body=message.get("body", ""),
+            metadata=metadata,
+        )
 
-    @cached_property
-    def _decoded(self) -> tuple[Any, str | None]:
-        return decode_body(self.raw_body, self.content_type)
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(_READ_ONLY)
 
-    @computed_field  # type: ignore[prop-decorator]
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(_READ_ONLY)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.lease_id,
+            self.attempts,
+            self.timestamp_ms,
+            self.content_type,
+            self.raw_body,
+            self.metadata,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PulledMessage):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.lease_id))
+
+    def _decode(self) -> tuple[Any, str | None]:
+        if self._decoded is None:
+            object.__setattr__(self, "_decoded", decode_body(self.raw_body, self.content_type))
+        return self._decoded  # type: ignore[return-value]
+
     @property
     def body(self) -> Any:
         """The decoded body: ``str`` (text), a JSON value (json), ``bytes`` (bytes), or the raw text."""
-        return self._decoded[0]
+        return self._decode()[0]
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def decode_error(self) -> str | None:
         """Why the body could not be decoded (``body`` then holds the raw text), else ``None``."""
-        return self._decoded[1]
+        return self._decode()[1]
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def published_at(self) -> datetime:
         """When the message was pushed."""
         return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=timezone.utc)
 
     def to_xcom(self, *, lease: bool = True) -> dict[str, Any]:
-        """JSON-safe primitives for XCom and trigger events (bytes bodies as base64), without
-        ``raw_body``, and without ``lease_id`` unless ``lease``."""
-        return self.model_dump(mode="json", exclude={"raw_body"} if lease else {"raw_body", "lease_id"})
+        """
+        JSON-safe primitives for XCom and trigger events: ``id``, ``lease_id`` (only with ``lease``),
+        ``attempts``, ``timestamp_ms``, ``metadata``, ``content_type``, ``body`` (``bytes`` bodies as
+        standard base64), ``decode_error`` and ``published_at`` (ISO 8601, UTC).
+        """
+        body = self.body
+        if isinstance(body, bytes):
+            body = base64.b64encode(body).decode("ascii")
+        form: dict[str, Any] = {"id": self.id}
+        if lease:
+            form["lease_id"] = self.lease_id
+        form.update(
+            attempts=self.attempts,
+            timestamp_ms=self.timestamp_ms,
+            metadata=self.metadata,
+            content_type=self.content_type,
+            body=body,
+            decode_error=self.decode_error,
+            published_at=self.published_at.isoformat().replace("+00:00", "Z"),
+        )
+        return form
+
+    def serialize(self) -> dict[str, Any]:
+        """Every field, for Airflow's XCom serialization (``airflow_provider_cfqueues.*`` must be allowed)."""
+        return {
+            "id": self.id,
+            "lease_id": self.lease_id,
+            "attempts": self.attempts,
+            "timestamp_ms": self.timestamp_ms,
+            "content_type": self.content_type,
+            "raw_body": self.raw_body,
+            "metadata": self.metadata,
+        }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> PulledMessage:
+        """The message :meth:`serialize` gave (Airflow's XCom serialization calls it)."""
+        if version > PulledMessage.__version__:
+            raise TypeError(
+                f"PulledMessage form version {version} is newer than this provider's ({PulledMessage.__version__})"
+            )
+        return PulledMessage(**data)
 
     def __repr__(self) -> str:  # bodies can be large: show what identifies the message
         return f"PulledMessage(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
-
-
-# shared by every PulledMessage built from the wire: a frozen model never changes its set fields
-_PULLED_FIELDS = set(PulledMessage.model_fields)
 
 
 class PushResult(BaseModel):
@@ -435,10 +520,12 @@ class PullResult(BaseModel):
     """
     One pull: the leased messages and the backlog.
 
-    :param messages: the leased messages, bodies decoded.
+    :param messages: the leased messages (bodies decoded on first access).
     :param backlog_count: unacknowledged messages in the queue (``message_backlog_count``).
     :param metrics: the queue's metrics, when the API sent them.
     """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     queue_id: str
     messages: list[PulledMessage]

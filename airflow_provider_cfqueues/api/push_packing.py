@@ -10,7 +10,7 @@ import heapq
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import cast, overload
 
 from .errors import CloudflareQueuesValidationError
 from .limits import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_BODY_BYTES
@@ -107,14 +107,55 @@ def prepare_message(
     return PreparedMessage(index, wire, body_bytes, delay is not None)
 
 
-def prepare_messages(messages: Iterable[object], default_content_type: str | None = None) -> list[PreparedMessage]:
+class PreparedMessages(Sequence[PreparedMessage]):
+    """
+    Validated messages encoded for the wire, kept as plain lists (position = index in the input):
+    ``bytes``, ``int`` and ``bool`` are not tracked by Python's garbage collector, so a push of many
+    messages adds no objects for it to scan, where one object per message would (and, in a process
+    that holds Airflow, trigger full collections). Items read as :class:`PreparedMessage` views.
+    """
+
+    def __init__(self) -> None:
+        self.wires: list[bytes] = []
+        self.body_bytes: list[int] = []
+        self.has_delay: list[bool] = []
+
+    def append(self, message: PreparedMessage) -> None:
+        self.wires.append(message.wire)
+        self.body_bytes.append(message.body_bytes)
+        self.has_delay.append(message.has_delay)
+
+    def __len__(self) -> int:
+        return len(self.wires)
+
+    @overload
+    def __getitem__(self, index: int) -> PreparedMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PreparedMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> PreparedMessage | list[PreparedMessage]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        position = range(len(self))[index]
+        return PreparedMessage(position, self.wires[position], self.body_bytes[position], self.has_delay[position])
+
+    def costs(self) -> list[int]:
+        """Each message's bytes in a batch: its wire form and one separator."""
+        return [len(wire) + 1 for wire in self.wires]
+
+
+def prepare_messages(messages: Iterable[object], default_content_type: str | None = None) -> PreparedMessages:
     """Validate and encode every message before anything is sent."""
     if isinstance(messages, (str, bytes, Mapping, OutgoingMessage)):
         raise CloudflareQueuesValidationError(
             "messages must be an iterable of bodies or OutgoingMessage objects; to push one body use "
             "push_message(), or wrap it in a list"
         )
-    return [prepare_message(i, item, default_content_type) for i, item in enumerate(messages)]
+    prepared = PreparedMessages()
+    for index, item in enumerate(messages):
+        prepared.append(prepare_message(index, item, default_content_type))
+    return prepared
 
 
 def push_message_request(account_id: str, queue_id: str, message: PreparedMessage) -> ApiRequest:
@@ -137,11 +178,10 @@ def min_batches(costs: Sequence[int], capacity: int) -> int:
     return max(-(-len(costs) // MAX_BATCH_MESSAGES), -(-sum(costs) // capacity))
 
 
-def plan_batches(
-    prepared: Sequence[PreparedMessage], delay: float | None, *, preserve_order: bool = False
-) -> list[list[PreparedMessage]]:
+def plan_batches(prepared: PreparedMessages, delay: float | None, *, preserve_order: bool = False) -> list[list[int]]:
     """
-    Split messages into the fewest batches of at most 100 messages and 256 KB on the wire.
+    Split messages into the fewest batches of at most 100 messages and 256 KB on the wire; a batch is
+    the list of its messages' indices.
 
     Consecutive messages are packed in order first. When that needs more batches than the lower
     bound (by count and by bytes) and ``preserve_order`` is false, the planner looks for the smallest
@@ -151,62 +191,60 @@ def plan_batches(
     escaping can make it larger than 256 KB) travels alone as a single push (see :func:`push_requests`).
     """
     capacity = batch_capacity(delay)
-    fitting = [m for m in prepared if len(m.wire) + 1 <= capacity]
-    in_order = _pack_in_order(fitting, capacity)
+    costs = prepared.costs()
+    fitting = [i for i, cost in enumerate(costs) if cost <= capacity]
+    in_order = _pack_in_order(fitting, costs, capacity)
     if preserve_order:
         return in_order
-    for count in range(min_batches([len(m.wire) + 1 for m in fitting], capacity), len(in_order)):
-        balanced = _pack_balanced(fitting, count, capacity)
+    for count in range(min_batches([costs[i] for i in fitting], capacity), len(in_order)):
+        balanced = _pack_balanced(fitting, costs, count, capacity)
         if balanced is not None:
             return balanced
     return in_order
 
 
-def _pack_in_order(messages: Sequence[PreparedMessage], capacity: int) -> list[list[PreparedMessage]]:
-    batches: list[list[PreparedMessage]] = []
-    current: list[PreparedMessage] = []
+def _pack_in_order(indices: Sequence[int], costs: Sequence[int], capacity: int) -> list[list[int]]:
+    batches: list[list[int]] = []
+    current: list[int] = []
     used = 0
-    for message in messages:
-        cost = len(message.wire) + 1
+    for index in indices:
+        cost = costs[index]
         if current and (len(current) == MAX_BATCH_MESSAGES or used + cost > capacity):
             batches.append(current)
             current, used = [], 0
-        current.append(message)
+        current.append(index)
         used += cost
     if current:
         batches.append(current)
     return batches
 
 
-def _pack_balanced(
-    messages: Sequence[PreparedMessage], count: int, capacity: int
-) -> list[list[PreparedMessage]] | None:
+def _pack_balanced(indices: Sequence[int], costs: Sequence[int], count: int, capacity: int) -> list[list[int]] | None:
     """Worst-fit decreasing into exactly ``count`` batches, or ``None`` when the messages do not fit."""
-    batches: list[list[PreparedMessage]] = [[] for _ in range(count)]
+    batches: list[list[int]] = [[] for _ in range(count)]
     room = [(-capacity, b) for b in range(count)]  # a heap of (-free bytes, batch), batches with space left
-    for message in sorted(messages, key=lambda m: len(m.wire), reverse=True):
+    for index in sorted(indices, key=costs.__getitem__, reverse=True):
         if not room:
             return None
         free, b = heapq.heappop(room)
-        cost = len(message.wire) + 1
+        cost = costs[index]
         if -free < cost:
             return None  # the batch with the most room cannot take it: none can
-        batches[b].append(message)
+        batches[b].append(index)
         if len(batches[b]) < MAX_BATCH_MESSAGES:
             heapq.heappush(room, (free + cost, b))
     for batch in batches:
-        batch.sort(key=lambda m: m.index)
-    batches.sort(key=lambda batch: batch[0].index)
+        batch.sort()
+    batches.sort(key=lambda batch: batch[0])
     return batches
 
 
-def push_batch_request(
-    account_id: str, queue_id: str, batch: Sequence[PreparedMessage], delay: float | None
-) -> ApiRequest:
+def push_batch_request(account_id: str, queue_id: str, wires: Sequence[bytes], delay: float | None) -> ApiRequest:
+    """One batch push of messages already encoded for the wire."""
     opening, closing = _batch_frame(delay)
-    body = opening + b",".join(m.wire for m in batch) + closing
-    if len(batch) > MAX_BATCH_MESSAGES or len(body) > MAX_BATCH_BYTES:  # a planner bug, never user input
-        raise AssertionError(f"batch of {len(batch)} messages and {len(body)} bytes exceeds the limits")
+    body = opening + b",".join(wires) + closing
+    if len(wires) > MAX_BATCH_MESSAGES or len(body) > MAX_BATCH_BYTES:  # a planner bug, never user input
+        raise AssertionError(f"batch of {len(wires)} messages and {len(body)} bytes exceeds the limits")
     return ApiRequest("push_batch", "POST", queue_path(account_id, queue_id, "/messages/batch"), body)
 
 
@@ -224,25 +262,28 @@ class PushStep:
 
 
 def push_requests(
-    account_id: str, prepared: Sequence[PreparedMessage], delay: float | None, *, preserve_order: bool = False
+    account_id: str, prepared: PreparedMessages, delay: float | None, *, preserve_order: bool = False
 ) -> list[PushStep]:
     """The requests that push ``prepared``, as steps to build once the queue id is known."""
     capacity = batch_capacity(delay)
+    wires = prepared.wires
     steps: list[PushStep] = []
     for batch in plan_batches(prepared, delay, preserve_order=preserve_order):
+        indices = tuple(batch)
 
-        def build_batch(queue_id: str, batch: Sequence[PreparedMessage] = batch) -> ApiRequest:
-            return push_batch_request(account_id, queue_id, batch, delay)
+        def build_batch(queue_id: str, indices: tuple[int, ...] = indices) -> ApiRequest:
+            return push_batch_request(account_id, queue_id, [wires[i] for i in indices], delay)
 
-        steps.append(PushStep(tuple(m.index for m in batch), build_batch))
-    for message in prepared:
-        if len(message.wire) + 1 > capacity:
+        steps.append(PushStep(indices, build_batch))
+    for index, cost in enumerate(prepared.costs()):
+        if cost > capacity:
+            message = prepared[index]
             single = message if delay is None or message.has_delay else _with_delay(message, delay)
 
             def build_single(queue_id: str, single: PreparedMessage = single) -> ApiRequest:
                 return push_message_request(account_id, queue_id, single)
 
-            steps.append(PushStep((message.index,), build_single))
+            steps.append(PushStep((index,), build_single))
     steps.sort(key=lambda step: step.indices[0])
     return steps
 

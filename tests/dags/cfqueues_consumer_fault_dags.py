@@ -19,10 +19,18 @@ START = datetime(2026, 1, 1)
 
 
 def load_order(message: PulledMessage, db_path: str) -> None:
-    """Insert the order into SQLite; raises ``sqlite3.OperationalError`` while the database is gone."""
-    with sqlite3.connect(db_path, timeout=1) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS orders (n INTEGER PRIMARY KEY)")
-        db.execute("INSERT OR IGNORE INTO orders (n) VALUES (?)", (message.body["n"],))
+    """
+    Insert the order into SQLite; raises ``sqlite3.OperationalError`` at once while the database is gone
+    (its folder cannot be found). The drain's two workers write concurrently: like any database client,
+    a writer waits for the other's lock (up to 30 s) rather than failing the order on a busy machine.
+    """
+    db = sqlite3.connect(db_path, timeout=30)
+    try:
+        with db:
+            db.execute("CREATE TABLE IF NOT EXISTS orders (n INTEGER PRIMARY KEY)")
+            db.execute("INSERT OR IGNORE INTO orders (n) VALUES (?)", (message.body["n"],))
+    finally:
+        db.close()
 
 
 with DAG(

@@ -69,9 +69,29 @@ def test_pulled_message_from_wire() -> None:
     assert message.body == {"x": 1} and message.attempts == 2 and message.timestamp_ms == 1_800_000_000_123
     assert message.published_at.isoformat() == "2027-01-15T08:00:00.123000+00:00"
     assert repr(message) == f"PulledMessage(id={'a' * 32!r}, attempts=2, content_type='json')"
-    dumped = json.loads(message.model_dump_json())
+    dumped = json.loads(json.dumps(message.to_xcom()))
     assert dumped["lease_id"] == "L" and dumped["body"] == {"x": 1} and dumped["decode_error"] is None
-    assert PulledMessage.model_validate(dumped) == message  # round-trips, e.g. through XCom
+    assert dumped["published_at"] == "2027-01-15T08:00:00.123000Z" and "raw_body" not in dumped
+    assert "lease_id" not in message.to_xcom(lease=False)
+    assert PulledMessage.deserialize(json.loads(json.dumps(message.serialize())), 1) == message  # XCom's round trip
+    with pytest.raises(AttributeError, match="read-only"):
+        message.attempts = 5  # type: ignore[misc]
+
+
+def test_pulled_messages_go_through_airflows_xcom_serialization() -> None:
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow 2.11
+        from airflow.serialization.serde import deserialize, serialize
+
+    message = PulledMessage(id="a" * 32, lease_id="L", attempts=1, content_type="text", raw_body="hello")
+    assert deserialize(json.loads(json.dumps(serialize(message)))) == message
+
+
+def test_bytes_bodies_are_standard_base64_in_xcom() -> None:
+    raw = base64.b64encode(b"\xfb\xff\xfe").decode()  # "+//+": URL-safe base64 would say "-__-"
+    message = PulledMessage(id="m", lease_id="l", content_type="bytes", raw_body=raw)
+    assert message.body == b"\xfb\xff\xfe" and message.to_xcom()["body"] == raw
 
 
 def test_missing_content_type_means_json() -> None:

@@ -154,7 +154,7 @@ def test_batches_carry_the_bodies_given() -> None:
 def test_in_order_packing_is_kept_when_it_is_already_minimal() -> None:
     prepared = prepare_messages([{"n": i} for i in range(250)])
     batches = plan_batches(prepared, None)
-    assert [[m.index for m in b] for b in batches] == [
+    assert batches == [
         list(range(0, 100)),
         list(range(100, 200)),
         list(range(200, 250)),
@@ -171,7 +171,7 @@ def test_balanced_packing_beats_order_when_order_wastes_requests() -> None:
     packed = plan_batches(prepared, None)
     assert len(in_order) == 10
     assert len(packed) == 9
-    assert all([m.index for m in batch] == sorted(m.index for m in batch) for batch in packed)
+    assert all(batch == sorted(batch) for batch in packed)
 
 
 def test_batch_delay_counts_in_the_envelope() -> None:
@@ -181,6 +181,17 @@ def test_batch_delay_counts_in_the_envelope() -> None:
     body = with_delay[0].build(QUEUE).body
     assert body is not None and json.loads(body)["delay_seconds"] == 60
     assert all(len(s.build(QUEUE).body or b"") <= MAX_BATCH_BYTES for s in no_delay + with_delay)
+
+
+def test_prepared_messages_are_plain_lists_the_garbage_collector_does_not_track() -> None:
+    import gc
+
+    prepared = prepare_messages([{"n": i} for i in range(1_000)] + ["text"])
+    assert len(prepared) == 1_001 and prepared[-1].index == 1_000 and prepared[-1].wire.startswith(b'{"body":"text"')
+    assert [m.index for m in prepared[998:]] == [998, 999, 1_000]
+    assert not any(gc.is_tracked(x) for x in (*prepared.wires, *prepared.body_bytes, *prepared.has_delay))
+    with pytest.raises(IndexError):
+        prepared[1_001]
 
 
 def test_message_too_escaped_for_a_batch_goes_alone() -> None:

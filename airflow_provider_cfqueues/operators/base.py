@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .._compat import AirflowException, AirflowSkipException, BaseOperator, import_string
+from .._compat import DEFAULT_QUEUE, AirflowException, AirflowSkipException, BaseOperator, import_string
 from ..api.errors import (
     CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
@@ -96,6 +96,7 @@ class CloudflareQueuesBaseOperator(BaseOperator):
 
     #: the hook of the current task execution (see :attr:`hook`)
     _task_hook: CloudflareQueuesHook | None = None
+    _warned_default_queue = False
 
     @property
     def hook(self) -> CloudflareQueuesHook:
@@ -129,6 +130,19 @@ class CloudflareQueuesBaseOperator(BaseOperator):
                     f"set the 'queue' extra of connection {self.cloudflare_queues_conn_id!r}. (queue= is "
                     f"Airflow's executor queue, the Celery or Kubernetes queue this task runs on: "
                     f"{self.queue!r} here)"
+                )
+            if self.queue != DEFAULT_QUEUE and not self._warned_default_queue:
+                self._warned_default_queue = True
+                self.log.warning(
+                    "Task %r acts on Cloudflare queue %r, the 'queue' extra of connection %r, and runs on executor "
+                    "queue %r. If %r was meant as the Cloudflare queue, write cloudflare_queue=%r: queue= is "
+                    "Airflow's executor queue",
+                    self.task_id,
+                    queue,
+                    self.cloudflare_queues_conn_id,
+                    self.queue,
+                    self.queue,
+                    self.queue,
                 )
             return queue
         if not isinstance(queue, str) or not queue.strip():

@@ -22,25 +22,33 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.attempts import AttemptBudget
-from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError, CloudflareQueuesValidationError
+from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 from .drain_plan import DrainPlan, DrainSummary
-from .drain_policy import PULLED, SUCCEEDED, Action, Breaker, Decision, Delivery, DrainPolicy, Fate, Outcome
+from .drain_policy import (
+    PULLED,
+    SUCCEEDED,
+    Action,
+    BatchResultError,
+    Breaker,
+    Decision,
+    Delivery,
+    DrainPolicy,
+    Fate,
+    Outcome,
+    batch_failures,
+)
 
 #: seconds the task waits for its workers to hand back their leases after a timeout or kill
 STOP_GRACE_SECONDS = 20.0
 
 ProcessFn = Callable[..., Any]
-
-
-class BatchResultError(CloudflareQueuesValidationError):
-    """``process`` in batch mode reported failures that are not messages of its batch."""
 
 
 class _Quota:
@@ -110,7 +118,7 @@ class Drainer:
     :param queue: queue id or name.
     :param plan: batch sizes, quotas, timeouts and retry delay.
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
-        batch mode (see :meth:`_match_failures` for what it may return).
+        batch mode (see :func:`~.drain_policy.batch_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
     :param on_poison: called as ``on_poison(message)`` for a message ``process`` has seen
         ``max_attempts`` times; acked when it returns.
@@ -483,7 +491,7 @@ class Drainer:
             failures = dict.fromkeys((m.id for m in messages), f"{type(err).__name__}: {err}")
         else:
             try:
-                failures = dict.fromkeys(self._match_failures(messages, returned), "reported as failed by process()")
+                failures = dict.fromkeys(batch_failures(messages, returned), "reported as failed by process()")
             except BatchResultError as err:  # cannot tell what succeeded: ack nothing, fail the task
                 with self._lock:
                     self._errors.append(err)
@@ -503,42 +511,6 @@ class Drainer:
             outcome = SUCCEEDED if error is None else Outcome.failed(error)
             self._apply(message, self.policy.decide(self._delivery(message), outcome), batch)
         return seconds_per_item
-
-    def _match_failures(self, messages: Sequence[PulledMessage], returned: object) -> set[str]:
-        """
-        The ids of the messages a batch ``process`` reported as failed. It returns ``None`` (or an empty
-        collection) when all succeeded, or a collection of the failed messages: the ``PulledMessage``
-        objects of this batch, or their ``id`` or ``lease_id`` strings. Anything else raises
-        :class:`BatchResultError`, naming the items: nothing of the batch may be acked on a guess.
-        """
-        if returned is None:
-            return set()
-        if isinstance(returned, (str, bytes, dict, PulledMessage)) or not isinstance(returned, Iterable):
-            raise BatchResultError(
-                f"in batch mode, process() returns None (all succeeded) or a collection of the failed messages "
-                f"(PulledMessage objects of the batch, or their id or lease_id), got {_describe(returned)}"
-            )
-        by_key: dict[str, str] = {}
-        for message in messages:
-            by_key[message.id] = message.id
-            by_key[message.lease_id] = message.id
-        failed: set[str] = set()
-        unmatched: list[object] = []
-        for item in returned:
-            key = item.lease_id if isinstance(item, PulledMessage) else item
-            message_id = by_key.get(key) if isinstance(key, str) else None
-            if message_id is None:
-                unmatched.append(item)
-            else:
-                failed.add(message_id)
-        if unmatched:
-            shown = ", ".join(_describe(item) for item in unmatched[:5])
-            raise BatchResultError(
-                f"process() reported {len(unmatched)} failure(s) that are not messages of this batch: {shown}"
-                f"{', ...' if len(unmatched) > 5 else ''}. Return the failed PulledMessage objects, or their id "
-                "or lease_id. No message of this batch was acked: all of them are retried"
-            )
-        return failed
 
     # -- carrying decisions out ----------------------------------------------------------------
 
@@ -676,11 +648,6 @@ class Drainer:
             ", ".join(m.id for m in messages[:5]) + (", ..." if len(messages) > 5 else ""),
             policy.budget.fate,
         )
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
 
 
 def _attempt_range(messages: Sequence[PulledMessage]) -> str:

@@ -4,7 +4,8 @@ The drain's decision for one message, as a pure function: no I/O, no threads, no
 :meth:`DrainPolicy.decide` takes what the drain knows of one delivery (:class:`Delivery`) and what
 happened to it (:class:`Outcome`), and returns a :class:`Decision`: ack, retry after N s, hold,
 release, route to poison, or process. :meth:`DrainPolicy.settle` then decides, when a batch is
-sent, whether a retry goes out now or is held until the run ends. The drain engine
+sent, whether a retry goes out now or is held until the run ends; :func:`batch_failures` reads what
+a batch ``process`` reported. The drain engine
 (:mod:`.drain`) carries the decisions out; ``tests/unit/test_drain_policy.py`` is its table.
 
 The rules, one line each:
@@ -37,9 +38,12 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..api.attempts import AttemptBudget, MessageRetryDelay
+from ..api.errors import CloudflareQueuesValidationError
+from ..api.models import PulledMessage
 
 
 class Action(enum.Enum):
@@ -239,3 +243,49 @@ class DrainPolicy:
             log=f"message {delivery.message_id} reached {delivery.attempts} attempt(s)"
             f"{f' (last error: {error})' if error else ''}: routed as poison and acked",
         )
+
+
+class BatchResultError(CloudflareQueuesValidationError):
+    """``process`` in batch mode reported failures that are not messages of its batch."""
+
+
+def batch_failures(messages: Sequence[PulledMessage], returned: object) -> set[str]:
+    """
+    The ids of the messages a batch ``process`` reported as failed. It returns ``None`` (or an empty
+    collection) when all succeeded, or a collection of the failed messages: the ``PulledMessage``
+    objects of this batch, or their ``id`` or ``lease_id`` strings. Anything else raises
+    :class:`BatchResultError`, naming the items: nothing of the batch may be acked on a guess.
+    """
+    if returned is None:
+        return set()
+    if isinstance(returned, (str, bytes, dict, PulledMessage)) or not isinstance(returned, Iterable):
+        raise BatchResultError(
+            f"in batch mode, process() returns None (all succeeded) or a collection of the failed messages "
+            f"(PulledMessage objects of the batch, or their id or lease_id), got {_describe(returned)}"
+        )
+    by_key: dict[str, str] = {}
+    for message in messages:
+        by_key[message.id] = message.id
+        by_key[message.lease_id] = message.id
+    failed: set[str] = set()
+    unmatched: list[object] = []
+    for item in returned:
+        key = item.lease_id if isinstance(item, PulledMessage) else item
+        message_id = by_key.get(key) if isinstance(key, str) else None
+        if message_id is None:
+            unmatched.append(item)
+        else:
+            failed.add(message_id)
+    if unmatched:
+        shown = ", ".join(_describe(item) for item in unmatched[:5])
+        raise BatchResultError(
+            f"process() reported {len(unmatched)} failure(s) that are not messages of this batch: {shown}"
+            f"{', ...' if len(unmatched) > 5 else ''}. Return the failed PulledMessage objects, or their id "
+            "or lease_id. No message of this batch was acked: all of them are retried"
+        )
+    return failed
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"

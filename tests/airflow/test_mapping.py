@@ -144,3 +144,25 @@ def test_no_module_overrides_partial() -> None:
         assert not any(
             "partial" in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith("airflow_provider")
         )
+
+
+def test_a_queue_argument_meant_as_the_cloudflare_queue_is_pointed_out(
+    emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After the rename, a leftover queue="orders" is the executor queue: the task says which queue it used."""
+    from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
+
+    emulator.create_queue("from-extra")
+    for name, value in emulator.airflow_connection_env(queue="from-extra").items():
+        monkeypatch.setenv(name, value)
+    leftover = CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1])
+    assert leftover.execute({})["messages"] == 1  # type: ignore[arg-type]
+    said = capsys.readouterr().out + caplog.text
+    assert "acts on Cloudflare queue 'from-extra'" in said and "write cloudflare_queue='orders'" in said
+    for name, value in emulator.airflow_connection_env().items():  # no queue extra
+        monkeypatch.setenv(name, value)
+    with pytest.raises(CloudflareQueuesConfigError, match=r"queue= is Airflow's executor queue.*'orders' here"):
+        CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1]).execute({})  # type: ignore[arg-type]

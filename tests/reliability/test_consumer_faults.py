@@ -26,8 +26,9 @@ from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, Cl
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import BatchResultError, Drainer
+from airflow_provider_cfqueues.operators.drain import Drainer
 from airflow_provider_cfqueues.operators.drain_plan import DrainPlan, DrainSummary
+from airflow_provider_cfqueues.operators.drain_policy import BatchResultError
 
 from ..airflow.conftest import task_states, trigger_events
 from ..conftest import FAST_RETRY, TEST_TOKEN

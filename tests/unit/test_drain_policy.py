@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
 
 from airflow_provider_cfqueues.api.attempts import DEFAULT_BACKOFF, AttemptBudget, ConsumerDelay, FixedDelay
+from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.operators.drain_policy import (
     PULLED,
     SUCCEEDED,
     Action,
+    BatchResultError,
     Breaker,
     Decision,
     Delivery,
     DrainPolicy,
     Fate,
     Outcome,
+    batch_failures,
 )
 
 #: max_retries=3: four deliveries
@@ -244,3 +248,39 @@ def test_holding_uses_what_the_message_will_really_wait() -> None:
 def test_an_unknown_outcome_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown outcome"):
         PLAIN.decide(Delivery("m1", 1), Outcome("exploded"))
+
+
+BATCH = [
+    PulledMessage(id=f"id{n}", lease_id=f"lease{n}", attempts=1, content_type="text", raw_body=str(n)) for n in range(3)
+]
+
+
+@pytest.mark.parametrize(
+    ("returned", "failed"),
+    [
+        (None, set()),
+        ([], set()),
+        ([BATCH[1]], {"id1"}),
+        (["id0", "lease2"], {"id0", "id2"}),
+        ({"id1"}, {"id1"}),
+        ((m for m in BATCH), {"id0", "id1", "id2"}),
+    ],
+)
+def test_what_a_batch_process_reported(returned: object, failed: set[str]) -> None:
+    assert batch_failures(BATCH, returned) == failed
+
+
+@pytest.mark.parametrize(
+    ("returned", "words"),
+    [
+        ("id0", "got str"),  # a bare string is not a collection of failures
+        (BATCH[0], "got PulledMessage"),
+        ({"id": "id0"}, "got dict"),
+        (3, "got int"),
+        ([0, 2], "2 failure(s) that are not messages of this batch: int 0, int 2"),
+        (["id9"], "not messages of this batch: str 'id9'"),
+    ],
+)
+def test_a_batch_result_it_cannot_match_acks_nothing(returned: object, words: str) -> None:
+    with pytest.raises(BatchResultError, match=re.escape(words)):
+        batch_failures(BATCH, returned)

@@ -395,17 +395,19 @@ class PulledMessage:
 
     @classmethod
     def from_wire(cls, message: WireMessage) -> PulledMessage:
-        """Build from a validated wire message (its ``metadata`` dict is taken over, not copied)."""
+        """Build from a validated wire message (its ``metadata`` dict is taken over, not copied). This runs
+        once per pulled message: it sets the slots directly instead of going through ``__init__``."""
         metadata = message.get("metadata") or {}
-        return cls(
-            id=message["id"],
-            lease_id=message["lease_id"],
-            attempts=message.get("attempts", 0),
-            timestamp_ms=message.get("timestamp_ms", 0),
-            content_type=str(metadata.get("CF-Content-Type", "json")),
-            raw_body=message.get("body", ""),
-            metadata=metadata,
-        )
+        pulled = _new_object(cls)
+        _set_id(pulled, message["id"])
+        _set_lease_id(pulled, message["lease_id"])
+        _set_attempts(pulled, message.get("attempts", 0))
+        _set_timestamp_ms(pulled, message.get("timestamp_ms", 0))
+        _set_content_type(pulled, str(metadata.get("CF-Content-Type", "json")))
+        _set_raw_body(pulled, message.get("body", ""))
+        _set_metadata(pulled, metadata)
+        _set_decoded(pulled, None)
+        return pulled
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(_READ_ONLY)
@@ -498,6 +500,19 @@ class PulledMessage:
 
     def __repr__(self) -> str:  # bodies can be large: show what identifies the message
         return f"PulledMessage(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
+
+
+_new_object = object.__new__
+# the slots' own setters: PulledMessage.__setattr__ refuses every assignment
+_SLOTS: Any = PulledMessage
+_set_id = _SLOTS.id.__set__
+_set_lease_id = _SLOTS.lease_id.__set__
+_set_attempts = _SLOTS.attempts.__set__
+_set_timestamp_ms = _SLOTS.timestamp_ms.__set__
+_set_content_type = _SLOTS.content_type.__set__
+_set_raw_body = _SLOTS.raw_body.__set__
+_set_metadata = _SLOTS.metadata.__set__
+_set_decoded = _SLOTS._decoded.__set__
 
 
 class PushResult(BaseModel):

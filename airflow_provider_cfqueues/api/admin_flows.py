@@ -20,7 +20,13 @@ from .admin_requests import (
     update_queue_request,
     validate_queue_name,
 )
-from .errors import CloudflareQueuesApiError, CloudflareQueuesError, CloudflareQueuesNotFoundError
+from .errors import (
+    CloudflareQueuesApiError,
+    CloudflareQueuesConflictError,
+    CloudflareQueuesError,
+    CloudflareQueuesNotFoundError,
+    CloudflareQueuesValidationError,
+)
 from .flows import (
     CallRecord,
     Flow,
@@ -32,6 +38,7 @@ from .flows import (
     list_consumers,
     on_queue,
     required,
+    resolve_named_queue,
     resolve_queue,
 )
 from .models import Consumer, ConsumerRequest, ConsumerSettingsRequest, PurgeStatus, Queue, QueueSettingsRequest
@@ -59,28 +66,26 @@ def create_queue(ctx: FlowContext, name: str, settings: QueueSettingsRequest) ->
     return queue
 
 
-def update_queue(ctx: FlowContext, queue: str | None, settings: QueueSettingsRequest) -> Flow[Queue]:
-    """Change the given settings (``PATCH``: the others stay as they are)."""
-    target = yield from resolve_queue(ctx, queue)
+def update_queue(ctx: FlowContext, queue: str, settings: QueueSettingsRequest) -> Flow[Queue]:
+    """Change the given settings (``PATCH``: the others stay as they are) of the queue named."""
+    target = yield from resolve_named_queue(ctx, queue, "update_queue")
     envelope = yield from on_queue(ctx, target, lambda qid: update_queue_request(ctx.account_id, qid, settings))
     updated: Queue = required(envelope, "update_queue")
     return updated
 
 
-def delete_queue(ctx: FlowContext, queue: str | None) -> Flow[str]:
-    """Delete a queue and every message in it; returns its id and forgets its name."""
-    target = yield from resolve_queue(ctx, queue)
+def delete_queue(ctx: FlowContext, queue: str) -> Flow[str]:
+    """Delete the queue named and every message in it; returns its id and forgets its name."""
+    target = yield from resolve_named_queue(ctx, queue, "delete_queue")
     yield from _delete(ctx, target, lambda qid: delete_queue_request(ctx.account_id, qid))
     if target.ref != target.queue_id:
         ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
     return target.queue_id
 
 
-def purge_queue(
-    ctx: FlowContext, queue: str | None, *, wait: bool, timeout: float, poll_interval: float
-) -> Flow[PurgeStatus]:
-    """Start deleting every message of the queue; when ``wait``, poll the purge until it completes."""
-    target = yield from resolve_queue(ctx, queue)
+def purge_queue(ctx: FlowContext, queue: str, *, wait: bool, timeout: float, poll_interval: float) -> Flow[PurgeStatus]:
+    """Start deleting every message of the queue named; when ``wait``, poll the purge until it completes."""
+    target = yield from resolve_named_queue(ctx, queue, "purge")
     yield from on_queue(ctx, target, lambda qid: purge_request(ctx.account_id, qid))
     started = ctx.monotonic()
     slept = 0.0  # counted too: the time waited, even where sleeping is simulated
@@ -109,13 +114,14 @@ def _purge_status(ctx: FlowContext, target: QueueTarget) -> Flow[PurgeStatus]:
     return status
 
 
-def create_consumer(ctx: FlowContext, queue: str | None, settings: ConsumerSettings) -> Flow[Consumer]:
+def create_consumer(ctx: FlowContext, queue: str, settings: ConsumerSettings) -> Flow[Consumer]:
     """
-    Add an HTTP pull consumer; settings left ``None`` take the service's defaults. When an answer was
-    lost and the resend finds a consumer there, the lost attempt added it: that one is returned.
+    Add an HTTP pull consumer to the queue named; settings left ``None`` take the service's defaults.
+    When an answer was lost and the resend finds a consumer there, the lost attempt added it: that one
+    is returned.
     """
     body = ConsumerRequest(dead_letter_queue=settings.dlq() or None, settings=settings.wire())
-    target = yield from resolve_queue(ctx, queue)
+    target = yield from resolve_named_queue(ctx, queue, "create_consumer")
     record = CallRecord()
     try:
         envelope = yield from on_queue(
@@ -132,6 +138,7 @@ def create_consumer(ctx: FlowContext, queue: str | None, settings: ConsumerSetti
 
 
 def _pull_consumer(consumers: list[Consumer], consumer_id: str | None, queue: str, operation: str) -> Consumer:
+    """The queue's HTTP pull consumer, or the consumer ``consumer_id``, or a not-found error saying so."""
     for consumer in consumers:
         if consumer.consumer_id == consumer_id or (consumer_id is None and consumer.type == "http_pull"):
             return consumer
@@ -144,18 +151,30 @@ def _pull_consumer(consumers: list[Consumer], consumer_id: str | None, queue: st
 
 
 def update_consumer(
-    ctx: FlowContext, queue: str | None, consumer_id: str | None, settings: ConsumerSettings
+    ctx: FlowContext, queue: str, consumer_id: str | None, settings: ConsumerSettings
 ) -> Flow[Consumer]:
     """
-    Change the given settings of the queue's HTTP pull consumer (``consumer_id``, or the queue's one).
-    The service replaces a consumer whole (``PUT``), so the current settings are read first and the
-    ones not given are sent back unchanged.
+    Change the given settings of the queue's HTTP pull consumer (``consumer_id``, or the queue's one);
+    the others stay. The service replaces a consumer whole (``PUT``), so the current consumer is read,
+    the settings not given are sent back unchanged, and the consumer is read again just before the
+    ``PUT``: when it changed in between (another update), nothing is sent and the call fails, rather
+    than silently undoing that change. A consumer that is not an HTTP pull consumer (a Worker) is
+    refused: replacing it here would detach its Worker.
     """
     changes = settings.wire()
     dlq = settings.dlq()
-    target = yield from resolve_queue(ctx, queue)
-    consumers = yield from list_consumers(ctx, target.queue_id)
-    current = _pull_consumer(consumers, consumer_id, target.ref, "update_consumer")
+    target = yield from resolve_named_queue(ctx, queue, "update_consumer")
+    current = _pull_consumer(
+        (yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref, "update_consumer"
+    )
+    if current.type != "http_pull":
+        raise CloudflareQueuesValidationError(
+            f"consumer {current.consumer_id} of queue {target.ref} is a {current.type!r} consumer"
+            f"{f' (script {current.script_name!r})' if current.script_name else ''}: update_consumer changes HTTP pull "
+            "consumers only (replacing a Worker consumer with these settings would detach the Worker); change it "
+            "with wrangler instead",
+            operation="update_consumer",
+        )
     merged = ConsumerSettingsRequest.model_validate(
         {
             key: value
@@ -166,12 +185,19 @@ def update_consumer(
             if value is not None
         }
     )
-    body = ConsumerRequest(
-        dead_letter_queue=(current.dead_letter_queue or "") if dlq is None else dlq,
-        settings=merged,
-    )
+    body = ConsumerRequest(dead_letter_queue=(current.dead_letter_queue or "") if dlq is None else dlq, settings=merged)
     assert current.consumer_id is not None
     consumer_id = current.consumer_id
+    again = _pull_consumer(
+        (yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref, "update_consumer"
+    )
+    if _state(again) != _state(current):
+        raise CloudflareQueuesConflictError(
+            f"consumer {consumer_id} of queue {target.ref} changed while it was being updated (from {_state(current)} "
+            f"to {_state(again)}): nothing was sent, so that the other change is not undone. Retry to apply these "
+            "settings on top of it",
+            operation="update_consumer",
+        )
     envelope = yield from on_queue(
         ctx, target, lambda qid: replace_consumer_request(ctx.account_id, qid, consumer_id, body)
     )
@@ -179,9 +205,17 @@ def update_consumer(
     return consumer
 
 
-def delete_consumer(ctx: FlowContext, queue: str | None, consumer_id: str | None) -> Flow[str]:
-    """Remove a consumer (``consumer_id``, or the queue's HTTP pull one); returns its id."""
-    target = yield from resolve_queue(ctx, queue)
+def _state(consumer: Consumer) -> dict[str, object]:
+    """What an update reads back unchanged: the consumer's settings and dead-letter queue."""
+    return {
+        "dead_letter_queue": consumer.dead_letter_queue or "",
+        **consumer.settings.model_dump(include=set(ConsumerSettingsRequest.model_fields), exclude_none=True),
+    }
+
+
+def delete_consumer(ctx: FlowContext, queue: str, consumer_id: str | None) -> Flow[str]:
+    """Remove a consumer of the queue named (``consumer_id``, or its HTTP pull one); returns its id."""
+    target = yield from resolve_named_queue(ctx, queue, "delete_consumer")
     consumers = yield from list_consumers(ctx, target.queue_id)
     current = _pull_consumer(consumers, consumer_id, target.ref, "delete_consumer")
     assert current.consumer_id is not None

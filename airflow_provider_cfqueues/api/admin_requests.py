@@ -6,6 +6,7 @@ in the user's units (seconds, ``timedelta``); milliseconds only on the wire.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from .models import (
     QueueSettingsRequest,
     UpdateQueueRequest,
 )
-from .operations import QUEUE_NAME_RE, ApiRequest, queue_path, validate_account_id, validate_id
+from .operations import ApiRequest, is_queue_id, queue_path, validate_account_id, validate_id
 from .units import batch_size as read_batch_size
 from .units import count, delay_seconds, lease_ms, whole_seconds
 
@@ -28,10 +29,28 @@ MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600
 
 
+#: Cloudflare's rule for the name of a new queue (the service refuses others with code 11003)
+NEW_QUEUE_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def validate_queue_name(name: object, what: str = "queue name") -> str:
-    """A name for a new queue: 1-63 letters, digits, '-' or '_'."""
-    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
-        raise CloudflareQueuesValidationError(f"a {what} is 1 to 63 letters, digits, '-' or '_', got {name!r}")
+    """
+    A name for a new queue (or a dead-letter queue the service creates), by Cloudflare's rule: 1 to 63
+    lowercase letters, digits and dashes, starting and ending with a letter or digit. A name of 32
+    hexadecimal characters is refused too: the provider reads such a string as a queue id, so the
+    queue could be created but never found or deleted by name. (Existing queues are looked up by
+    whatever name the service lists.)
+    """
+    if not isinstance(name, str) or not NEW_QUEUE_NAME_RE.fullmatch(name):
+        raise CloudflareQueuesValidationError(
+            f"a {what} is 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit "
+            f"(Cloudflare's rule, error 11003), got {name!r}"
+        )
+    if is_queue_id(name):
+        raise CloudflareQueuesValidationError(
+            f"a {what} of 32 hexadecimal characters reads as a queue id: {name!r} could be created but never found "
+            "or deleted by name; choose another name"
+        )
     return name
 
 

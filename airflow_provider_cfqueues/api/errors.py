@@ -18,6 +18,8 @@ answer (status + Cloudflare error envelope) to the exception a user can act on.
     │   └── CloudflareQueuesServerError       5xx (transient)
     ├── CloudflareQueuesTransportError    no usable answer: connection error, timeout, cut-off body (transient)
     ├── CloudflareQueuesResponseError     a 2xx answer that does not match the API's shape
+    ├── CloudflareQueuesConflictError     a read-then-replace update found a change made in between: nothing sent
+    ├── CloudflareQueuesStaleNameError    a destructive call: the id a name resolved to carries another name now
     └── CloudflareQueuesPartialFailure    a multi-request operation failed half-way: says what was done
         ├── CloudflareQueuesPushError
         └── CloudflareQueuesAckError
@@ -149,6 +151,14 @@ class CloudflareQueuesTransportError(CloudflareQueuesError):
 
 class CloudflareQueuesResponseError(CloudflareQueuesError):
     """A successful HTTP answer whose body does not have the shape the API documents."""
+
+
+class CloudflareQueuesConflictError(CloudflareQueuesError):
+    """A read-then-replace update found the resource changed by someone else in between; nothing was sent."""
+
+
+class CloudflareQueuesStaleNameError(CloudflareQueuesError):
+    """A destructive call found that the queue id a name resolved to now carries another name; nothing was done."""
 
 
 class CloudflareQueuesPartialFailure(CloudflareQueuesError):

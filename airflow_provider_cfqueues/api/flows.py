@@ -31,6 +31,8 @@ from .errors import (
     CloudflareQueuesPushError,
     CloudflareQueuesRateLimitError,
     CloudflareQueuesResponseError,
+    CloudflareQueuesStaleNameError,
+    CloudflareQueuesValidationError,
 )
 from .limits import LIST_QUEUES_PER_PAGE, MAX_LIST_PAGES
 from .models import (
@@ -86,20 +88,40 @@ class Sleep:
 Flow = Generator[Send | Sleep, Any, T]
 
 
-class QueueNameCache:
-    """Queue name -> id, per API base URL and account; shared by every hook in the process."""
+#: how long a queue name's id is trusted without asking the service again (seconds)
+NAME_CACHE_SECONDS = 300.0
 
-    def __init__(self) -> None:
-        self._ids: dict[tuple[str, str, str], str] = {}
+
+class QueueNameCache:
+    """
+    Queue name -> id, per API base URL and account; shared by every hook in the process. An entry
+    expires after ``ttl`` seconds (a triggerer runs for weeks, and queues get renamed and re-created);
+    it is dropped sooner when its id answers 404 or no longer carries the name.
+
+    :param ttl: seconds an entry is trusted.
+    :param monotonic: the clock (tests inject one).
+    """
+
+    def __init__(self, ttl: float = NAME_CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._ids: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def get(self, scope: str, account_id: str, name: str) -> str | None:
+        key = (scope, account_id, name)
         with self._lock:
-            return self._ids.get((scope, account_id, name))
+            entry = self._ids.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= self._monotonic():
+                del self._ids[key]
+                return None
+            return entry[0]
 
     def put(self, scope: str, account_id: str, name: str, queue_id: str) -> None:
         with self._lock:
-            self._ids[(scope, account_id, name)] = queue_id
+            self._ids[(scope, account_id, name)] = (queue_id, self._monotonic() + self.ttl)
 
     def forget(self, scope: str, account_id: str, name: str) -> None:
         with self._lock:
@@ -304,6 +326,40 @@ def resolve_queue(ctx: FlowContext, queue: str | None) -> Flow[QueueTarget]:
         return QueueTarget(ref, cached, from_cache=True)
     queue_id = yield from _lookup_name(ctx, ref)
     return QueueTarget(ref, queue_id)
+
+
+def resolve_named_queue(ctx: FlowContext, queue: str | None, operation: str) -> Flow[QueueTarget]:
+    """
+    The queue a destructive ``operation`` acts on: ``queue`` exactly as given — never the context's
+    default, never an empty name — and, when a name was resolved from the cache, only once the service
+    confirms that the id still carries that name. An id that answers 404 is looked up again by name;
+    an id that now carries another name (renamed since it was cached) fails the call, naming both, and
+    is dropped from the cache, so that a retry acts on the queue that carries the name now.
+    """
+    if queue is None or not isinstance(queue, str) or not queue.strip():
+        raise CloudflareQueuesValidationError(
+            f"{operation} acts only on the queue it is given, never on a default one: queue is {queue!r}; "
+            "name the queue (its id or name)"
+        )
+    target = yield from resolve_queue(ctx, queue)
+    if not target.from_cache:
+        return target  # an id as given, or a name just looked up by the service
+    try:
+        envelope = yield from call(ctx, get_queue_request(ctx.account_id, target.queue_id))
+    except CloudflareQueuesNotFoundError:
+        ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
+        return QueueTarget(target.ref, (yield from _lookup_name(ctx, target.ref)))
+    current: Queue = required(envelope, "get_queue")
+    if current.queue_name != target.ref:
+        ctx.names.forget(ctx.scope, ctx.account_id, target.ref)
+        raise CloudflareQueuesStaleNameError(
+            f"queue {target.ref!r} was known as id {target.queue_id}, which is now named {current.queue_name!r} "
+            f"(renamed since it was looked up); nothing was done to either. Retry to act on the queue named "
+            f"{target.ref!r} now",
+            operation=operation,
+        )
+    target.from_cache = False  # confirmed: a 404 from now on means the queue went away, not a stale name
+    return target
 
 
 def _lookup_name(ctx: FlowContext, name: str) -> Flow[str]:

@@ -14,6 +14,7 @@ import argparse
 import errno
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -111,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = dict(parse_fault_spec(spec) for spec in args.fault)
         if args.rate_limit:
             parse_budget(args.rate_limit)
-        if args.purge_seconds < 0:
-            raise ValueError(f"--purge-seconds must be >= 0, got {args.purge_seconds}")
+        if not math.isfinite(args.purge_seconds) or args.purge_seconds < 0:
+            raise ValueError(f"--purge-seconds must be a number of seconds >= 0, got {args.purge_seconds}")
         if args.queue_throughput is not None and args.queue_throughput < 1:
             raise ValueError(f"--queue-throughput must be at least 1, got {args.queue_throughput}")
     except ValueError as err:
@@ -122,18 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"--queue {name!r}: a queue name is 1 to 63 letters, digits, '-' or '_'")
         if args.queue.count(name) > 1:
             return _fail(f"--queue {name} is given more than once")
-    emulator = CloudflareQueuesEmulator(
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        account_id=args.account_id,
-        faults=FaultPlan(rules=rules, seed=args.seed),
-        json_bodies=args.json_bodies,
-        rate_limit=args.rate_limit,
-        queue_throughput=args.queue_throughput,
-        purge_seconds=args.purge_seconds,
-        read_only_token=args.read_only_token,
-    )
+    try:
+        emulator = CloudflareQueuesEmulator(
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            account_id=args.account_id,
+            faults=FaultPlan(rules=rules, seed=args.seed),
+            json_bodies=args.json_bodies,
+            rate_limit=args.rate_limit,
+            queue_throughput=args.queue_throughput,
+            purge_seconds=args.purge_seconds,
+            read_only_token=args.read_only_token,
+        )
+    except ValueError as err:
+        return _fail(str(err))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

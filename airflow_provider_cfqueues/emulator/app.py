@@ -11,6 +11,7 @@ import base64
 import hmac
 import json
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -34,6 +35,12 @@ from .state import (
 )
 
 API_PREFIX = "/client/v4/"
+#: the most request-body bytes an endpoint takes, read before parsing (the largest legal request of
+#: that endpoint, with room for JSON escaping); every other endpoint takes :data:`SMALL_BODY_BYTES`
+BODY_LIMITS = {"push": 1 << 20, "push_batch": 1 << 20, "ack": 256 << 10, "purge": 256 << 10}
+SMALL_BODY_BYTES = 64 << 10
+#: requests parsed and answered at once (the rest wait their turn): bounds the memory of parsing
+MAX_HANDLED_AT_ONCE = 8
 
 _REASONS = {
     200: "OK",
@@ -65,8 +72,9 @@ class Reply:
     content_type: str = "application/json"
     drop: bool = False
 
-    def encode(self, keep_alive: bool) -> bytes:
-        """Status line, headers and body as one buffer, so that the server answers with one write."""
+    def encode(self, keep_alive: bool, *, head: bool = False) -> bytes:
+        """Status line, headers and body as one buffer, so that the server answers with one write; an
+        answer to ``HEAD`` has the headers of the full answer and no body."""
         lines = [
             f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}",
             f"Content-Type: {self.content_type}",
@@ -75,7 +83,7 @@ class Reply:
             f"cf-ray: {secrets.token_hex(8)}-EMU",
         ]
         lines.extend(f"{name}: {value}" for name, value in self.headers)
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else self.body)
 
 
 @dataclass
@@ -133,6 +141,9 @@ class EmulatorApp:
         throughput: QueueThroughput | None = None,
         read_only_token: str | None = None,
     ) -> None:
+        for name, value in (("token", token), ("read_only_token", read_only_token)):
+            if value is not None and not value.strip():
+                raise ValueError(f"{name} must not be empty: an empty token would let any request in")
         self.state = state
         self.token = token
         self.read_only_token = read_only_token
@@ -142,6 +153,15 @@ class EmulatorApp:
         self.requests: Counter[str] = Counter()
         self.lost_answers: Counter[str] = Counter()
         self.observers: list[Observer] = []
+        self._handling = threading.BoundedSemaphore(MAX_HANDLED_AT_ONCE)
+
+    def body_limit(self, method: str, target: str) -> int:
+        """The most body bytes the endpoint of ``method`` and ``target`` takes (:data:`BODY_LIMITS`)."""
+        try:
+            endpoint = self._route(method, target.partition("?")[0])[0]
+        except ApiError:
+            return SMALL_BODY_BYTES
+        return BODY_LIMITS.get(endpoint, SMALL_BODY_BYTES)
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one request; then show the exchange to every observer (tests validate it there)."""
@@ -184,7 +204,8 @@ class EmulatorApp:
             return reply
         request = Request(params, parse_qs(query_string), body)
         try:
-            result, result_info, message_ids = handler(self, request)
+            with self._handling:  # after any injected latency: a slow answer does not hold a slot
+                result, result_info, message_ids = handler(self, request)
         except ApiError as err:
             return error_reply(err.status, err.code, err.message, [*limits, *err.headers])
         if decision.kind == "lost":
@@ -243,9 +264,9 @@ class EmulatorApp:
         body = _json_object(req.body)
         if "queue_name" not in body:
             raise ApiError(400, 10207, 'Required at "queue_name"')
-        settings = body.get("settings") or {}
-        if not isinstance(settings, dict):
-            raise ApiError(400, 10207, 'Expected object at "settings"')
+        settings = body.get("settings")
+        if settings is not None and not isinstance(settings, dict):
+            raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object at "settings", got {settings!r}')
         return self.state.create_queue(req.params["account_id"], body["queue_name"], settings), None, []
 
     def get_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:

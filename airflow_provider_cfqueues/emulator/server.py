@@ -3,16 +3,22 @@ A small threaded HTTP/1.1 server for the emulator: keep-alive, ``TCP_NODELAY``, 
 with a single write. (``http.server`` writes headers and body separately, which costs ~40 ms per
 keep-alive request on Linux through Nagle's algorithm and delayed ACKs.)
 
-It holds up against hostile clients: request lines, headers (their size and their number) and bodies
-are bounded; a body shorter than its ``Content-Length`` is not processed; a connection gets
+It holds up against hostile clients: request lines, headers (their size and their number) are
+bounded; a body is read only when its endpoint takes that many bytes (:meth:`EmulatorApp.body_limit`:
+1 MiB for pushes, 256 KiB for acks and purges, 64 KiB for the rest; 413 and the connection closed
+otherwise); a body shorter than its ``Content-Length`` is not processed; at most ``max_connections``
+connections are served at once (a further one gets 503 and is closed); a connection gets
 ``idle_timeout`` seconds to start a request and ``request_timeout`` seconds to send all of it, then is
 closed (a reaper thread enforces both, so a client dripping one byte at a time cannot hold it).
+Memory stays bounded: at most ``max_connections`` bodies of at most 1 MiB, of which at most
+:data:`~.app.MAX_HANDLED_AT_ONCE` are parsed at a time (docs/emulator.md gives the measured peak).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import socketserver
 import threading
@@ -26,15 +32,28 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger(f"{__name__}.requests")
 request_log.setLevel(logging.WARNING)
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 65_536
+MAX_CONNECTIONS = 64
+_DIGITS = re.compile(r"[0-9]{1,12}")
 MAX_HEADERS = 100
 IDLE_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 
 
 class _BadRequest(Exception):
-    pass
+    def __init__(self, message: str, status: int = 400, code: int = 10208) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _TooLarge(method: str, target: str, length: int, limit: int) -> _BadRequest:
+    path = target.partition("?")[0]
+    return _BadRequest(
+        f"request body of {length:,} bytes; {method} {path} takes at most {limit:,} (the emulator reads no more)",
+        413,
+        10208,
+    )
 
 
 class _ConnectionHandler(socketserver.StreamRequestHandler):
@@ -60,7 +79,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                 request = self._read_request()
             except _BadRequest as err:
                 with contextlib.suppress(OSError):
-                    self.wfile.write(error_reply(400, 10208, str(err)).encode(keep_alive=False))
+                    self.wfile.write(error_reply(err.status, err.code, str(err)).encode(keep_alive=False))
                 return
             except OSError:
                 return
@@ -86,7 +105,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             try:
-                self.wfile.write(reply.encode(keep_alive))
+                self.wfile.write(reply.encode(keep_alive, head=method == "HEAD"))
             except OSError:
                 return
             if not keep_alive:
@@ -120,17 +139,18 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             if not sep:
                 raise _BadRequest("malformed header line")
             headers[name.strip().lower()] = value.strip()
-        if headers.get("expect", "").lower() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        limit = self.server.app.body_limit(method, target)
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked()
+            self._continue(headers)
+            body = self._read_chunked(limit)
         else:
-            try:
-                length = int(headers.get("content-length", "0"))
-            except ValueError:
-                raise _BadRequest("malformed Content-Length") from None
-            if length < 0 or length > MAX_REQUEST_BYTES:
-                raise _BadRequest("request body too large")
+            declared = headers.get("content-length", "0").strip()
+            if not _DIGITS.fullmatch(declared):  # int() would take "1_0", "+5" or " 7"
+                raise _BadRequest(f"malformed Content-Length {declared[:20]!r}")
+            length = int(declared)
+            if length > limit:  # refused before reading a byte of it
+                raise _TooLarge(method, target, length, limit)
+            self._continue(headers)
             body = self.rfile.read(length) if length else b""
             if len(body) < length:
                 raise _BadRequest(f"the body ended after {len(body)} of its {length} bytes (Content-Length)")
@@ -138,7 +158,11 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
         return method, target, headers, body, keep_alive
 
-    def _read_chunked(self) -> bytes:
+    def _continue(self, headers: dict[str, str]) -> None:
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _read_chunked(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -154,8 +178,8 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                     pass
                 return b"".join(chunks)
             total += size
-            if total > MAX_REQUEST_BYTES:
-                raise _BadRequest("request body too large")
+            if total > limit:
+                raise _BadRequest(f"request body over {limit:,} bytes, the most this endpoint takes", 413, 10208)
             chunk = self.rfile.read(size)
             if len(chunk) < size:
                 raise _BadRequest("the body ended inside a chunk")
@@ -177,10 +201,15 @@ class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
         *,
         idle_timeout: float = IDLE_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.app = app
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._admitted: set[Any] = set()
+        self.connections_refused = 0
         self._connections: dict[socket.socket, float | None] = {}  # connection -> when to close it
         self._connections_lock = threading.Lock()
         self.connections_accepted = 0
@@ -192,6 +221,29 @@ class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
     def server_close(self) -> None:
         self._closing.set()
         super().server_close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, or, past ``max_connections``, answer 503 and close it."""
+        if not self._slots.acquire(blocking=False):
+            self.connections_refused += 1
+            reply = error_reply(503, 15000, f"the emulator serves at most {self.max_connections} connections at once")
+            with contextlib.suppress(OSError):
+                request.sendall(reply.encode(keep_alive=False))
+            self.shutdown_request(request)
+            return
+        with self._connections_lock:
+            self._admitted.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            with self._connections_lock:
+                admitted = request in self._admitted
+                self._admitted.discard(request)
+            if admitted:
+                self._slots.release()
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
         with self._connections_lock:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import heapq
 import itertools
+import math
 import re
 import secrets
 import threading
@@ -292,8 +293,8 @@ class EmulatorState:
         json_bodies: str = "base64",
         purge_seconds: float = 0.0,
     ) -> None:
-        if purge_seconds < 0:
-            raise ValueError(f"purge_seconds must be >= 0, got {purge_seconds!r}")
+        if not math.isfinite(purge_seconds) or purge_seconds < 0:
+            raise ValueError(f"purge_seconds must be a number of seconds >= 0, got {purge_seconds!r}")
         self.purge_seconds = purge_seconds
         if json_bodies not in JSON_BODY_MODES:
             raise ValueError(f"json_bodies must be one of {', '.join(JSON_BODY_MODES)}, got {json_bodies!r}")
@@ -334,7 +335,7 @@ class EmulatorState:
     def create_queue(self, account_id: str, name: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.lock:
             queues = self._account(account_id)
-            return self._create_queue(queues, account_id, name, settings or {}).to_wire()
+            return self._create_queue(queues, account_id, name, settings if settings is not None else {}).to_wire()
 
     def _create_queue(
         self, queues: dict[str, QueueState], account_id: str, name: str, settings: dict[str, Any]
@@ -384,15 +385,19 @@ class EmulatorState:
         with self.lock:
             queues = self._account(account_id)
             queue = self._queue(account_id, queue_id)
+            # everything is checked before anything changes: a bad setting leaves the queue as it was
             new_name = body.get("queue_name")
-            if new_name is not None and new_name != queue.name:
+            renamed = new_name is not None and new_name != queue.name
+            if renamed:
                 _check_new_name(queues, new_name)
-                queue.name = new_name
-            settings = body.get("settings") or {}
-            if not isinstance(settings, dict):
-                raise ApiError(400, 10207, 'Expected object at "settings"')
+                if queue.consumer is not None and queue.consumer.dead_letter_queue == new_name:
+                    raise ApiError(400, 100128, f"queue_name {new_name!r} is this queue's own dead letter queue")
+            settings = _settings_object(body)
             old_retention = queue.settings["message_retention_period"]
-            queue.settings = _queue_settings({} if replace else queue.settings, settings)
+            new_settings = _queue_settings({} if replace else queue.settings, settings)
+            if renamed:
+                queue.name = str(new_name)
+            queue.settings = new_settings
             if queue.settings["message_retention_period"] != old_retention:
                 self._rebuild_retention(queue)
             queue.modified_on = iso_timestamp(self.clock.now())
@@ -437,9 +442,7 @@ class EmulatorState:
             raise ApiError(400, 100127, "dead_letter_queue must be a queue name")
         if dlq == queue.name:
             raise ApiError(400, 100127, "a queue cannot be its own dead letter queue")
-        settings = body.get("settings") or {}
-        if not isinstance(settings, dict):
-            raise ApiError(400, 10207, 'Expected object at "settings"')
+        settings = _settings_object(body)
         return ConsumerState(
             consumer_id=consumer_id,
             type=kind,
@@ -690,7 +693,8 @@ class EmulatorState:
         target = next((q for q in queues.values() if q.name == dlq_name), None)
         if target is None:
             target = self._create_queue(queues, queue.account_id, dlq_name, {})
-        self._apply_time(target, now)
+        # the target's own lease expiries are applied when it is next used, not from here: applying them
+        # now could dead-letter back into this queue (a cycle A -> B -> A), and so on without end
         copy = StoredMessage(
             id=message.id,
             body=message.body,
@@ -794,6 +798,16 @@ class EmulatorState:
                 )
                 for m in queue.messages.values()
             ]
+
+
+def _settings_object(body: dict[str, Any]) -> dict[str, Any]:
+    """A body's ``settings``: absent or ``null`` is none; anything but an object (``0``, ``""``, ``[]``) is a 400."""
+    settings = body.get("settings")
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object at "settings", got {settings!r}')
+    return settings
 
 
 def _check_new_name(queues: dict[str, QueueState], name: object) -> None:

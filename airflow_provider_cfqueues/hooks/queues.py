@@ -377,13 +377,13 @@ class CloudflareQueuesHook(BaseHook):
 
     def update_queue(
         self,
-        queue: str | None,
+        queue: str,
         *,
         delivery_delay: float | timedelta | str | None = None,
         message_retention_period: float | timedelta | str | None = None,
         delivery_paused: bool | None = None,
     ) -> Queue:
-        """Change the settings given (the others stay as they are)."""
+        """Change the settings given of the queue named (the others stay as they are)."""
         settings = queue_settings(
             delivery_delay=delivery_delay,
             message_retention_period=message_retention_period,
@@ -391,21 +391,25 @@ class CloudflareQueuesHook(BaseHook):
         )
         return self._run(admin_flows.update_queue(self._context(self.settings), queue, settings))
 
-    def delete_queue(self, queue: str | None) -> str:
-        """Delete a queue and every message in it (irreversible); returns its id."""
+    def delete_queue(self, queue: str) -> str:
+        """
+        Delete a queue and every message in it (irreversible); returns its id. Like every call that changes
+        a queue, it acts only on ``queue`` as given (never the hook's default queue), and a name resolved
+        from the cache is confirmed with the service first (``api.flows.resolve_named_queue``).
+        """
         return self._run(admin_flows.delete_queue(self._context(self.settings), queue))
 
-    def pause_delivery(self, queue: str | None) -> Queue:
+    def pause_delivery(self, queue: str) -> Queue:
         """Pause delivery: pushes are still kept, pulls are refused (409) until :meth:`resume_delivery`."""
         return self.update_queue(queue, delivery_paused=True)
 
-    def resume_delivery(self, queue: str | None) -> Queue:
+    def resume_delivery(self, queue: str) -> Queue:
         """Resume delivery after :meth:`pause_delivery`."""
         return self.update_queue(queue, delivery_paused=False)
 
     def purge_queue(
         self,
-        queue: str | None,
+        queue: str,
         *,
         wait: bool = True,
         timeout: float | timedelta = 300,
@@ -430,7 +434,7 @@ class CloudflareQueuesHook(BaseHook):
 
     def create_consumer(
         self,
-        queue: str | None,
+        queue: str,
         *,
         batch_size: int | str | None = None,
         max_retries: int | str | None = None,
@@ -453,7 +457,7 @@ class CloudflareQueuesHook(BaseHook):
 
     def update_consumer(
         self,
-        queue: str | None,
+        queue: str,
         consumer_id: str | None = None,
         *,
         batch_size: int | str | None = None,
@@ -462,12 +466,16 @@ class CloudflareQueuesHook(BaseHook):
         visibility_timeout: float | timedelta | str | None = None,
         dead_letter_queue: str | None = None,
     ) -> Consumer:
-        """Change the given settings of the queue's HTTP pull consumer (or ``consumer_id``); the others
-        stay; ``dead_letter_queue=""`` removes the dead-letter queue."""
+        """
+        Change the given settings of the queue's HTTP pull consumer (or ``consumer_id``); the others stay;
+        ``dead_letter_queue=""`` removes the dead-letter queue. A Worker consumer is refused, and a
+        change made by someone else between the read and the replace fails the call
+        (:class:`~airflow_provider_cfqueues.api.errors.CloudflareQueuesConflictError`) instead of being undone.
+        """
         settings = ConsumerSettings(batch_size, max_retries, retry_delay, visibility_timeout, dead_letter_queue)
         return self._run(admin_flows.update_consumer(self._context(self.settings), queue, consumer_id, settings))
 
-    def delete_consumer(self, queue: str | None, consumer_id: str | None = None) -> str:
+    def delete_consumer(self, queue: str, consumer_id: str | None = None) -> str:
         """Remove the queue's HTTP pull consumer (or ``consumer_id``); returns its id."""
         return self._run(admin_flows.delete_consumer(self._context(self.settings), queue, consumer_id))
 

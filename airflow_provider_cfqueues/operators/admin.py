@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException, conf
-from ..api.admin_requests import ConsumerSettings
+from ..api.admin_requests import ConsumerSettings, queue_settings, validate_queue_name
 from ..api.errors import CloudflareQueuesApiError, CloudflareQueuesNotFoundError, CloudflareQueuesValidationError
 from ..api.models import Consumer, Queue
 from ..api.units import interval
@@ -119,8 +119,9 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         (templated).
     :param dead_letter_queue: the queue name exhausted messages go to (templated); the service
         creates it when missing.
-    :param if_exists: ``"ignore"`` (default: leave it as it is), ``"fail"``, or ``"update"`` (apply
-        the settings given here, adding the pull consumer if it has none).
+    :param if_exists: ``"ignore"`` (default: leave it as it is, but add the HTTP pull consumer it lacks
+        when ``pull_consumer``), ``"fail"``, or ``"update"`` (apply the settings given here, adding the
+        pull consumer if it has none).
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
     """
@@ -151,7 +152,12 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
     @closes_hook
     def execute(self, context: Context) -> str:
         hook = self.hook
-        name = self.queue_ref
+        name = validate_queue_name(self.queue_ref)
+        # every rendered setting is checked before the first request: a wrong one must not leave a queue
+        # created without its consumer
+        queue_settings(delivery_delay=self.delivery_delay, message_retention_period=self.message_retention_period)
+        self.consumer_settings.wire()
+        self.consumer_settings.dlq()
         existing = _find(hook, name)
         if existing is None:
             try:
@@ -172,6 +178,16 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
             raise AirflowException(f"queue {name} already exists ({existing.queue_id}); if_exists='fail'")
         if self.if_exists == "update":
             self._update(hook, existing)
+        elif self.pull_consumer and existing.http_pull_consumer is None:
+            # e.g. an earlier try created the queue and then failed to add its consumer
+            consumer = hook.create_consumer(existing.queue_id, **self.consumer_kwargs())
+            self.log.info(
+                "Queue %s exists (%s) without an HTTP pull consumer: added one, %s (if_exists='ignore' leaves "
+                "its other settings as they are)",
+                name,
+                existing.queue_id,
+                _consumer_summary(consumer),
+            )
         else:
             self.log.info("Queue %s exists (%s): left as it is (if_exists='ignore')", name, existing.queue_id)
         return existing.queue_id

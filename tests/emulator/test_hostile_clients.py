@@ -5,17 +5,20 @@ The emulator against bad input and hostile clients: every bad request gets a Clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, EmulatorProcess
 
 from ..raw_api import RawApi
 
@@ -77,7 +80,8 @@ def test_queue_names_with_a_trailing_newline_are_refused(emulator: CloudflareQue
         ("header line too long", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
         ("request line too long", b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"),
         ("negative Content-Length", b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n"),
-        ("Content-Length too large", b"POST /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"),
+        ("Content-Length with an underscore", b"POST /x HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n0123456789"),
+        ("Content-Length with a sign", b"POST /x HTTP/1.1\r\nContent-Length: +4\r\n\r\nabcd"),
     ],
 )
 def test_malformed_requests_get_a_400_and_a_closed_connection(
@@ -85,6 +89,24 @@ def test_malformed_requests_get_a_400_and_a_closed_connection(
 ) -> None:
     answer = raw_exchange(strict, request_bytes)
     assert status_and_code(answer) == (400, 10208), case
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "suffix", "limit"),
+    [("push", "/messages", 1 << 20), ("purge", "/purge", 256 << 10), ("pull", "/messages/pull", 64 << 10)],
+)
+def test_a_body_over_its_endpoints_limit_is_refused_unread(
+    strict: CloudflareQueuesEmulator, endpoint: str, suffix: str, limit: int
+) -> None:
+    """The limit is the endpoint's largest legal request: the emulator answers 413 before reading the body."""
+    queue = strict.create_queue("q")
+    head = (
+        f"POST /client/v4/accounts/{strict.account_id}/queues/{queue.id}{suffix} HTTP/1.1\r\n"
+        f"Authorization: Bearer {strict.token}\r\nContent-Length: {limit + 1}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(strict, head)  # not a byte of the body is sent: the answer comes anyway
+    assert status_and_code(answer) == (413, 10208), endpoint
+    assert f"takes at most {limit:,}".encode() in answer
 
 
 def test_a_body_shorter_than_its_content_length_is_not_processed(strict: CloudflareQueuesEmulator) -> None:
@@ -106,13 +128,17 @@ def test_slow_and_idle_connections_are_closed(strict: CloudflareQueuesEmulator) 
     sockets = [socket.create_connection(("127.0.0.1", strict.port), timeout=5) for _ in range(300)]
     try:
         for sock in sockets[:150]:
-            sock.sendall(b"GET /client/v4/ HTTP/1.1\r\nX-Slow: ")  # slowloris: headers that never end
+            with contextlib.suppress(OSError):  # past the first 64, the server may have closed it already
+                sock.sendall(b"GET /client/v4/ HTTP/1.1\r\nX-Slow: ")  # slowloris: headers that never end
         started = time.monotonic()
-        assert all(sock.recv(100) == b"" for sock in sockets)  # each closed by the server, unanswered
+        answers = [sock.recv(100) for sock in sockets]
         assert time.monotonic() - started < 4  # 1 s to start, 1 s per request, checked every 0.25 s
     finally:
         for sock in sockets:
             sock.close()
+    # at most 64 connections are served: each closed unanswered when it stalls; the others got a 503 at once
+    assert all(answer == b"" or answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") for answer in answers)
+    assert answers.count(b"") >= 64 and strict._server.connections_refused == 300 - answers.count(b"")  # type: ignore[union-attr]
     still_serving = requests.get(f"{strict.base_url}/accounts/{strict.account_id}/queues", timeout=5)
     assert still_serving.json()["errors"][0]["code"] == 9106  # answered: no token
 
@@ -152,8 +178,13 @@ def test_cli_errors_are_one_line_with_the_fix() -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "1 to 63 letters" in bad.stderr
     twice = cli("--queue", "a", "--queue", "a")
     assert twice.returncode == 2 and "--queue a is given more than once" in twice.stderr
-    negative = cli("--purge-seconds", "-1")
-    assert negative.returncode == 2 and "--purge-seconds must be >= 0" in negative.stderr
+    for seconds in ("-1", "nan", "inf"):  # a purge that never completes
+        refused = cli("--purge-seconds", seconds)
+        assert refused.returncode == 2 and "--purge-seconds must be a number of seconds >= 0" in refused.stderr
+    for option in ("--token", "--read-only-token"):  # an empty token would let any request in
+        empty = cli(option, "")
+        assert empty.returncode == 2 and empty.stderr.count("\n") == 1, empty.stderr
+        assert f"{option.removeprefix('--').replace('-', '_')} must not be empty" in empty.stderr
 
 
 def test_cli_prints_what_a_client_needs_and_logs_requests_when_verbose() -> None:
@@ -197,3 +228,114 @@ def test_cli_prints_what_a_client_needs_and_logs_requests_when_verbose() -> None
     finally:
         result.terminate()
         result.communicate(timeout=10)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory (Linux: VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_concurrent_large_bodies_keep_the_emulators_memory_bounded() -> None:
+    """
+    Six clients send 16 MB to /purge at once (each refused before a byte of it is read), then 64 clients
+    each send the largest push body an endpoint takes, made of 350,000 empty JSON objects (the most
+    memory per byte to parse): the emulator's peak memory stays bounded, and it keeps answering.
+    """
+    adversarial = b"[" + b"{}," * ((1 << 20) // 3 - 2) + b"{}]"
+    with EmulatorProcess(["q"]) as emulator:
+        pid = emulator._process.pid  # type: ignore[union-attr]
+        base = f"{emulator.base_url}/accounts/{emulator.account_id}/queues/{emulator.queue_ids['q']}"
+        headers = {"Authorization": f"Bearer {emulator.token}", "Content-Type": "application/json"}
+        before = _peak_rss_mib(pid)
+
+        def purge(_: int) -> int:
+            return requests.post(f"{base}/purge", data=b"x" * (16 << 20), headers=headers, timeout=60).status_code
+
+        def push(_: int) -> int:
+            return requests.post(f"{base}/messages", data=adversarial, headers=headers, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            purges = list(pool.map(purge, range(6)))
+            pushes = list(pool.map(push, range(64)))
+        peak = _peak_rss_mib(pid)
+        print(f"\nemulator peak RSS: {before:.0f} MiB at start, {peak:.0f} MiB after the concurrent bodies")
+        assert set(purges) <= {413, 503}, purges
+        assert set(pushes) <= {400, 503}, pushes  # a body that is not one message: refused as such
+        assert peak - before < 64 + 8 * 40, (before, peak)  # 64 bodies of 1 MiB, 8 parses at a time
+        answer = requests.get(f"{base}/metrics", headers=headers, timeout=10)
+        assert answer.status_code == 200 and answer.json()["result"]["backlog_count"] == 0
+
+
+# -- state that must not be corrupted ----------------------------------------------------------------
+
+
+def test_dead_letter_cycles_expire_without_recursion(emulator: CloudflareQueuesEmulator) -> None:
+    """A -> B -> A, max_retries 0, 600 leased messages each: lease expiry moves them round, one hop a look."""
+    a = emulator.create_queue("a", max_retries=0, dead_letter_queue="b")
+    b = emulator.create_queue("b", max_retries=0, dead_letter_queue="a")
+    api = RawApi(emulator)
+    for queue in (a, b):
+        for start in range(0, 600, 100):
+            api.batch(queue.id, [{"body": {"n": n}} for n in range(start, start + 100)])
+        for _ in range(6):
+            api.pull(queue.id, batch_size=100, visibility_timeout_ms=1000)
+    emulator.clock.advance(2)  # every lease expires: each message goes to the other queue
+    backlogs = [api.metrics(queue.id)["backlog_count"] for queue in (a, b, a, b)]
+    assert backlogs == [0, 600, 600, 600]  # a's went to b; b's own came to a when b was next read
+    assert api.pull(a.id, batch_size=5)["messages"]  # still serving, no 500
+
+
+def test_a_queue_cannot_be_its_own_dead_letter_queue(emulator: CloudflareQueuesEmulator) -> None:
+    queue = emulator.create_queue("orders", http_pull=False)
+    api = RawApi(emulator)
+    assert api.error("POST", f"/{queue.id}/consumers", {"type": "http_pull", "dead_letter_queue": "orders"})[:2] == (
+        400,
+        100127,
+    )
+    consumer = api.ok("POST", f"/{queue.id}/consumers", {"type": "http_pull", "dead_letter_queue": "orders-dlq"})
+    again = {"type": "http_pull", "dead_letter_queue": "orders"}
+    assert api.error("PUT", f"/{queue.id}/consumers/{consumer['consumer_id']}", again)[:2] == (400, 100127)
+    # renaming the queue to its dead-letter queue's name would make it its own dead-letter queue
+    assert api.error("PATCH", f"/{queue.id}", {"queue_name": "orders-dlq"})[:2] == (400, 100128)
+    assert api.ok("GET", f"/{queue.id}")["queue_name"] == "orders"
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_a_queue_update_with_one_bad_setting_changes_nothing(emulator: CloudflareQueuesEmulator, method: str) -> None:
+    queue = emulator.create_queue("orders", delivery_delay=5)
+    api = RawApi(emulator)
+    before = api.ok("GET", f"/{queue.id}")
+    body = {"queue_name": "renamed", "settings": {"delivery_delay": 10, "message_retention_period": 1}}
+    assert api.error(method, f"/{queue.id}", body)[:2] == (400, 100128)
+    after = api.ok("GET", f"/{queue.id}")
+    assert (after["queue_name"], after["settings"]) == (before["queue_name"], before["settings"])
+
+
+@pytest.mark.parametrize("settings", [0, "", [], False, "x"])
+def test_settings_that_are_not_an_object_are_refused(emulator: CloudflareQueuesEmulator, settings: object) -> None:
+    queue = emulator.create_queue("orders")
+    api = RawApi(emulator)
+    assert api.error("POST", "", {"queue_name": "fresh", "settings": settings})[:2] == (400, 10207)
+    assert api.error("PATCH", f"/{queue.id}", {"settings": settings})[:2] == (400, 10207)
+    consumer_id = api.ok("GET", f"/{queue.id}/consumers")[0]["consumer_id"]
+    consumer = {"type": "http_pull", "settings": settings}
+    assert api.error("PUT", f"/{queue.id}/consumers/{consumer_id}", consumer)[:2] == (400, 10207)
+    assert "fresh" not in [q["queue_name"] for q in api.ok("GET")]
+
+
+def test_head_answers_carry_no_body(emulator: CloudflareQueuesEmulator) -> None:
+    request = f"HEAD /client/v4/accounts/{emulator.account_id}/queues HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as sock:
+        sock.sendall(request + request)  # two on one keep-alive connection: the second is read as such
+        time.sleep(0.3)
+        answer = sock.recv(65536)
+    assert answer.count(b"HTTP/1.1 ") == 2 and answer.endswith(b"\r\n\r\n"), answer
+
+
+@pytest.mark.parametrize("option", ["token", "read_only_token"])
+def test_an_empty_token_is_refused_at_start(option: str) -> None:
+    with pytest.raises(ValueError, match=f"{option} must not be empty"):
+        CloudflareQueuesEmulator(**{option: "  "})

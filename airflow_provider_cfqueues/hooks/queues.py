@@ -14,7 +14,9 @@ import copy
 import functools
 import os
 import ssl
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -40,6 +42,8 @@ from .connection_form import CONN_TYPE, FIELD_BEHAVIOUR, HOOK_NAME, form_widgets
 T = TypeVar("T")
 
 USER_AGENT = f"airflow-provider-cfqueues/{__version__}"
+#: one lock per (API, account, queue) for consumer updates in this process
+_CONSUMER_UPDATES: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
 @functools.cache
@@ -473,7 +477,11 @@ class CloudflareQueuesHook(BaseHook):
         (:class:`~airflow_provider_cfqueues.api.errors.CloudflareQueuesConflictError`) instead of being undone.
         """
         settings = ConsumerSettings(batch_size, max_retries, retry_delay, visibility_timeout, dead_letter_queue)
-        return self._run(admin_flows.update_consumer(self._context(self.settings), queue, consumer_id, settings))
+        settings_ = self.settings
+        # updates of one queue's consumer in this process go one at a time: each reads what the one before
+        # it wrote (across processes, the read-again check of the flow catches a change made in between)
+        with _CONSUMER_UPDATES[(settings_.base_url, settings_.account_id, queue)]:
+            return self._run(admin_flows.update_consumer(self._context(settings_), queue, consumer_id, settings))
 
     def delete_consumer(self, queue: str, consumer_id: str | None = None) -> str:
         """Remove the queue's HTTP pull consumer (or ``consumer_id``); returns its id."""

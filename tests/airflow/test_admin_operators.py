@@ -129,3 +129,46 @@ def test_purge_trigger_times_out_and_reports_errors(emulator: CloudflareQueuesEm
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_cfqueues.triggers.queues.CloudflareQueuesPurgeTrigger"
     assert CloudflareQueuesPurgeTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+@pytest.mark.slow
+def test_destructive_operators_act_only_on_the_queue_named(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cloudflare_queue that renders empty, or none at all, on a connection whose default queue holds
+    messages: every task fails, and the default queue is untouched."""
+    from tests.dags.cfqueues_admin_dags import named_only_dag
+
+    default = emulator.create_queue("prod-default")
+    for name, value in emulator.airflow_connection_env(queue="prod-default").items():
+        monkeypatch.setenv(name, value)
+    from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+
+    CloudflareQueuesHook().push_messages(list(range(5)))
+    run = named_only_dag.test(run_conf={"q": "", "bs": "500"})
+    assert task_states(run) == {
+        "delete_empty": "failed",
+        "purge_empty": "failed",
+        "pause_unnamed": "failed",
+        "consumer_unnamed": "failed",
+        "create": "failed",  # batch_size 500: refused before the queue was created
+    }
+    queue = emulator.state.find_queue(emulator.account_id, "prod-default")
+    assert queue.queue_id == default.id and emulator.metrics("prod-default")["backlog_count"] == 5
+    assert not queue.settings["delivery_paused"] and queue.consumer is not None
+    assert queue.consumer.settings["batch_size"] != 7
+    assert "scratch-500" not in [q.name for q in emulator.state.accounts[emulator.account_id].values()]
+    run = named_only_dag.test(run_conf={"q": "", "bs": "10"})  # the fixed setting: created, with its consumer
+    assert task_states(run)["create"] == "success"
+    created = emulator.state.find_queue(emulator.account_id, "scratch-10")
+    assert created.consumer is not None and created.consumer.settings["batch_size"] == 10
+
+
+def test_create_adds_the_pull_consumer_an_existing_queue_lacks(emulator: CloudflareQueuesEmulator) -> None:
+    """An earlier try created the queue and failed before its consumer: the retry (if_exists='ignore') adds it."""
+    queue = emulator.create_queue("half-made", http_pull=False)
+    operator = CloudflareQueuesCreateQueueOperator(task_id="create", cloudflare_queue="half-made", batch_size=20)
+    assert operator.execute({}) == queue.id  # type: ignore[arg-type]
+    consumer = emulator.state.find_queue(emulator.account_id, "half-made").consumer
+    assert consumer is not None and consumer.type == "http_pull" and consumer.settings["batch_size"] == 20
+    operator.execute({})  # type: ignore[arg-type]  # and then leaves it as it is

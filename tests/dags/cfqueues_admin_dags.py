@@ -71,3 +71,20 @@ with DAG(
         if_exists="fail",
         retries=0,
     )
+
+
+with DAG(
+    "cfq_test_admin_named_only",
+    schedule=None,
+    start_date=START,
+    params={"q": "", "bs": "10"},
+) as named_only_dag:
+    # a template that renders empty must not reach the connection's default queue
+    CloudflareQueuesDeleteQueueOperator(task_id="delete_empty", cloudflare_queue="{{ params.q }}", retries=0)
+    CloudflareQueuesPurgeOperator(task_id="purge_empty", cloudflare_queue="{{ params.q }}", confirm=True, retries=0)
+    CloudflareQueuesPauseDeliveryOperator(task_id="pause_unnamed", retries=0)  # no cloudflare_queue at all
+    CloudflareQueuesUpdateConsumerOperator(task_id="consumer_unnamed", batch_size=7, retries=0)
+    # every rendered setting is checked before the queue is created
+    CloudflareQueuesCreateQueueOperator(
+        task_id="create", cloudflare_queue="scratch-{{ params.bs }}", batch_size="{{ params.bs }}", retries=0
+    )

@@ -38,6 +38,7 @@ This module imports nothing from Airflow, so loading it costs nothing in other t
 from __future__ import annotations
 
 import base64
+import difflib
 import os
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ import tempfile
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,21 @@ from .emulator import DEFAULT_CONN_ID, CloudflareQueuesEmulator, FaultPlan, Manu
 
 _HOME_OPTION = "cfqueues_airflow_home"
 _HOME = pytest.StashKey[Path]()  # the private Airflow home, when the session has one
+_SAVED_ENVIRONMENT = pytest.StashKey[dict[str, str | None]]()  # what the plugin changed, as it was before
+
+#: the options of the ``cfqueues`` marker, and the types each takes
+MARKER_OPTIONS: dict[str, tuple[type, ...]] = {
+    "manual_clock": (bool,),
+    "queues": (list, tuple),
+    "conn_id": (str,),
+    "faults": (FaultPlan, type(None)),
+    "token": (str, type(None)),
+    "json_bodies": (str,),
+    "rate_limit": (str, type(None)),
+    "queue_throughput": (int, type(None)),
+    "purge_seconds": (int, float),
+    "read_only_token": (str, type(None)),
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,9 +86,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def airflow_test_environment(home: Path, dags_folder: Path) -> dict[str, str]:
-    """The environment of a throw-away Airflow home for tests: SQLite DB, no examples, our DAGs."""
+    """
+    The environment of a throw-away Airflow home for tests: SQLite DB, no examples, our DAGs; the user's
+    own configuration file and secrets backends are not read (a backend that returns a production
+    ``cloudflare_queues_default`` would otherwise win over the emulator's connection).
+    """
     environment = {
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
+        "AIRFLOW__SECRETS__BACKEND": "",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": "{}",
+        "AIRFLOW__WORKERS__SECRETS_BACKEND": "",
+        "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS": "{}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -96,13 +122,27 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
             f"{_HOME_OPTION}: Airflow was imported before the plugin could configure it; import it in tests, "
             "not at the top of a plugin loaded with -p"
         )
+    configured = str(early_config.getini("cfqueues_dags_folder"))
+    dags_folder = (early_config.rootpath / configured).resolve()
+    if not dags_folder.is_dir():
+        raise pytest.UsageError(
+            f"cfqueues_dags_folder = {configured!r}: there is no folder {dags_folder} (the path is read from the "
+            "rootdir; in an ini file a comment must stand on its own line, not after the value)"
+        )
     home = Path(tempfile.mkdtemp(prefix="cfqueues-airflow-home-"))
-    dags_folder = (early_config.rootpath / str(early_config.getini("cfqueues_dags_folder"))).resolve()
-    os.environ.update(airflow_test_environment(home, dags_folder))
+    environment = airflow_test_environment(home, dags_folder)
+    early_config.stash[_SAVED_ENVIRONMENT] = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     early_config.stash[_HOME] = home
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give back the environment as it was (the user's AIRFLOW_HOME, keys, DB), and remove the private home."""
+    for name, value in config.stash.get(_SAVED_ENVIRONMENT, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     home = config.stash.get(_HOME, None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
@@ -140,16 +180,38 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``cfqueues`` marker's options; an unknown option or a value of the wrong type fails the test's setup
+    (a misspelt ``manul_clock=True`` would otherwise be ignored, and the test pass for the wrong reason)."""
+    marker = request.node.get_closest_marker("cfqueues")
+    if marker is None:
+        return {}
+    if marker.args:
+        pytest.fail(f"@pytest.mark.cfqueues takes keyword options only, got {marker.args!r}", pytrace=False)
+    options = dict(marker.kwargs)
+    for name, value in options.items():
+        if name not in MARKER_OPTIONS:
+            close = difflib.get_close_matches(name, MARKER_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            pytest.fail(
+                f"@pytest.mark.cfqueues: unknown option {name!r}{hint}; it takes {', '.join(MARKER_OPTIONS)}",
+                pytrace=False,
+            )
+        wanted = MARKER_OPTIONS[name]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            names = " or ".join("None" if kind is type(None) else kind.__name__ for kind in wanted)
+            pytest.fail(f"@pytest.mark.cfqueues: {name} must be {names}, got {value!r}", pytrace=False)
+    return options
+
+
 @pytest.fixture
 def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueuesEmulator]:
     """A running Cloudflare Queues emulator on a free loopback port, stopped after the test."""
-    marker = request.node.get_closest_marker("cfqueues")
-    options = dict(marker.kwargs) if marker else {}
-    faults = options.get("faults")
+    options = marker_options(request)
     emulator = CloudflareQueuesEmulator(
         token=options.get("token"),
         clock=ManualClock() if options.get("manual_clock") else None,
-        faults=faults if isinstance(faults, FaultPlan) else None,
+        faults=options.get("faults"),
         json_bodies=options.get("json_bodies", "base64"),
         rate_limit=options.get("rate_limit"),
         queue_throughput=options.get("queue_throughput"),
@@ -166,9 +228,25 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
 def cfqueues_connection(
     request: pytest.FixtureRequest, cfqueues_emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    """Define the Airflow connection to the emulator for this test and return its conn id."""
-    marker = request.node.get_closest_marker("cfqueues")
-    conn_id = str(marker.kwargs.get("conn_id", DEFAULT_CONN_ID)) if marker else DEFAULT_CONN_ID
+    """
+    Define the Airflow connection to the emulator for this test and return its conn id, once the
+    connection Airflow resolves for that id is checked to be the emulator's: a secrets backend or a
+    connection in the metadata DB that Airflow reads first fails the test here, before anything could
+    reach the server it points to.
+    """
+    conn_id = str(marker_options(request).get("conn_id", DEFAULT_CONN_ID))
     for name, value in cfqueues_emulator.airflow_connection_env(conn_id).items():
         monkeypatch.setenv(name, value)
+    from .hooks.queues import CloudflareQueuesHook  # imports Airflow: only when the fixture is used
+
+    settings = CloudflareQueuesHook(conn_id).settings
+    resolved = (settings.base_url.rstrip("/"), settings.account_id, settings.token)
+    if resolved != (cfqueues_emulator.base_url.rstrip("/"), cfqueues_emulator.account_id, cfqueues_emulator.token):
+        pytest.fail(
+            f"Airflow resolves the connection {conn_id!r} to {settings.base_url} (account {settings.account_id}), "
+            f"not to the emulator at {cfqueues_emulator.base_url}: a secrets backend or the metadata DB defines it "
+            "first. The test stops here, before anything reaches that server; run with `cfqueues_airflow_home = "
+            "true` (a private Airflow home that reads no secrets backend), or remove that connection",
+            pytrace=False,
+        )
     return conn_id

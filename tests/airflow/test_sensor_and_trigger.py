@@ -297,3 +297,27 @@ def test_age_criteria_follow_the_emulators_clock(
             trigger_events(CloudflareQueuesBacklogTrigger(cloudflare_queue="aged", criteria=criteria), 1)
         )
         assert event["status"] == "success" and "oldest age=3601" in event["message"]
+
+
+def test_the_deferral_recipe_of_the_testing_docs(emulator_connection: Any) -> None:
+    """docs/testing.md: catch the sensor's deferral and run its trigger against the emulator."""
+    from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
+
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 2.11
+        from airflow.exceptions import TaskDeferred
+
+    with CloudflareQueuesEmulator(token=TEST_TOKEN) as emulator:
+        emulator_connection(emulator)
+        emulator.create_queue("orders")
+        sensor = CloudflareQueuesBacklogSensor(
+            task_id="wait", cloudflare_queue="orders", min_backlog=2, deferrable=True, poke_interval=0.05, timeout=10
+        )
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute(context={})  # type: ignore[arg-type]
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, CloudflareQueuesBacklogTrigger) and trigger.cloudflare_queue == "orders"
+        CloudflareQueuesHook().push_messages([1, 2], queue="orders")
+        (event,) = asyncio.run(trigger_events(trigger, 1))
+        assert event["status"] == "success" and event["metrics"]["backlog_count"] == 2

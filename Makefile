@@ -4,6 +4,7 @@
 # and, with a Cloudflare account:
 #   make contract - the contract suite against the account and the emulator, side by side (needs
 #                   CFQUEUES_CONTRACT_TOKEN and CFQUEUES_CONTRACT_ACCOUNT_ID; docs/emulator.md)
+#   make contract-cleanup - delete the queues interrupted contract runs left in that account
 # Each virtualenv is created on first use (pip installs uv into it; uv installs the rest, pinned by the
 # constraints files in requirements/).
 
@@ -21,7 +22,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test test-airflow3 test-airflow2 contract lint typecheck bench install install-airflow2 lock clean
+.PHONY: demo test test-airflow3 test-airflow2 contract contract-cleanup lint typecheck bench install install-airflow2 lock clean
 
 %/bin/uv:
 	$(PYTHON) -m venv $*
@@ -56,6 +57,10 @@ test: lint typecheck test-airflow3 test-airflow2
 
 contract: install
 	$(BIN)/pytest tests/contract --contract-target=live $(PYTEST_ARGS)
+
+# delete the queues earlier contract runs left in the account (named cfq-contract-<run>-..., nothing else)
+contract-cleanup: install
+	$(BIN)/python -m tests.contract.cleanup
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
+from airflow_provider_cfqueues.hooks.connection import is_loopback
 
 from .ledger import Ledger
 from .report import Check, Report, summarize
 from .target import CONN_ID, Target
 
+T = TypeVar("T")
 TOKEN_ENV = "CFQUEUES_CONTRACT_TOKEN"
 ACCOUNT_ENV = "CFQUEUES_CONTRACT_ACCOUNT_ID"
 BASE_URL_ENV = "CFQUEUES_CONTRACT_BASE_URL"
@@ -33,9 +38,27 @@ PACE_ENV = "CFQUEUES_CONTRACT_PACE"
 LIVE_CAP = 600
 
 
+CAP_ENV = "CFQUEUES_CONTRACT_CAP"
+#: the fastest pace a live run may be given (seconds between counted requests)
+MIN_PACE = 0.01
+
+
 def _live_ledger() -> Ledger:
-    pace = float(os.environ.get(PACE_ENV) or 0.5)
-    return Ledger(counted_interval=pace, exempt_interval=min(pace, 0.2), cap=LIVE_CAP)
+    pace = _setting(PACE_ENV, "0.5", float)
+    if not math.isfinite(pace) or pace < MIN_PACE:
+        raise pytest.UsageError(f"{PACE_ENV}={pace!r}: give the seconds between counted requests, at least {MIN_PACE}")
+    cap = _setting(CAP_ENV, str(LIVE_CAP), int)
+    if not 1 <= cap <= LIVE_CAP:
+        raise pytest.UsageError(f"{CAP_ENV}={cap!r}: give the counted requests a run may make, 1 to {LIVE_CAP}")
+    return Ledger(counted_interval=pace, exempt_interval=min(pace, 0.2), cap=cap)
+
+
+def _setting(name: str, default: str, kind: Callable[[str], T]) -> T:
+    text = os.environ.get(name) or default
+    try:
+        return kind(text)
+    except ValueError:
+        raise pytest.UsageError(f"{name}={text!r} is not a {kind.__name__}") from None
 
 
 @dataclass
@@ -47,6 +70,8 @@ class ContractRun:
     counted: int = 0
     exempt: int = 0
     leftovers: list[str] = field(default_factory=list)
+    #: every queue the run created, by id: removed once deleted (what is left is named at the end)
+    created: dict[str, str] = field(default_factory=dict)
     skipped_because: str | None = None
     report_paths: list[Path] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
@@ -66,7 +91,43 @@ def _live_credentials() -> tuple[str, str, str] | None:
     token, account_id = os.environ.get(TOKEN_ENV, ""), os.environ.get(ACCOUNT_ENV, "")
     if not token or not account_id:
         return None
-    return token, account_id, os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
+    base_url = os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
+    url = urlsplit(base_url)
+    if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+        raise pytest.UsageError(
+            f"{BASE_URL_ENV}={url.scheme}://{url.hostname}...: the token goes over https only (plain http to a "
+            "loopback address, for an emulator, is the one exception)"
+        )
+    return token, account_id, base_url
+
+
+def _secrets() -> list[str]:
+    credentials = _live_credentials()
+    return [credentials[0], credentials[1]] if credentials else []
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret blotted out."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing case's report (traceback, locals with -l, captured output) never shows the token or the
+    account id: a dropped connection puts the request's URL and headers in the frames pytest prints."""
+    outcome = yield
+    secrets = _secrets()
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not secrets or "contract_kind" not in getattr(item, "fixturenames", ()):
+        return
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if any(secret in text for secret in secrets):
+            report.longrepr = scrub(text, secrets)
+    report.sections = [(title, scrub(content, secrets)) for title, content in report.sections]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -122,6 +183,7 @@ def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: py
         wait=wait,
         now=now,
         prefix=f"{run.prefix}-{next(run.numbers):03d}",
+        registry=run.created,
         case=getattr(request.node, "originalname", request.node.name).removeprefix("test_"),
         checks=run.checks,
         emulator_reading=reading,
@@ -130,7 +192,8 @@ def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: py
     try:
         yield target
     finally:
-        failures = target.cleanup()
+        with ledger.cleaning():  # a reserve past the cap and the budget: cleanup always runs
+            failures = target.cleanup()
         target.hook.close()
         target.session.close()
         if contract_kind == run.target:  # the run's figures are those of its target
@@ -152,11 +215,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     credentials = _live_credentials() if run.target == "live" else None
     host = credentials[2] if credentials else "the bundled emulator"
-    report = Report(run.target, host, run.checks, run.counted, run.exempt, len(run.leftovers))
+    run.leftovers += [
+        f"{name} ({queue_id}): not deleted (the run was interrupted)"
+        for queue_id, name in run.created.items()
+        if not any(queue_id in line for line in run.leftovers)
+    ]
+    stopped = run.live_ledger.stopped_because if run.target == "live" else None
+    report = Report(run.target, host, run.checks, run.counted, run.exempt, run.leftovers, stopped)
     directory = Path(session.config.getoption("contract_report"))
     if not directory.is_absolute():
         directory = session.config.rootpath / directory
-    run.report_paths = report.write(directory, [credentials[0], credentials[1]] if credentials else [])
+    run.report_paths = report.write(directory, _secrets())
     run.summary = summarize(report.rows())
 
 
@@ -176,5 +245,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         f"{summary['no_reference']}; requests counted by the API budget: {run.counted} (pulls and acks: "
         f"{run.exempt}); report: {', '.join(str(path) for path in run.report_paths)}"
     )
+    if run.target == "live" and run.live_ledger.stopped_because:
+        terminalreporter.write_line(f"contract run stopped early: {run.live_ledger.stopped_because}")
     if run.leftovers:
-        terminalreporter.write_line(f"queues left behind (delete them by hand): {'; '.join(run.leftovers)}")
+        terminalreporter.write_line(
+            f"queues left behind: {'; '.join(scrub(line, _secrets()) for line in run.leftovers)}. Delete them with "
+            "`make contract-cleanup` (it deletes only queues named cfq-contract-<run>-...)"
+        )

@@ -6,9 +6,11 @@ and refuses any change to a queue the run did not create.
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,23 +32,46 @@ class BudgetSpentError(AssertionError):
     """The run reached its cap of counted requests."""
 
 
+#: the share of the account's API budget a live run leaves to the account's other traffic (Ratelimit)
+KEEP_FOR_OTHERS = 0.25
+_REMAINING = re.compile(r"(?:^|[;,\s])r=(\d+)")
+_QUOTA = re.compile(r"(?:^|[;,\s])q=(\d+)")
+
+
 @dataclass
 class Ledger:
     """
     :param counted_interval: least seconds between two requests the API budget counts (pushes, admin).
     :param exempt_interval: least seconds between two pulls or acks.
     :param cap: counted requests after which the run stops (Cloudflare allows 1,200 per 5 minutes).
+    :param cleanup_reserve: counted requests kept, past ``cap``, for deleting what the run created.
     """
 
     counted_interval: float = 0.0
     exempt_interval: float = 0.0
     cap: int = 600
+    cleanup_reserve: int = 60
     counted: int = 0
     exempt: int = 0
     owned: set[str] = field(default_factory=set)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    #: what the account's budget had left at the last answer that said (``Ratelimit`` headers), and its size
+    remaining: int | None = None
+    quota: int | None = None
+    #: why the run stopped early, once it did (said at the end of the run and in the report)
+    stopped_because: str | None = None
     _last: float = field(default=float("-inf"), init=False, repr=False)  # when the last request went
+    _cleaning: bool = field(default=False, init=False, repr=False)
+
+    @contextmanager
+    def cleaning(self) -> Iterator[None]:
+        """Requests that delete what the run created: they may use the reserve past the cap and the budget."""
+        self._cleaning, before = True, self._cleaning
+        try:
+            yield
+        finally:
+            self._cleaning = before
 
     def admit(self, method: str, url: str) -> None:
         """Count, pace and check one request before it is sent."""
@@ -55,8 +80,8 @@ class Ledger:
         if method != "GET" and match is not None and match.group(1) not in self.owned:
             raise ForeignQueueError(f"refused {method} {path}: queue {match.group(1)!r} was not created by this run")
         exempt = EXEMPT_PATH.search(path) is not None
-        if not exempt and self.counted >= self.cap:
-            raise BudgetSpentError(f"the run reached its cap of {self.cap} counted requests")
+        if not exempt:
+            self._check_budget()
         wait = self._last + (self.exempt_interval if exempt else self.counted_interval) - self.monotonic()
         if wait > 0:
             self.sleep(wait)
@@ -65,6 +90,41 @@ class Ledger:
             self.exempt += 1
         else:
             self.counted += 1
+
+    def _check_budget(self) -> None:
+        if self._cleaning:
+            if self.counted >= self.cap + self.cleanup_reserve or (self.remaining is not None and self.remaining <= 5):
+                raise BudgetSpentError("even the cleanup reserve is spent")
+            return
+        if self.counted >= self.cap:
+            self._stop(f"the run reached its cap of {self.cap} counted requests")
+        keep = self.keep_for_others
+        if self.remaining is not None and self.remaining <= keep:
+            self._stop(
+                f"the account's API budget has {self.remaining} requests left (Ratelimit header); the run stops, "
+                f"keeping at least {keep} for the account's other traffic"
+            )
+
+    def _stop(self, reason: str) -> None:
+        self.stopped_because = self.stopped_because or reason
+        raise BudgetSpentError(reason)
+
+    @property
+    def keep_for_others(self) -> int:
+        """Requests of the account's budget the run never spends: a quarter of it (300 of Cloudflare's 1,200)."""
+        return math.ceil((self.quota or 1_200) * KEEP_FOR_OTHERS)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Read what the account's budget has left from an answer's ``Ratelimit`` (or ``Ratelimit-Remaining``)."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        remaining = _REMAINING.search(lowered.get("ratelimit", ""))
+        if remaining is not None:
+            self.remaining = int(remaining.group(1))
+        elif lowered.get("ratelimit-remaining", "").strip().isdigit():
+            self.remaining = int(lowered["ratelimit-remaining"])
+        quota = _QUOTA.search(lowered.get("ratelimit-policy", ""))
+        if quota is not None:
+            self.quota = int(quota.group(1))
 
 
 class LedgerAdapter(DeadlineAdapter):
@@ -76,7 +136,9 @@ class LedgerAdapter(DeadlineAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.ledger.admit(request.method or "GET", request.url or "")
-        return super().send(request, *args, **kwargs)
+        response = super().send(request, *args, **kwargs)
+        self.ledger.observe(response.headers)
+        return response
 
 
 def route_through(session: requests.Session, ledger: Ledger) -> requests.Session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,8 @@ class Report:
     checks: list[Check]
     counted_requests: int = 0
     exempt_requests: int = 0
-    leftover_queues: int = 0
+    leftover_queues: list[str] = field(default_factory=list)
+    stopped_early: str | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (case, check): each target's observation and whether the emulator matched."""
@@ -84,19 +85,21 @@ class Report:
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "requests": {"counted_by_the_api_budget": self.counted_requests, "exempt": self.exempt_requests},
             "leftover_queues": self.leftover_queues,
+            "stopped_early": self.stopped_early,
             "summary": summarize(rows),
             "cases": rows,
         }
 
-    def table(self) -> str:
-        """A Markdown table: readable in a terminal and renders in a GitHub issue."""
+    def table(self, secrets: list[str] = ()) -> str:  # type: ignore[assignment]
+        """A Markdown table: readable in a terminal and renders in a GitHub issue. Each cell is redacted
+        before it is shortened, so that no part of a secret survives the cut."""
         observed = ["live", "emulator"] if self.target == "live" else ["emulator"]
         header = ["case", "check", "kind", "expectation", *observed, "emulator matched"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         mark = {True: "yes", False: "**no**", None: "n/a"}
         for row in self.rows():
             cells = [row["case"], row["check"], row["kind"], row["expectation"]]
-            cells += [_cell(row[name]) if name in row else "not reached" for name in observed]
+            cells += [_cell(row[name], secrets) if name in row else "not reached" for name in observed]
             cells.append(mark[row["emulator_matched"]])
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         return "\n".join(lines) + "\n"
@@ -104,9 +107,13 @@ class Report:
     def write(self, directory: Path, secrets: list[str]) -> list[Path]:
         """Write ``contract-report.json`` and ``contract-report.md``, with ``secrets`` blotted out."""
         directory.mkdir(parents=True, exist_ok=True)
+        extra = "".join(f"\n- left behind: {line}" for line in self.leftover_queues)
+        if self.stopped_early:
+            extra += f"\n- stopped early: {self.stopped_early}"
         texts = {
             "contract-report.json": json.dumps(self.as_json(), indent=2) + "\n",
-            "contract-report.md": f"# Contract run against {self.target} ({self.host})\n\n{self.table()}",
+            "contract-report.md": f"# Contract run against {self.target} ({self.host})\n{extra}\n\n"
+            + self.table(secrets),
         }
         paths = []
         for name, text in texts.items():
@@ -129,6 +136,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, secrets: list[str] = ()) -> str:  # type: ignore[assignment]
     text = json.dumps(value) if not isinstance(value, str) else value
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
     return text if len(text) <= 60 else text[:57] + "..."

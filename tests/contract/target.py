@@ -69,6 +69,8 @@ class Target:
     :param emulator_reading: how the emulator is configured for open points (e.g. ``json_bodies``).
     :param poll_interval: seconds between polls of a live account (the emulator is polled once: its state
         is exact and its clock stands still).
+    :param registry: the run's record of the queues it created and has not deleted yet (id -> name): what
+        an interrupted run leaves behind is named at its end.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Target:
         checks: list[Check],
         emulator_reading: dict[str, Any],
         poll_interval: float = 0.5,
+        registry: dict[str, str] | None = None,
     ) -> None:
         self.kind = kind
         self.base_url = base_url
@@ -103,6 +106,7 @@ class Target:
         self.hook = CloudflareQueuesHook(CONN_ID)
         route_through(self.hook.get_conn(), ledger)
         self._created: list[str] = []
+        self._registry = registry if registry is not None else {}  # the run's: queue id -> name, until deleted
         self._dead_letter_names: list[str] = []
         self._held: dict[str, list[dict[str, Any]]] = {}  # queue id -> messages a readiness probe leased
 
@@ -290,34 +294,46 @@ class Target:
         return name
 
     def adopt(self, name: str) -> OwnedQueue | None:
-        """A queue the service created for this run (a dead-letter queue), or ``None`` if it does not exist."""
-        try:
-            return self.own(name, self.hook.resolve_queue_id(name))
-        except CloudflareQueuesNotFoundError:
-            return None
+        """
+        A queue the service created for this run (a dead-letter queue), or ``None`` if it does not exist
+        yet. One request with the service's ``name`` filter: the account's other queues are never listed.
+        """
+        answer = self.call("GET", "", name=name)
+        assert answer.status == 200, (answer.status, answer.payload)
+        found = [queue for queue in answer.payload.get("result") or [] if queue.get("queue_name") == name]
+        return self.own(name, found[0]["queue_id"]) if found else None
 
     def own(self, name: str, queue_id: str) -> OwnedQueue:
         """Take ``queue_id`` into this run: it may be changed, and it is deleted at the end."""
         self.ledger.owned.add(queue_id)
         if queue_id not in self._created:
             self._created.append(queue_id)
+        self._registry[queue_id] = name
         return OwnedQueue(name, queue_id)
 
     def cleanup(self) -> list[str]:
-        """Delete every queue (and consumer) this case created; returns what could not be deleted."""
+        """
+        Delete every queue (and consumer) this case created; returns what could not be deleted, named
+        (each failure is recorded, and the next queue is still tried).
+        """
         failures = []
         for name in self._dead_letter_names:
             try:
                 self.adopt(name)
-            except Exception as err:  # keep deleting the rest
-                failures.append(f"{name}: {type(err).__name__}: {err}")
+            except Exception as err:
+                failures.append(f"{name} (the dead-letter queue the service made, not found): {type(err).__name__}")
         for queue_id in reversed(self._created):
+            name = self._registry.get(queue_id, "?")
             try:
                 for consumer in self.hook.list_consumers(queue_id):
                     self.hook.delete_consumer(queue_id, consumer.consumer_id)
                 self.hook.delete_queue(queue_id)
-            except Exception as err:  # keep deleting the rest
-                failures.append(f"{queue_id}: {type(err).__name__}: {err}")
+            except CloudflareQueuesNotFoundError:
+                pass  # already gone
+            except Exception as err:
+                failures.append(f"{name} ({queue_id}): {type(err).__name__}: {err}")
+                continue
+            self._registry.pop(queue_id, None)
         self._created.clear()
         self._dead_letter_names.clear()
         return failures

@@ -104,3 +104,45 @@ def test_the_report_blots_out_secrets_an_answer_may_echo(tmp_path: Path) -> None
     paths = Report("emulator", "the bundled emulator", checks).write(tmp_path, ["0123abcd", ""])
     for path in paths:
         assert "0123abcd" not in path.read_text() and "<redacted>" in path.read_text()
+
+
+def test_cleanup_has_a_reserve_past_the_cap() -> None:
+    ledger = Ledger(cap=2, cleanup_reserve=2, owned={OURS})
+    ledger.admit("POST", f"{BASE}/{OURS}/messages")
+    ledger.admit("POST", f"{BASE}/{OURS}/messages")
+    with pytest.raises(BudgetSpentError):
+        ledger.admit("POST", f"{BASE}/{OURS}/messages")
+    assert ledger.stopped_because == "the run reached its cap of 2 counted requests"
+    with ledger.cleaning():  # what the run created is still deleted
+        ledger.admit("GET", f"{BASE}/{OURS}/consumers")
+        ledger.admit("DELETE", f"{BASE}/{OURS}")
+        with pytest.raises(BudgetSpentError, match="cleanup reserve"):
+            ledger.admit("DELETE", f"{BASE}/{OURS}")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Ratelimit": '"default";r=299;t=120', "Ratelimit-Policy": '"default";q=1200;w=300'},
+        {"ratelimit-remaining": "299"},
+    ],
+)
+def test_the_run_stops_early_keeping_a_quarter_of_the_accounts_budget(headers: dict[str, str]) -> None:
+    """The budget is shared with the account's production traffic: the run leaves it a quarter."""
+    ledger = Ledger(owned={OURS})
+    ledger.observe({"Ratelimit": '"default";r=301;t=120', "Ratelimit-Policy": '"default";q=1200;w=300'})
+    ledger.admit("POST", f"{BASE}/{OURS}/messages")
+    ledger.observe(headers)
+    assert (ledger.remaining, ledger.keep_for_others) == (299, 300)
+    with pytest.raises(BudgetSpentError, match=r"299 requests left .* keeping at least 300"):
+        ledger.admit("POST", f"{BASE}/{OURS}/messages")
+    ledger.admit("POST", f"{BASE}/{OURS}/messages/pull")  # pulls and acks are not counted
+    with ledger.cleaning():
+        ledger.admit("DELETE", f"{BASE}/{OURS}")
+
+
+def test_report_cells_are_redacted_before_they_are_shortened(tmp_path: Path) -> None:
+    secret = "tok-" + "x" * 40
+    checks = [Check("case", "echo", AMBIGUOUS, "what came back", None, "Bearer " + secret + " and more", True, "live")]
+    table = (Report("live", "host", checks).write(tmp_path, [secret])[1]).read_text()
+    assert "tok-" not in table and "<redacted>" in table

@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
@@ -56,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue",
         action="append",
         default=[],
-        metavar="NAME",
-        help="create a queue with an http_pull consumer (repeatable)",
+        metavar="NAME[:KEY=VALUE,...]",
+        help="create a queue with an http_pull consumer (repeatable); consumer settings after a colon: "
+        f"{', '.join(QUEUE_SPEC_KEYS)}, e.g. --queue orders:max_retries=2,dead_letter_queue=orders-dlq",
     )
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject faults (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default: 0)")
@@ -98,6 +100,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: consumer settings a --queue spec may set, and how each is read
+QUEUE_SPEC_KEYS = ("max_retries", "retry_delay", "visibility_timeout", "batch_size", "dead_letter_queue")
+
+
+def parse_queue_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``orders:max_retries=2,dead_letter_queue=orders-dlq`` -> the name and the keyword arguments of
+    :meth:`CloudflareQueuesEmulator.create_queue` (``visibility_timeout`` in seconds)."""
+    name, _, options = spec.partition(":")
+    if not QUEUE_NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"--queue {name!r}: a queue name is 1 to 63 lowercase letters, digits or '-', starting and ending "
+            "with a letter or digit"
+        )
+    settings: dict[str, Any] = {}
+    for option in filter(None, options.split(",")):
+        key, sep, value = option.partition("=")
+        if not sep or key not in QUEUE_SPEC_KEYS:
+            raise ValueError(
+                f"--queue {spec}: {option!r} is not KEY=VALUE with KEY one of {', '.join(QUEUE_SPEC_KEYS)}"
+            )
+        if key == "dead_letter_queue":
+            settings[key] = value
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"--queue {spec}: {key} must be a whole number, got {value!r}") from None
+        if key == "visibility_timeout":
+            settings["visibility_timeout_ms"] = number * 1000
+        else:
+            settings[key] = number
+    return name, settings
+
+
 def _fail(message: str) -> int:
     print(f"cfqueues-emulator: {message}", file=sys.stderr)
     return 2
@@ -118,10 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--queue-throughput must be at least 1, got {args.queue_throughput}")
     except ValueError as err:
         return _fail(str(err))
-    for name in args.queue:
-        if not QUEUE_NAME_RE.fullmatch(name):
-            return _fail(f"--queue {name!r}: a queue name is 1 to 63 letters, digits, '-' or '_'")
-        if args.queue.count(name) > 1:
+    try:
+        queues = [parse_queue_spec(spec) for spec in args.queue]
+    except ValueError as err:
+        return _fail(str(err))
+    names = [name for name, _ in queues]
+    for name in names:
+        if names.count(name) > 1:
             return _fail(f"--queue {name} is given more than once")
     try:
         emulator = CloudflareQueuesEmulator(
@@ -155,8 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     try:
         print(emulator.base_url, flush=True)
-        for name in args.queue:
-            print(f"{name} {emulator.create_queue(name).id}", flush=True)
+        for name, settings in queues:
+            print(f"{name} {emulator.create_queue(name, **settings).id}", flush=True)
         if not args.quiet:
             connection = json.dumps(emulator.airflow_connection())
             print(

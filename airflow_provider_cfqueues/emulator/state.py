@@ -70,7 +70,9 @@ JSON_BODY_MODES = ("base64", "plain", "mixed")
 LEASE_MEMORY_SECONDS = 86_400.0
 
 ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
-QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+#: Cloudflare's rule for the name of a new queue (and of a dead-letter queue it creates): code 11003 otherwise
+QUEUE_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+QUEUE_NAME_RULE = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _JWE_HEADER = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0"  # {"alg":"dir","enc":"A256CBC-HS512"}
 
 
@@ -418,6 +420,7 @@ class EmulatorState:
                     409, 11004, "this queue already has a consumer; a queue can have only one active consumer"
                 )
             queue.consumer = self._consumer_from(queue, body, new_id(), iso_timestamp(self.clock.now()))
+            self._ensure_dead_letter_queue(queue)
             return queue.consumer.to_wire(queue.name)
 
     def update_consumer(self, account_id: str, queue_id: str, consumer_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -426,7 +429,16 @@ class EmulatorState:
             queue = self._queue(account_id, queue_id)
             current = self._consumer(queue, consumer_id)
             queue.consumer = self._consumer_from(queue, body, current.consumer_id, current.created_on)
+            self._ensure_dead_letter_queue(queue)
             return queue.consumer.to_wire(queue.name)
+
+    def _ensure_dead_letter_queue(self, queue: QueueState) -> None:
+        """A consumer that names a dead-letter queue that does not exist makes the service create it, at
+        configuration time ("Cloudflare automatically creates that queue", dead-letter-queues.mdx)."""
+        name = queue.consumer.dead_letter_queue if queue.consumer else ""
+        queues = self.accounts[queue.account_id]
+        if name and not any(q.name == name for q in queues.values()):
+            self._create_queue(queues, queue.account_id, name, {})
 
     def _consumer_from(
         self, queue: QueueState, body: dict[str, Any], consumer_id: str, created_on: str
@@ -438,8 +450,10 @@ class EmulatorState:
         if kind == "worker" and not isinstance(script_name, str):
             raise ApiError(400, 100127, 'a worker consumer needs "script_name"')
         dlq = body.get("dead_letter_queue") or ""
-        if dlq and (not isinstance(dlq, str) or not QUEUE_NAME_RE.fullmatch(dlq)):
+        if dlq and not isinstance(dlq, str):
             raise ApiError(400, 100127, "dead_letter_queue must be a queue name")
+        if dlq and not QUEUE_NAME_RE.fullmatch(dlq):
+            raise ApiError(400, 11003, f"invalid queue name: {dlq}. Must match {QUEUE_NAME_RULE}")
         if dlq == queue.name:
             raise ApiError(400, 100127, "a queue cannot be its own dead letter queue")
         settings = _settings_object(body)
@@ -811,9 +825,11 @@ def _settings_object(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_new_name(queues: dict[str, QueueState], name: object) -> None:
-    """A name a queue may take: well formed, and not another queue's."""
-    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
-        raise ApiError(400, 100128, "queue_name must be 1-63 characters: letters, digits, '-' and '_'")
+    """A name a queue may take: Cloudflare's rule (lowercase letters, digits, dashes), and not another queue's."""
+    if not isinstance(name, str):
+        raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected string at "queue_name", got {name!r}')
+    if not QUEUE_NAME_RE.fullmatch(name):
+        raise ApiError(400, 11003, f"invalid queue name: {name}. Must match {QUEUE_NAME_RULE}")
     if any(q.name == name for q in queues.values()):
         raise ApiError(409, 11009, f"A queue named {name!r} already exists")
 

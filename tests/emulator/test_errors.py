@@ -165,7 +165,14 @@ def test_invalid_consumer_and_queue_settings(emulator: CloudflareQueuesEmulator,
         api.error("POST", f"/{queue_id}/consumers", {"type": "http_pull", "settings": {"batch_size": 500}})[1] == 100127
     )
     assert api.error("POST", f"/{queue_id}/consumers", {"type": "fancy"})[1] == 100127
-    assert api.error("POST", "", {"queue_name": "bad/name"})[1] == 100128
+    for bad in ("bad/name", "My_Queue", "-lead", "trail-", "a" * 64, "under_score"):
+        status, code, message = api.error("POST", "", {"queue_name": bad})
+        assert (status, code) == (400, 11003) and message == (
+            f"invalid queue name: {bad}. Must match ^[a-z0-9]([a-z0-9-]{{0,61}}[a-z0-9])?$"
+        )
+    assert (
+        api.error("POST", f"/{queue_id}/consumers", {"type": "http_pull", "dead_letter_queue": "Bad_DLQ"})[1] == 11003
+    )
     assert api.error("PATCH", f"/{queue_id}", {"settings": {"message_retention_period": 10}})[1] == 100128
 
 

@@ -69,7 +69,7 @@ def test_bad_bodies_get_a_4xx(emulator: CloudflareQueuesEmulator, case: str, pat
 
 def test_queue_names_with_a_trailing_newline_are_refused(emulator: CloudflareQueuesEmulator) -> None:
     api = RawApi(emulator)
-    assert api.error("POST", "", {"queue_name": "orders\n"})[:2] == (400, 100128)
+    assert api.error("POST", "", {"queue_name": "orders\n"})[:2] == (400, 11003)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,13 @@ def test_cli_errors_are_one_line_with_the_fix() -> None:
     fix = "pick another with --port, or --port 0 for a free one"
     assert result.stderr.strip() == f"cfqueues-emulator: port {port} on 127.0.0.1 is in use: {fix}"
     bad = cli("--queue", "no spaces")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "1 to 63 letters" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "1 to 63 lowercase letters" in bad.stderr
+    for spec, words in [
+        ("orders:max_retries=two", "max_retries must be a whole number, got 'two'"),
+        ("orders:colour=red", "'colour=red' is not KEY=VALUE with KEY one of max_retries"),
+    ]:
+        refused = cli("--queue", spec)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
     twice = cli("--queue", "a", "--queue", "a")
     assert twice.returncode == 2 and "--queue a is given more than once" in twice.stderr
     for seconds in ("-1", "nan", "inf"):  # a purge that never completes
@@ -274,18 +280,20 @@ def test_concurrent_large_bodies_keep_the_emulators_memory_bounded() -> None:
 
 def test_dead_letter_cycles_expire_without_recursion(emulator: CloudflareQueuesEmulator) -> None:
     """A -> B -> A, max_retries 0, 600 leased messages each: lease expiry moves them round, one hop a look."""
-    a = emulator.create_queue("a", max_retries=0, dead_letter_queue="b")
-    b = emulator.create_queue("b", max_retries=0, dead_letter_queue="a")
+    a = emulator.create_queue("a", max_retries=0, dead_letter_queue="b").id  # the service creates b, no consumer
     api = RawApi(emulator)
-    for queue in (a, b):
+    b = emulator.queue("b").queue_id
+    consumer = {"type": "http_pull", "dead_letter_queue": "a", "settings": {"max_retries": 0}}
+    api.ok("POST", f"/{b}/consumers", consumer)
+    for queue_id in (a, b):
         for start in range(0, 600, 100):
-            api.batch(queue.id, [{"body": {"n": n}} for n in range(start, start + 100)])
+            api.batch(queue_id, [{"body": {"n": n}} for n in range(start, start + 100)])
         for _ in range(6):
-            api.pull(queue.id, batch_size=100, visibility_timeout_ms=1000)
+            api.pull(queue_id, batch_size=100, visibility_timeout_ms=1000)
     emulator.clock.advance(2)  # every lease expires: each message goes to the other queue
-    backlogs = [api.metrics(queue.id)["backlog_count"] for queue in (a, b, a, b)]
+    backlogs = [api.metrics(queue_id)["backlog_count"] for queue_id in (a, b, a, b)]
     assert backlogs == [0, 600, 600, 600]  # a's went to b; b's own came to a when b was next read
-    assert api.pull(a.id, batch_size=5)["messages"]  # still serving, no 500
+    assert api.pull(a, batch_size=5)["messages"]  # still serving, no 500
 
 
 def test_a_queue_cannot_be_its_own_dead_letter_queue(emulator: CloudflareQueuesEmulator) -> None:
@@ -299,6 +307,7 @@ def test_a_queue_cannot_be_its_own_dead_letter_queue(emulator: CloudflareQueuesE
     again = {"type": "http_pull", "dead_letter_queue": "orders"}
     assert api.error("PUT", f"/{queue.id}/consumers/{consumer['consumer_id']}", again)[:2] == (400, 100127)
     # renaming the queue to its dead-letter queue's name would make it its own dead-letter queue
+    api.ok("DELETE", "/" + emulator.queue("orders-dlq").queue_id)  # the one the service created
     assert api.error("PATCH", f"/{queue.id}", {"queue_name": "orders-dlq"})[:2] == (400, 100128)
     assert api.ok("GET", f"/{queue.id}")["queue_name"] == "orders"
 
@@ -339,3 +348,39 @@ def test_head_answers_carry_no_body(emulator: CloudflareQueuesEmulator) -> None:
 def test_an_empty_token_is_refused_at_start(option: str) -> None:
     with pytest.raises(ValueError, match=f"{option} must not be empty"):
         CloudflareQueuesEmulator(**{option: "  "})
+
+
+def test_the_poison_walk_through_of_the_docs() -> None:
+    """docs/emulator.md: a queue with a dead-letter queue from the command line, a message failed twice."""
+    spec = "orders:max_retries=1,dead_letter_queue=orders-dlq,retry_delay=0,visibility_timeout=60"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--token", "t", "--quiet", "--queue", spec],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base = process.stdout.readline().strip()
+        _, queue_id = process.stdout.readline().split()
+        api = f"{base}/accounts/023e105f4ecef8ad9ca31a8372d0c353/queues"
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer t"
+        (consumer,) = session.get(f"{api}/{queue_id}/consumers", timeout=10).json()["result"]
+        assert consumer["dead_letter_queue"] == "orders-dlq"
+        assert consumer["settings"]["visibility_timeout_ms"] == 60_000 and consumer["settings"]["max_retries"] == 1
+        session.post(f"{api}/{queue_id}/messages", json={"body": {"order": "bad"}}, timeout=10)
+        for attempt in (1, 2):
+            (message,) = session.post(f"{api}/{queue_id}/messages/pull", json={}, timeout=10).json()["result"][
+                "messages"
+            ]
+            assert message["attempts"] == attempt
+            session.post(
+                f"{api}/{queue_id}/messages/ack", json={"retries": [{"lease_id": message["lease_id"]}]}, timeout=10
+            )
+        (dlq,) = session.get(api, params={"name": "orders-dlq"}, timeout=10).json()["result"]
+        assert session.get(f"{api}/{dlq['queue_id']}/metrics", timeout=10).json()["result"]["backlog_count"] == 1
+        assert session.get(f"{api}/{queue_id}/metrics", timeout=10).json()["result"]["backlog_count"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

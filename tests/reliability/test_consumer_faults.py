@@ -145,6 +145,118 @@ def test_the_outage_error_says_what_happened(connection: str, emulator: Cloudfla
 
 # -- random failures and poison messages ------------------------------------------------------------
 
+# -- a poison tail is not an outage ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["dead-letter queue", "on_poison queue"])
+def test_a_poison_tail_drains_in_three_green_runs(
+    emulator: CloudflareQueuesEmulator, connection: str, route: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    The newcomer's ETL: 2,000 orders, 5 % of them poison (process() always raises for them), a consumer
+    with max_retries=2 and a dead-letter queue, fail_on_error=False, hourly runs. Poison fails again on
+    later deliveries: it is not an outage, so no run trips the breaker. Every run's summary is read
+    against the emulator's state.
+    """
+    from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
+
+    emulator.create_queue("orders", max_retries=2, dead_letter_queue="orders-dlq")
+    emulator.create_queue("orders-poison", http_pull=False)
+    orders = [{"n": n, "poison": n % 20 == 7} for n in range(2_000)]
+    CloudflareQueuesHook(queue="orders").push_messages(orders)
+    rows: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def load(message: PulledMessage) -> None:
+        if message.body["poison"]:
+            raise ValueError(f"order {message.body['n']}: cannot parse")
+        with lock:
+            rows[message.body["n"]] = rows.get(message.body["n"], 0) + 1
+
+    operator = CloudflareQueuesPullAndAckOperator(
+        task_id="load",
+        cloudflare_queue="orders",
+        process=load,
+        fail_on_error=False,
+        on_poison="orders-poison" if route == "on_poison queue" else None,
+    )
+    table = []
+    for run in range(1, 6):
+        if emulator.metrics("orders")["backlog_count"] == 0:
+            break
+        summary = operator.execute({})  # type: ignore[arg-type]  # raises on a failed run: none may fail
+        delayed = [m for m in emulator.messages("orders") if m.state == "delayed"]
+        # the summary is true against the emulator at the moment it is written
+        assert summary["backlog_after"] == emulator.metrics("orders")["backlog_count"] == len(delayed)
+        assert summary["retried"] == len(delayed) and summary["failed"] == summary["retried"] + summary["dead_lettered"]
+        assert summary["stop_reason"] == "the queue is empty" and summary["released"] == 0
+        table.append(
+            (
+                run,
+                summary["pulled"],
+                summary["acked"],
+                summary["failed"],
+                summary["dead_lettered"],
+                summary["poisoned"],
+                summary["backlog_after"],
+            )
+        )
+        emulator.clock.advance(3600)
+    runs = len(table)
+    poison = [o["n"] for o in orders if o["poison"]]
+    assert runs <= 3 and sorted(rows) == [o["n"] for o in orders if not o["poison"]]
+    assert set(rows.values()) == {1}  # each good order processed once
+    if route == "dead-letter queue":
+        assert emulator.metrics("orders-dlq")["backlog_count"] == len(poison) == table[-1][4]
+    else:
+        assert emulator.metrics("orders-poison")["backlog_count"] == len(poison) == table[-1][5]
+        assert emulator.metrics("orders-dlq")["backlog_count"] == 0
+    print_table(
+        f"Poison tail, {route}: 2,000 orders, 100 poison, max_retries=2, fail_on_error=False (every run green)",
+        ("run", "pulled", "acked", "failed", "dead-lettered", "routed as poison", "backlog after"),
+        table,
+        capsys,
+    )
+
+
+def test_the_budget_log_lists_only_the_retries_the_consumer_allows(
+    emulator: CloudflareQueuesEmulator, connection: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
+
+    emulator.create_queue("orders", max_retries=2)
+    CloudflareQueuesPullAndAckOperator(task_id="load", cloudflare_queue="orders", process=print).execute({})  # type: ignore[arg-type]
+    logged = capsys.readouterr().out
+    assert "failed messages come back after 30 s, 60 s" in logged and "120 s" not in logged
+
+
+def test_one_workers_batch_in_hand_is_not_reported_as_leased_elsewhere(
+    emulator: CloudflareQueuesEmulator, connection: str
+) -> None:
+    """Two workers: one holds a slow batch while the other finds the queue empty. Nothing is leased
+    elsewhere, so the run says the queue is empty (not "N message(s) still leased")."""
+    emulator.create_queue("orders")
+    CloudflareQueuesHook(queue="orders").push_messages(list(range(15)))
+    second_pull_done = threading.Event()
+
+    def slow_first(message: PulledMessage) -> None:
+        if message.body < 10:  # the first worker's batch of 10 waits for the other's empty pull
+            second_pull_done.wait(5)
+
+    class Watching(Drainer):
+        def _stop_on_empty(self, backlog: int | None, empty_for: float) -> bool:
+            second_pull_done.set()
+            return super()._stop_on_empty(backlog, empty_for)
+
+    summary = Watching(
+        lambda: CloudflareQueuesHook(queue="orders", retry_policy=FAST_RETRY),
+        "orders",
+        DrainPlan(concurrency=2, wait_for_in_flight=0),
+        slow_first,
+        log=log,
+    ).run()
+    assert summary.acked == 15 and summary.stop_reason == "the queue is empty", summary.stop_reason
+
 
 def test_random_failures_cost_one_attempt_per_run(
     emulator: CloudflareQueuesEmulator, connection: str, capsys: pytest.CaptureFixture[str]

@@ -628,3 +628,24 @@ def test_a_kill_stops_every_worker_after_the_message_in_hand(
     assert 25 <= len(processed) <= 25 + concurrency - 1  # the others finish the message in hand, no more
     assert set(journal(emulator, "ack")) == set(processed)  # what was processed is acked, nothing else
     assert Counter(m.state for m in emulator.messages("q")) == {"available": 200 - len(processed)}
+
+
+def test_messages_name_the_real_queue_and_an_empty_push_says_so(
+    emulator: CloudflareQueuesEmulator,
+    connection: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_provider_cfqueues._compat import AirflowException
+    from airflow_provider_cfqueues.operators.pull_ack import CloudflareQueuesPullOperator
+    from airflow_provider_cfqueues.operators.push import CloudflareQueuesPushOperator
+
+    emulator.create_queue("paused-orders")
+    emulator.pause_delivery("paused-orders")
+    pull = CloudflareQueuesPullOperator(task_id="pull", cloudflare_queue="paused-orders", on_paused="fail")
+    with pytest.raises(AirflowException, match="`npx wrangler queues resume-delivery paused-orders`"):
+        pull.execute({})  # type: ignore[arg-type]
+    result = CloudflareQueuesPushOperator(task_id="push", cloudflare_queue="paused-orders", messages=[]).execute({})  # type: ignore[arg-type]
+    assert (result["messages"], result["requests"]) == (0, 0)
+    said = capsys.readouterr().out + caplog.text
+    assert "Nothing to push to queue paused-orders: the message list is empty, no request was sent" in said

@@ -35,6 +35,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{modules}.operators.push",
                     f"{modules}.operators.consume",
                     f"{modules}.operators.pull_ack",
+                    f"{modules}.operators.peek",
                     f"{modules}.operators.admin",
                 ],
             }

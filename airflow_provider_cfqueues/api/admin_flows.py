@@ -45,7 +45,9 @@ from .models import Consumer, ConsumerRequest, ConsumerSettingsRequest, PurgeSta
 from .operations import ApiRequest
 
 
-def create_queue(ctx: FlowContext, name: str, settings: QueueSettingsRequest) -> Flow[Queue]:
+def create_queue(
+    ctx: FlowContext, name: str, settings: QueueSettingsRequest, jurisdiction: str | None = None
+) -> Flow[Queue]:
     """
     Create a queue; its id joins the name cache. When an attempt's answer was lost and the resend
     finds the name taken, the lost attempt created it: that queue is returned (with a warning).
@@ -53,7 +55,7 @@ def create_queue(ctx: FlowContext, name: str, settings: QueueSettingsRequest) ->
     record = CallRecord()
     try:
         envelope = yield from call(
-            ctx, create_queue_request(ctx.account_id, validate_queue_name(name), settings), record
+            ctx, create_queue_request(ctx.account_id, validate_queue_name(name), settings, jurisdiction), record
         )
     except CloudflareQueuesApiError as err:
         if not (record.resent_after_unknown and err.status in (400, 409)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from .errors import CloudflareQueuesValidationError
 from .limits import MAX_MAX_RETRIES
@@ -111,8 +112,28 @@ def _json(model: object) -> bytes:
     return model.model_dump_json(exclude_none=True).encode()  # type: ignore[attr-defined, no-any-return]
 
 
-def create_queue_request(account_id: str, name: str, settings: QueueSettingsRequest) -> ApiRequest:
-    body = CreateQueueRequest(queue_name=validate_queue_name(name), settings=settings)
+#: where a queue's data may be kept (Cloudflare's jurisdictions)
+Jurisdiction = Literal["eu", "us", "fedramp"]
+JURISDICTIONS: tuple[Jurisdiction, ...] = ("eu", "us", "fedramp")
+
+
+def validate_jurisdiction(jurisdiction: object) -> Jurisdiction | None:
+    """``None`` (the default location), or one of :data:`JURISDICTIONS`."""
+    if jurisdiction is None:
+        return None
+    if jurisdiction == "eu" or jurisdiction == "us" or jurisdiction == "fedramp":
+        return jurisdiction
+    raise CloudflareQueuesValidationError(
+        f"jurisdiction must be one of {', '.join(JURISDICTIONS)} (or None), got {jurisdiction!r}"
+    )
+
+
+def create_queue_request(
+    account_id: str, name: str, settings: QueueSettingsRequest, jurisdiction: str | None = None
+) -> ApiRequest:
+    body = CreateQueueRequest(
+        queue_name=validate_queue_name(name), settings=settings, jurisdiction=validate_jurisdiction(jurisdiction)
+    )
     return ApiRequest("create_queue", "POST", f"/accounts/{validate_account_id(account_id)}/queues", _json(body))
 
 

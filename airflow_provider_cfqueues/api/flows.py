@@ -40,9 +40,14 @@ from .models import (
     AckResult,
     Consumer,
     Envelope,
+    PeekAnswer,
+    PeekedMessage,
+    PeekResult,
     PullAnswer,
     PulledMessage,
     PullResult,
+    PurgeMessagesAnswer,
+    PurgeMessagesResult,
     PushAnswer,
     PushResult,
     Queue,
@@ -59,8 +64,11 @@ from .operations import (
     list_queues_request,
     metrics_request,
     normalize_acks,
+    normalize_refs,
     normalize_retries,
+    peek_request,
     pull_request,
+    purge_messages_requests,
     validate_queue,
 )
 from .push_packing import prepare_message, prepare_messages, push_message_request, push_requests
@@ -509,6 +517,44 @@ def pull_messages(
         backlog_count=backlog,
         metrics=metrics,
     )
+
+
+def peek_messages(ctx: FlowContext, queue: str | None, batch_size: object) -> Flow[PeekResult]:
+    """Up to ``batch_size`` messages, not leased: no delivery attempt is spent, and they stay available."""
+    size = units.batch_size(batch_size)
+    target = yield from resolve_queue(ctx, queue)
+    envelope = yield from on_queue(ctx, target, lambda qid: peek_request(ctx.account_id, qid, size))
+    answer: PeekAnswer = required(envelope, "peek")
+    return PeekResult(queue_id=target.queue_id, messages=[PeekedMessage.from_wire(m) for m in answer.messages])
+
+
+def purge_messages(ctx: FlowContext, queue: str, refs: Iterable[object]) -> Flow[PurgeMessagesResult]:
+    """
+    Delete the messages a peek showed, by their refs, from the queue named (never a default one). A
+    purge does not count as a delivery. A ref the service warns about (unknown, or its message was
+    delivered or purged since the peek) is not counted as purged; nothing is guessed.
+    """
+    wanted = normalize_refs(refs)
+    if not wanted:
+        return PurgeMessagesResult()
+    target = yield from resolve_named_queue(ctx, queue, "purge_messages")
+    requests_ = purge_messages_requests(ctx.account_id, target.queue_id, wanted)
+    result = PurgeMessagesResult(requests=len(requests_))
+    for request in requests_:
+        envelope = yield from call(ctx, request)
+        answer = envelope.result or PurgeMessagesAnswer()
+        result.warnings.update(answer.warnings)
+        result.errors.extend(answer.errors)
+    result.purged = sum(ref not in result.warnings for ref in wanted)
+    if result.warnings:
+        ctx.log.warning(
+            "Purge on queue %s: %d of %d ref(s) not purged: %s",
+            target.ref,
+            len(result.warnings),
+            len(wanted),
+            "; ".join(f"{ref[-12:]}: {why}" for ref, why in list(result.warnings.items())[:10]),
+        )
+    return result
 
 
 @dataclass

@@ -13,11 +13,14 @@ import base64
 import binascii
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from typing_extensions import Required, TypedDict
+
+from .errors import CloudflareQueuesResponseError
 
 ContentType = Literal["text", "json"]
 
@@ -78,6 +81,22 @@ class PullRequest(_Request):
     visibility_timeout_ms: int | None = None
 
 
+class PeekRequest(_Request):
+    """Body of ``POST .../messages/peek``."""
+
+    batch_size: int | None = None
+
+
+class RefItem(_Request):
+    ref: str
+
+
+class PurgeMessagesRequest(_Request):
+    """Body of ``POST .../messages/purge``: the messages to delete, by the refs a peek gave."""
+
+    refs: list[RefItem]
+
+
 class AckItem(_Request):
     lease_id: str
 
@@ -107,6 +126,7 @@ class CreateQueueRequest(_Request):
 
     queue_name: str
     settings: QueueSettingsRequest | None = None
+    jurisdiction: Literal["eu", "us", "fedramp"] | None = None
 
 
 class UpdateQueueRequest(_Request):
@@ -209,26 +229,57 @@ class Queue(_Answer):
     producers: list[dict[str, Any]] = Field(default_factory=list)
     producers_total_count: int | None = None
     settings: QueueSettings = Field(default_factory=QueueSettings)
+    jurisdiction: str | None = None
 
     @property
     def http_pull_consumer(self) -> Consumer | None:
+        """The queue's HTTP pull consumer, among however many consumers it has (``None`` without one)."""
         return next((c for c in self.consumers if c.type == "http_pull"), None)
 
 
 class PurgeStatus(_Answer):
     """
-    The last purge of a queue.
+    The last purge of a queue. Its shape is not settled: Cloudflare's SDKs type ``completed`` as a
+    string, wrangler's own code reads a boolean ``complete``; :attr:`done` reads every form and refuses
+    to guess on any other.
 
     :param started_at: when it started (``None`` before any purge).
-    :param completed: whether it has finished (the SDK types it as a string; both are read).
+    :param completed: whether it has finished: a boolean, ``"true"``/``"false"``, or a timestamp (when it
+        finished); ``None`` while it runs.
     """
 
     started_at: str | None = None
-    completed: bool | str | None = None
+    completed: Any = None
 
     @property
     def done(self) -> bool:
-        return self.completed is True or (isinstance(self.completed, str) and self.completed.lower() == "true")
+        """Whether the purge has finished; an answer in a shape this cannot read raises, naming the field."""
+        field_name, value = "completed", self.completed
+        if value is None and self.model_extra and "complete" in self.model_extra:
+            field_name, value = "complete", self.model_extra["complete"]
+        if value is None:
+            return False
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("true", "false"):
+                return text == "true"
+            if text and _is_timestamp(text):
+                return True  # the time it completed
+        raise CloudflareQueuesResponseError(
+            f"the purge status has {field_name}={value!r}, which is neither a boolean, 'true'/'false' nor a "
+            "timestamp: the client does not guess whether the purge completed",
+            operation="purge_status",
+        )
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 class ResultInfo(_Answer):
@@ -252,6 +303,33 @@ class WireMessage(TypedDict, total=False):
     attempts: int
     metadata: dict[str, Any]
     timestamp_ms: int
+
+
+class PeekedWireMessage(TypedDict, total=False):
+    """A peeked message as the API sends it: a ``ref`` instead of a lease."""
+
+    id: Required[str]
+    ref: Required[str]
+    body: str
+    attempts: int
+    metadata: dict[str, Any]
+    timestamp_ms: int
+
+
+class PeekAnswer(_Answer):
+    messages: list[PeekedWireMessage] = Field(default_factory=list)
+
+
+class PurgeMessagesAnswer(_Answer):
+    """What a purge by reference answers: errors, and a warning per ref it did not purge."""
+
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("warnings", mode="before")
+    @classmethod
+    def _no_warnings(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class PullAnswer(_Answer):
@@ -339,32 +417,30 @@ def decode_body(raw: str, content_type: str) -> tuple[Any, str | None]:
     return raw, f"content type {content_type!r} cannot be decoded outside Cloudflare Workers"
 
 
-_READ_ONLY = "PulledMessage is read-only: a pulled message is what the service delivered"
-
-
-class PulledMessage:
+class ReceivedMessage:
     """
-    A leased message. Its body is decoded on first access (``body``, ``decode_error``), so that
-    pulling and acking without reading bodies costs no decoding. A plain slotted object, not a
-    pydantic model: a pull of 100 messages builds 100 of them, and each is one object for Python's
-    garbage collector to track instead of two (see ``docs/benchmarks.md``). Read-only; equal when
-    every field is equal. :meth:`to_xcom` gives its JSON-safe form; Airflow's XCom serialization
-    carries the object itself (:meth:`serialize` / :meth:`deserialize`).
+    A message as a pull or a peek delivered it: what :class:`PulledMessage` (with its lease) and
+    :class:`PeekedMessage` (with its ref) share. Its body is decoded on first access (``body``,
+    ``decode_error``), so that pulling and acking without reading bodies costs no decoding. A plain
+    slotted object, not a pydantic model: a pull of 100 messages builds 100 of them, and each is one
+    object for Python's garbage collector to track instead of two (see ``docs/benchmarks.md``).
+    Read-only; equal when every field is equal. :meth:`to_xcom` gives its JSON-safe form; Airflow's
+    XCom serialization carries the object itself (:meth:`serialize` / :meth:`deserialize`).
 
     :param id: the message id (32 hex characters).
-    :param lease_id: the handle to ack or retry this delivery with.
-    :param attempts: deliveries so far, this one included (1 on the first delivery).
+    :param attempts: deliveries so far (a pulled message: this one included, 1 on the first delivery).
     :param timestamp_ms: when the message was pushed, in ms since the epoch (``published_at``: as a datetime).
     :param content_type: ``text``, ``json``, ``bytes`` or ``v8``.
     :param raw_body: the body exactly as the API sent it.
     :param metadata: the API's metadata (``CF-Content-Type``, ``CF-sourceMessageSource``, ...).
     """
 
-    __slots__ = ("_decoded", "attempts", "content_type", "id", "lease_id", "metadata", "raw_body", "timestamp_ms")
+    __slots__ = ("_decoded", "attempts", "content_type", "id", "metadata", "raw_body", "timestamp_ms")
     __version__ = 1  # of serialize()'s form, for Airflow's XCom serialization
+    #: the field that names this delivery to the service: ``lease_id`` or ``ref``
+    HANDLE = ""
 
     id: str
-    lease_id: str
     attempts: int
     timestamp_ms: int
     content_type: str
@@ -376,16 +452,18 @@ class PulledMessage:
         self,
         *,
         id: str,
-        lease_id: str,
         attempts: int = 0,
         timestamp_ms: int = 0,
         content_type: str = "json",
         raw_body: str = "",
         metadata: dict[str, Any] | None = None,
+        **handle: str,
     ) -> None:
+        if set(handle) != {self.HANDLE}:
+            raise TypeError(f"{type(self).__name__} takes {self.HANDLE}=, got {', '.join(handle) or 'none'}")
         put = object.__setattr__
         put(self, "id", id)
-        put(self, "lease_id", lease_id)
+        put(self, self.HANDLE, handle[self.HANDLE])
         put(self, "attempts", attempts)
         put(self, "timestamp_ms", timestamp_ms)
         put(self, "content_type", content_type)
@@ -394,31 +472,36 @@ class PulledMessage:
         put(self, "_decoded", None)
 
     @classmethod
-    def from_wire(cls, message: WireMessage) -> PulledMessage:
+    def from_wire(cls: type[MessageT], message: WireMessage | PeekedWireMessage) -> MessageT:
         """Build from a validated wire message (its ``metadata`` dict is taken over, not copied). This runs
-        once per pulled message: it sets the slots directly instead of going through ``__init__``."""
+        once per message of an answer: it sets the slots directly instead of going through ``__init__``."""
         metadata = message.get("metadata") or {}
-        pulled = _new_object(cls)
-        _set_id(pulled, message["id"])
-        _set_lease_id(pulled, message["lease_id"])
-        _set_attempts(pulled, message.get("attempts", 0))
-        _set_timestamp_ms(pulled, message.get("timestamp_ms", 0))
-        _set_content_type(pulled, str(metadata.get("CF-Content-Type", "json")))
-        _set_raw_body(pulled, message.get("body", ""))
-        _set_metadata(pulled, metadata)
-        _set_decoded(pulled, None)
-        return pulled
+        received = _new_object(cls)
+        _set_id(received, message["id"])
+        _SLOTS_OF[cls](received, message[cls.HANDLE])  # type: ignore[literal-required]
+        _set_attempts(received, message.get("attempts", 0))
+        _set_timestamp_ms(received, message.get("timestamp_ms", 0))
+        _set_content_type(received, str(metadata.get("CF-Content-Type", "json")))
+        _set_raw_body(received, message.get("body", ""))
+        _set_metadata(received, metadata)
+        _set_decoded(received, None)
+        return received
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(_READ_ONLY)
+        raise AttributeError(f"{type(self).__name__} is read-only: a message is what the service delivered")
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(_READ_ONLY)
+        raise AttributeError(f"{type(self).__name__} is read-only: a message is what the service delivered")
+
+    @property
+    def handle(self) -> str:
+        """This delivery's ``lease_id`` or ``ref``."""
+        return getattr(self, self.HANDLE)  # type: ignore[no-any-return]
 
     def _fields(self) -> tuple[Any, ...]:
         return (
             self.id,
-            self.lease_id,
+            self.handle,
             self.attempts,
             self.timestamp_ms,
             self.content_type,
@@ -427,12 +510,12 @@ class PulledMessage:
         )
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PulledMessage):
+        if type(other) is not type(self):
             return NotImplemented
         return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash((self.id, self.lease_id))
+        return hash((self.id, self.handle))
 
     def _decode(self) -> tuple[Any, str | None]:
         if self._decoded is None:
@@ -456,16 +539,16 @@ class PulledMessage:
 
     def to_xcom(self, *, lease: bool = True) -> dict[str, Any]:
         """
-        JSON-safe primitives for XCom and trigger events: ``id``, ``lease_id`` (only with ``lease``),
-        ``attempts``, ``timestamp_ms``, ``metadata``, ``content_type``, ``body`` (``bytes`` bodies as
-        standard base64), ``decode_error`` and ``published_at`` (ISO 8601, UTC).
+        JSON-safe primitives for XCom and trigger events: ``id``, the handle (``lease_id`` or ``ref``; a
+        lease only with ``lease``), ``attempts``, ``timestamp_ms``, ``metadata``, ``content_type``, ``body``
+        (``bytes`` bodies as standard base64), ``decode_error`` and ``published_at`` (ISO 8601, UTC).
         """
         body = self.body
         if isinstance(body, bytes):
             body = base64.b64encode(body).decode("ascii")
         form: dict[str, Any] = {"id": self.id}
-        if lease:
-            form["lease_id"] = self.lease_id
+        if lease or self.HANDLE != "lease_id":
+            form[self.HANDLE] = self.handle
         form.update(
             attempts=self.attempts,
             timestamp_ms=self.timestamp_ms,
@@ -481,7 +564,7 @@ class PulledMessage:
         """Every field, for Airflow's XCom serialization (``airflow_provider_cfqueues.*`` must be allowed)."""
         return {
             "id": self.id,
-            "lease_id": self.lease_id,
+            self.HANDLE: self.handle,
             "attempts": self.attempts,
             "timestamp_ms": self.timestamp_ms,
             "content_type": self.content_type,
@@ -489,30 +572,60 @@ class PulledMessage:
             "metadata": self.metadata,
         }
 
-    @staticmethod
-    def deserialize(data: dict[str, Any], version: int) -> PulledMessage:
+    @classmethod
+    def deserialize(cls: type[MessageT], data: dict[str, Any], version: int) -> MessageT:
         """The message :meth:`serialize` gave (Airflow's XCom serialization calls it)."""
-        if version > PulledMessage.__version__:
-            raise TypeError(
-                f"PulledMessage form version {version} is newer than this provider's ({PulledMessage.__version__})"
-            )
-        return PulledMessage(**data)
+        if version > cls.__version__:
+            raise TypeError(f"{cls.__name__} form {version} is newer than this provider reads ({cls.__version__})")
+        return cls(**data)
 
     def __repr__(self) -> str:  # bodies can be large: show what identifies the message
-        return f"PulledMessage(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
+        return f"{type(self).__name__}(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
+
+
+MessageT = TypeVar("MessageT", bound=ReceivedMessage)
+
+
+class PulledMessage(ReceivedMessage):
+    """
+    A leased message (see :class:`ReceivedMessage`).
+
+    :param lease_id: the handle to ack or retry this delivery with.
+    """
+
+    __slots__ = ("lease_id",)
+    HANDLE = "lease_id"
+    lease_id: str
+
+
+class PeekedMessage(ReceivedMessage):
+    """
+    A message a peek showed, without leasing it and without spending one of its delivery attempts (see
+    :class:`ReceivedMessage`). It stays available to pulls and later peeks.
+
+    :param ref: an opaque reference to this message, to purge it by (valid until the message is purged
+        or delivered).
+    """
+
+    __slots__ = ("ref",)
+    HANDLE = "ref"
+    ref: str
 
 
 _new_object = object.__new__
-# the slots' own setters: PulledMessage.__setattr__ refuses every assignment
-_SLOTS: Any = PulledMessage
+# the slots' own setters: ReceivedMessage.__setattr__ refuses every assignment
+_SLOTS: Any = ReceivedMessage
 _set_id = _SLOTS.id.__set__
-_set_lease_id = _SLOTS.lease_id.__set__
 _set_attempts = _SLOTS.attempts.__set__
 _set_timestamp_ms = _SLOTS.timestamp_ms.__set__
 _set_content_type = _SLOTS.content_type.__set__
 _set_raw_body = _SLOTS.raw_body.__set__
 _set_metadata = _SLOTS.metadata.__set__
 _set_decoded = _SLOTS._decoded.__set__
+_SLOTS_OF: dict[type[Any], Callable[[Any, str], None]] = {
+    PulledMessage: cast(Any, PulledMessage).lease_id.__set__,
+    PeekedMessage: cast(Any, PeekedMessage).ref.__set__,
+}
 
 
 class PushResult(BaseModel):
@@ -570,4 +683,34 @@ class AckResult(BaseModel):
     warnings: dict[str, str] = Field(default_factory=dict)
     not_applied: dict[str, str] = Field(default_factory=dict)
     unconfirmed: dict[str, str] = Field(default_factory=dict)
+    requests: int = 0
+
+
+class PeekResult(BaseModel):
+    """
+    One peek: messages shown without being leased (each with its ``ref``).
+
+    :param queue_id: the queue's id.
+    :param messages: the peeked messages (bodies decoded on first access).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    queue_id: str
+    messages: list[PeekedMessage]
+
+
+class PurgeMessagesResult(BaseModel):
+    """
+    What a purge by reference did.
+
+    :param purged: refs the service purged (those it sent no warning about).
+    :param warnings: ref -> why it was not purged (unknown, or the message was delivered or purged since).
+    :param errors: errors the answer listed.
+    :param requests: HTTP requests it took (100 refs each).
+    """
+
+    purged: int = 0
+    warnings: dict[str, str] = Field(default_factory=dict)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
     requests: int = 0

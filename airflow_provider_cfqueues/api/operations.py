@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .errors import CloudflareQueuesValidationError
 from .limits import LIST_QUEUES_PER_PAGE, MAX_ACK_BATCH
-from .models import PullRequest
+from .models import PeekRequest, PullRequest
 from .units import batch_size as read_batch_size
 from .units import delay_seconds, lease_ms
 
@@ -131,6 +131,44 @@ def pull_request(
         queue_path(account_id, queue_id, "/messages/pull"),
         body.model_dump_json(exclude_none=True).encode(),
     )
+
+
+def peek_request(account_id: str, queue_id: str, batch_size: object = None) -> ApiRequest:
+    body = PeekRequest(batch_size=read_batch_size(batch_size))
+    return ApiRequest(
+        "peek",
+        "POST",
+        queue_path(account_id, queue_id, "/messages/peek"),
+        body.model_dump_json(exclude_none=True).encode(),
+    )
+
+
+def normalize_refs(refs: Iterable[object]) -> list[str]:
+    """Refs given as strings, peeked messages or mappings with ``ref``; anything else is an error naming it."""
+    normalized = []
+    for n, item in enumerate(refs):
+        ref = getattr(item, "ref", None) if not isinstance(item, (str, Mapping)) else item
+        if isinstance(ref, Mapping):
+            ref = ref.get("ref")
+        if not isinstance(ref, str) or not ref:
+            raise CloudflareQueuesValidationError(
+                f"refs[{n}] must be a ref string, a peeked message or a mapping with 'ref', got {item!r:.80}"
+            )
+        normalized.append(ref)
+    return normalized
+
+
+def purge_messages_requests(account_id: str, queue_id: str, refs: Sequence[str]) -> list[ApiRequest]:
+    """The purge requests for ``refs``, at most :data:`MAX_ACK_BATCH` each (a peek shows at most that many)."""
+    return [
+        ApiRequest(
+            "purge_messages",
+            "POST",
+            queue_path(account_id, queue_id, "/messages/purge"),
+            _encode_json({"refs": [{"ref": ref} for ref in refs[start : start + MAX_ACK_BATCH]]}).encode(),
+        )
+        for start in range(0, len(refs), MAX_ACK_BATCH)
+    ]
 
 
 def _lease_id_of(item: object, where: str) -> str:

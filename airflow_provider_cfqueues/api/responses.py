@@ -17,7 +17,18 @@ from .errors import (
     CloudflareQueuesTransportError,
     error_from_response,
 )
-from .models import AckAnswer, Consumer, Envelope, PullAnswer, PurgeStatus, PushAnswer, Queue, QueueMetrics
+from .models import (
+    AckAnswer,
+    Consumer,
+    Envelope,
+    PeekAnswer,
+    PullAnswer,
+    PurgeMessagesAnswer,
+    PurgeStatus,
+    PushAnswer,
+    Queue,
+    QueueMetrics,
+)
 from .operations import ApiRequest, RawResponse
 from .retry import http_date, parse_retry_after
 
@@ -35,6 +46,8 @@ _ENVELOPES: dict[str, TypeAdapter[Any]] = {
     "delete_queue": TypeAdapter(Envelope[Any]),
     "purge": TypeAdapter(Envelope[Any]),
     "purge_status": TypeAdapter(Envelope[PurgeStatus]),
+    "peek": TypeAdapter(Envelope[PeekAnswer]),
+    "purge_messages": TypeAdapter(Envelope[PurgeMessagesAnswer]),
     "create_consumer": TypeAdapter(Envelope[Consumer]),
     "update_consumer": TypeAdapter(Envelope[Consumer]),
     "delete_consumer": TypeAdapter(Envelope[Any]),

@@ -249,6 +249,7 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         dead_letter_queue: str | None = None,
         delivery_delay: float | None = None,
         message_retention_period: int | None = None,
+        jurisdiction: str | None = None,
     ) -> EmulatorQueue:
         """
         Create a queue (and, unless ``http_pull=False``, its HTTP pull consumer) and return its id.
@@ -260,7 +261,7 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
             for k, v in {"delivery_delay": delivery_delay, "message_retention_period": message_retention_period}.items()
             if v is not None
         }
-        queue = self.state.create_queue(self.account_id, name, settings)
+        queue = self.state.create_queue(self.account_id, name, settings, jurisdiction)
         if http_pull:
             consumer_settings = {
                 k: v

@@ -37,7 +37,13 @@ from .state import (
 API_PREFIX = "/client/v4/"
 #: the most request-body bytes an endpoint takes, read before parsing (the largest legal request of
 #: that endpoint, with room for JSON escaping); every other endpoint takes :data:`SMALL_BODY_BYTES`
-BODY_LIMITS = {"push": 1 << 20, "push_batch": 1 << 20, "ack": 256 << 10, "purge": 256 << 10}
+BODY_LIMITS = {
+    "push": 1 << 20,
+    "push_batch": 1 << 20,
+    "ack": 256 << 10,
+    "purge": 256 << 10,
+    "purge_messages": 256 << 10,
+}
 SMALL_BODY_BYTES = 64 << 10
 #: requests parsed and answered at once (the rest wait their turn): bounds the memory of parsing
 MAX_HANDLED_AT_ONCE = 8
@@ -267,7 +273,8 @@ class EmulatorApp:
         settings = body.get("settings")
         if settings is not None and not isinstance(settings, dict):
             raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Expected object at "settings", got {settings!r}')
-        return self.state.create_queue(req.params["account_id"], body["queue_name"], settings), None, []
+        jurisdiction = body.get("jurisdiction")
+        return self.state.create_queue(req.params["account_id"], body["queue_name"], settings, jurisdiction), None, []
 
     def get_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         return self.state.get_queue(req.params["account_id"], req.params["queue_id"]), None, []
@@ -378,6 +385,27 @@ class EmulatorApp:
             self.throughput.give_back(req.params["queue_id"], granted - len(result["messages"]))
         return result, None, [m["id"] for m in result["messages"]]
 
+    def peek(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body) if req.body.strip() else {}
+        batch_size = body.get("batch_size")
+        if batch_size is not None:
+            _check_number(batch_size, "batch_size", 1, MAX_PULL_BATCH_SIZE, 10207, "JSONRequestBodyInvalid")
+            batch_size = int(batch_size)
+        result = self.state.peek(req.params["account_id"], req.params["queue_id"], batch_size)
+        return result, None, [m["id"] for m in result["messages"]]
+
+    def purge_messages(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        refs = []
+        for i, item in enumerate(_array(body, "refs")):
+            ref = item.get("ref") if isinstance(item, dict) else None
+            if not isinstance(ref, str) or not ref:
+                raise ApiError(400, 10207, f'JSONRequestBodyInvalid: Required string at "refs.{i}.ref"')
+            refs.append(ref)
+        if not refs:
+            raise ApiError(400, 10207, 'JSONRequestBodyInvalid: Array must contain at least 1 element(s) at "refs"')
+        return self.state.purge_messages(req.params["account_id"], req.params["queue_id"], refs), None, []
+
     def ack(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         body = _json_object(req.body)
         acks = [_lease_id(item, f"acks.{i}") for i, item in enumerate(_array(body, "acks"))]
@@ -392,7 +420,9 @@ class EmulatorApp:
 
 
 #: what a token with the Queues Read permission only may call
-READ_ENDPOINTS = frozenset({"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status"})
+READ_ENDPOINTS = frozenset(
+    {"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status", "peek"}
+)
 
 _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "": {"GET": ("list_queues", EmulatorApp.list_queues), "POST": ("create_queue", EmulatorApp.create_queue)},
@@ -417,6 +447,8 @@ _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "{q}/messages/batch": {"POST": ("push_batch", EmulatorApp.push_batch)},
     "{q}/messages/pull": {"POST": ("pull", EmulatorApp.pull)},
     "{q}/messages/ack": {"POST": ("ack", EmulatorApp.ack)},
+    "{q}/messages/peek": {"POST": ("peek", EmulatorApp.peek)},
+    "{q}/messages/purge": {"POST": ("purge_messages", EmulatorApp.purge_messages)},
 }
 
 

@@ -41,6 +41,8 @@ ENDPOINTS: tuple[str, ...] = (
     "push_batch",
     "pull",
     "ack",
+    "peek",
+    "purge_messages",
 )
 
 FAULT_KINDS: tuple[str, ...] = ("error", "throttle", "html", "lost", "truncated")

@@ -70,6 +70,10 @@ JSON_BODY_MODES = ("base64", "plain", "mixed")
 LEASE_MEMORY_SECONDS = 86_400.0
 
 ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
+#: refs a queue remembers from its peeks (the oldest are forgotten first)
+MAX_REFS_KEPT = 10_000
+#: where a queue's data may live (``jurisdiction`` on create); a dead-letter queue the service makes follows it
+JURISDICTIONS = ("eu", "us", "fedramp")
 #: Cloudflare's rule for the name of a new queue (and of a dead-letter queue it creates): code 11003 otherwise
 QUEUE_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 QUEUE_NAME_RULE = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -206,10 +210,15 @@ class QueueState:
     ordered: bool = True  # messages dict is in timestamp order (false once a DLQ copy arrives)
     purge_started: str | None = None
     purge_pending: tuple[float, frozenset[str]] | None = None  # (completes at, ids present at its start)
+    jurisdiction: str | None = None
+    #: ref -> (message id, its generation when peeked): valid until the message is purged or delivered
+    refs: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         consumers = [self.consumer.to_wire(self.name)] if self.consumer else []
+        extra = {} if self.jurisdiction is None else {"jurisdiction": self.jurisdiction}
         return {
+            **extra,
             "queue_id": self.queue_id,
             "queue_name": self.name,
             "created_on": self.created_on,
@@ -334,15 +343,25 @@ class EmulatorState:
         self._apply_time(queue, self.clock.now())
         return queue
 
-    def create_queue(self, account_id: str, name: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    def create_queue(
+        self, account_id: str, name: str, settings: dict[str, Any] | None = None, jurisdiction: str | None = None
+    ) -> dict[str, Any]:
         with self.lock:
             queues = self._account(account_id)
-            return self._create_queue(queues, account_id, name, settings if settings is not None else {}).to_wire()
+            settings = settings if settings is not None else {}
+            return self._create_queue(queues, account_id, name, settings, jurisdiction).to_wire()
 
     def _create_queue(
-        self, queues: dict[str, QueueState], account_id: str, name: str, settings: dict[str, Any]
+        self,
+        queues: dict[str, QueueState],
+        account_id: str,
+        name: str,
+        settings: dict[str, Any],
+        jurisdiction: str | None = None,
     ) -> QueueState:
         _check_new_name(queues, name)
+        if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
+            raise ApiError(400, 10207, f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {jurisdiction!r}")
         now = iso_timestamp(self.clock.now())
         queue = QueueState(
             queue_id=new_id(),
@@ -351,6 +370,7 @@ class EmulatorState:
             created_on=now,
             modified_on=now,
             settings=_queue_settings({}, settings),
+            jurisdiction=jurisdiction,
         )
         queues[queue.queue_id] = queue
         return queue
@@ -438,7 +458,7 @@ class EmulatorState:
         name = queue.consumer.dead_letter_queue if queue.consumer else ""
         queues = self.accounts[queue.account_id]
         if name and not any(q.name == name for q in queues.values()):
-            self._create_queue(queues, queue.account_id, name, {})
+            self._create_queue(queues, queue.account_id, name, {}, queue.jurisdiction)
 
     def _consumer_from(
         self, queue: QueueState, body: dict[str, Any], consumer_id: str, created_on: str
@@ -627,6 +647,56 @@ class EmulatorState:
                 "metadata": {"metrics": metrics},
             }
 
+    def peek(self, account_id: str, queue_id: str, batch_size: int | None) -> dict[str, Any]:
+        """
+        Up to ``batch_size`` available messages, in the order a pull would deliver them, each with a ref:
+        nothing is leased, no attempt is spent, and the messages stay available.
+        """
+        with self.lock:
+            queue = self._queue(account_id, queue_id)
+            size = batch_size if batch_size is not None else DEFAULT_PULL_BATCH_SIZE
+            now = self.clock.now()
+            shown: list[dict[str, Any]] = []
+            for visible_at, _, message_id, generation in sorted(queue.available):
+                if visible_at > now or len(shown) >= size:
+                    break
+                message = queue.messages.get(message_id)
+                if message is None or message.generation != generation:
+                    continue
+                ref = new_lease_id()
+                queue.refs[ref] = (message_id, generation)
+                wire = message.to_wire(self.json_bodies)
+                del wire["lease_id"]
+                shown.append({**wire, "ref": ref})
+            while len(queue.refs) > MAX_REFS_KEPT:  # the oldest refs are forgotten first
+                del queue.refs[next(iter(queue.refs))]
+            return {"messages": shown}
+
+    def purge_messages(self, account_id: str, queue_id: str, refs: list[str]) -> dict[str, Any]:
+        """
+        Delete the messages of ``refs``. Not a delivery: no attempt is counted. A ref whose message was
+        delivered since the peek (or purged, or never peeked) is left alone, with a warning.
+        """
+        with self.lock:
+            queue = self._queue(account_id, queue_id)
+            warnings: dict[str, str] = {}
+            purged: list[str] = []
+            for ref in refs:
+                entry = queue.refs.pop(ref, None)
+                message = queue.messages.get(entry[0]) if entry else None
+                if entry is None:
+                    warnings[ref] = "unknown ref: not from a peek of this queue, or already used"
+                elif message is None:
+                    warnings[ref] = "the message is no longer in the queue"
+                elif message.generation != entry[1]:
+                    warnings[ref] = "the message was delivered after it was peeked: ack or retry its lease instead"
+                else:
+                    self._delete(queue, message)
+                    purged.append(message.id)
+            if purged:
+                self._event("purge", queue, message_ids=tuple(purged), at=self.clock.now(), detail="by ref")
+            return {"errors": [], "warnings": warnings}
+
     def ack(
         self,
         account_id: str,
@@ -706,7 +776,7 @@ class EmulatorState:
         queues = self.accounts[queue.account_id]
         target = next((q for q in queues.values() if q.name == dlq_name), None)
         if target is None:
-            target = self._create_queue(queues, queue.account_id, dlq_name, {})
+            target = self._create_queue(queues, queue.account_id, dlq_name, {}, queue.jurisdiction)
         # the target's own lease expiries are applied when it is next used, not from here: applying them
         # now could dead-letter back into this queue (a cycle A -> B -> A), and so on without end
         copy = StoredMessage(

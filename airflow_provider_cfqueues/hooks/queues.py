@@ -28,9 +28,20 @@ import requests
 from .. import __version__
 from .._compat import BaseHook, mask_secret
 from ..api import admin_flows, flows
-from ..api.admin_requests import ConsumerSettings, queue_settings
+from ..api.admin_requests import ConsumerSettings, queue_settings, validate_jurisdiction
 from ..api.limits import MAX_PULL_BATCH_SIZE
-from ..api.models import AckResult, Consumer, PulledMessage, PullResult, PurgeStatus, PushResult, Queue, QueueMetrics
+from ..api.models import (
+    AckResult,
+    Consumer,
+    PeekResult,
+    PulledMessage,
+    PullResult,
+    PurgeMessagesResult,
+    PurgeStatus,
+    PushResult,
+    Queue,
+    QueueMetrics,
+)
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
 from ..api.throttle import THROTTLES
@@ -299,6 +310,23 @@ class CloudflareQueuesHook(BaseHook):
         """
         return self._run(flows.pull_messages(self._context(self.settings), queue, batch_size, visibility_timeout))
 
+    def peek_messages(self, *, queue: str | None = None, batch_size: int | None = None) -> PeekResult:
+        """
+        Look at up to ``batch_size`` messages (1 to 100; default: the service's) without leasing them: no
+        delivery attempt is spent and they stay available to pulls. Each carries a ``ref`` to purge it by
+        (:meth:`purge_messages`). Peeking again shows the same first messages: a peek does not page.
+        """
+        return self._run(flows.peek_messages(self._context(self.settings), queue, batch_size))
+
+    def purge_messages(self, queue: str, refs: Iterable[Any]) -> PurgeMessagesResult:
+        """
+        Delete the messages with these ``refs`` (from :meth:`peek_messages`: refs, peeked messages or
+        mappings with ``ref``) from the queue named — never a default queue. A purge does not count as a
+        delivery. Refs the service warns about (their message was delivered or purged since the peek, or
+        unknown) are listed in ``warnings`` and not counted as purged.
+        """
+        return self._run(flows.purge_messages(self._context(self.settings), queue, refs))
+
     def collect_messages(
         self,
         *,
@@ -367,17 +395,22 @@ class CloudflareQueuesHook(BaseHook):
         *,
         delivery_delay: float | timedelta | str | None = None,
         message_retention_period: float | timedelta | str | None = None,
+        jurisdiction: str | None = None,
     ) -> Queue:
         """
         Create a queue (no consumer: see :meth:`create_consumer`).
 
-        :param name: 1 to 63 letters, digits, '-' or '_'.
+        :param name: Cloudflare's rule: 1 to 63 lowercase letters, digits or '-', starting and ending with a
+            letter or digit (and not 32 hex characters, which would read as a queue id).
         :param delivery_delay: whole seconds (or a ``timedelta``) every message waits before its first
             delivery; 0 to 86,400.
-        :param message_retention_period: how long messages are kept (60 s to 14 days).
+        :param message_retention_period: how long messages are kept (60 s to 14 days; 24 h on the Free plan).
+        :param jurisdiction: where the queue's data is kept: ``"eu"``, ``"us"`` or ``"fedramp"`` (default:
+            anywhere); a dead-letter queue the service creates for it follows it.
         """
         settings = queue_settings(delivery_delay=delivery_delay, message_retention_period=message_retention_period)
-        return self._run(admin_flows.create_queue(self._context(self.settings), name, settings))
+        validate_jurisdiction(jurisdiction)
+        return self._run(admin_flows.create_queue(self._context(self.settings), name, settings, jurisdiction))
 
     def update_queue(
         self,
@@ -512,6 +545,14 @@ class CloudflareQueuesHook(BaseHook):
         """Async :meth:`pull_messages`."""
         ctx = self._context(await self.aget_settings())
         return await self._arun(flows.pull_messages(ctx, queue, batch_size, visibility_timeout))
+
+    async def apeek_messages(self, *, queue: str | None = None, batch_size: int | None = None) -> PeekResult:
+        """Async :meth:`peek_messages`."""
+        return await self._arun(flows.peek_messages(self._context(await self.aget_settings()), queue, batch_size))
+
+    async def apurge_messages(self, queue: str, refs: Iterable[Any]) -> PurgeMessagesResult:
+        """Async :meth:`purge_messages`."""
+        return await self._arun(flows.purge_messages(self._context(await self.aget_settings()), queue, refs))
 
     async def acollect_messages(
         self,

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException, conf
-from ..api.admin_requests import ConsumerSettings, queue_settings, validate_queue_name
+from ..api.admin_requests import ConsumerSettings, queue_settings, validate_jurisdiction, validate_queue_name
 from ..api.errors import CloudflareQueuesApiError, CloudflareQueuesNotFoundError, CloudflareQueuesValidationError
 from ..api.models import Consumer, Queue
 from ..api.units import interval
@@ -110,6 +110,8 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
     :param delivery_delay: whole seconds (or a ``timedelta``) each message waits before its first
         delivery (templated).
     :param message_retention_period: how long messages are kept, 60 s to 14 days (templated).
+    :param jurisdiction: where the queue's data is kept: ``"eu"``, ``"us"`` or ``"fedramp"`` (templated;
+        default: anywhere). An existing queue is not moved.
     :param pull_consumer: add an HTTP pull consumer (default), so that the provider's operators can pull.
     :param batch_size: the consumer's default messages per pull (templated).
     :param max_retries: retries before a message goes to the dead-letter queue or is deleted (templated).
@@ -130,6 +132,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         *QUEUE_TEMPLATE_FIELDS,
         "delivery_delay",
         "message_retention_period",
+        "jurisdiction",
         *CONSUMER_TEMPLATE_FIELDS,
     )
 
@@ -138,6 +141,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         *,
         delivery_delay: float | timedelta | str | None = None,
         message_retention_period: float | timedelta | str | None = None,
+        jurisdiction: str | None = None,
         pull_consumer: bool = True,
         if_exists: str = "ignore",
         **kwargs: Any,
@@ -145,6 +149,7 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         super().__init__(**kwargs)
         self.delivery_delay = delivery_delay
         self.message_retention_period = message_retention_period
+        self.jurisdiction = jurisdiction
         self.pull_consumer = pull_consumer
         self.if_exists = choice(if_exists, IF_EXISTS, "if_exists")
         self._check_consumer_settings()
@@ -156,13 +161,17 @@ class CloudflareQueuesCreateQueueOperator(_ConsumerArguments):
         # every rendered setting is checked before the first request: a wrong one must not leave a queue
         # created without its consumer
         queue_settings(delivery_delay=self.delivery_delay, message_retention_period=self.message_retention_period)
+        jurisdiction = validate_jurisdiction(self.jurisdiction or None)
         self.consumer_settings.wire()
         self.consumer_settings.dlq()
         existing = _find(hook, name)
         if existing is None:
             try:
                 created = hook.create_queue(
-                    name, delivery_delay=self.delivery_delay, message_retention_period=self.message_retention_period
+                    name,
+                    delivery_delay=self.delivery_delay,
+                    message_retention_period=self.message_retention_period,
+                    jurisdiction=jurisdiction,
                 )
             except CloudflareQueuesApiError as err:
                 existing = _find(hook, name) if err.status in (400, 409) else None

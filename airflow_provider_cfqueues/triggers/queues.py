@@ -141,13 +141,14 @@ class CloudflareQueuesPurgeTrigger(QueueTriggerArguments, BaseTrigger):
             while True:
                 try:
                     status = await hook.apurge_status()
+                    done = status.done  # an answer it cannot read is an error, not a poll until the timeout
                 except CloudflareQueuesError as err:
                     if not err.retryable:
                         yield TriggerEvent({"status": "error", "message": str(err)})  # type: ignore[no-untyped-call]
                         return
                     last = f"the last poll failed: {err}"
                 else:
-                    if status.done:
+                    if done:
                         yield TriggerEvent(  # type: ignore[no-untyped-call]
                             {
                                 "status": "success",

@@ -20,6 +20,7 @@ from airflow_provider_cfqueues.operators.admin import (
     CloudflareQueuesUpdateConsumerOperator,
 )
 from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
+from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperator, CloudflareQueuesPurgeMessagesOperator
 from airflow_provider_cfqueues.operators.pull_ack import CloudflareQueuesAckOperator, CloudflareQueuesPullOperator
 from airflow_provider_cfqueues.operators.push import CloudflareQueuesPushOperator
 from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
@@ -67,6 +68,9 @@ CASES: list[tuple[type[Any], dict[str, Any], str, Any]] = [
     (CloudflareQueuesResumeDeliveryOperator, {}, "cloudflare_queue", "orders"),
     (CloudflareQueuesPurgeOperator, {"confirm": True}, "cloudflare_queue", "orders"),
     (CloudflareQueuesUpdateConsumerOperator, {"message_retry_delay": 10}, "cloudflare_queue", "orders"),
+    (CloudflareQueuesPeekOperator, {"batch_size": 20}, "cloudflare_queue", "orders"),
+    (CloudflareQueuesPurgeMessagesOperator, {"refs": ["r1"]}, "cloudflare_queue", "orders"),
+    (CloudflareQueuesPurgeMessagesOperator, {"cloudflare_queue": "orders"}, "refs", ["r1", "r2"]),
 ]
 
 DEFAULTS = {

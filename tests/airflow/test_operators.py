@@ -250,3 +250,17 @@ def test_a_paused_queue_skips_or_fails_or_succeeds_as_told(emulator: CloudflareQ
     summary = xcom(run, "drain_succeeds")
     assert (summary["pulled"], summary["acked"], summary["stop_reason"]) == (0, 0, "delivery of the queue is paused")
     assert {(m.state, m.attempts) for m in emulator.messages("paused")} == {("available", 0)}  # nothing pulled
+
+
+def test_peek_select_and_purge_the_known_poison(emulator: CloudflareQueuesEmulator) -> None:
+    """The recipe of docs/operators.md: nothing is leased, no attempt spent, only the selected ones deleted."""
+    from tests.dags.cfqueues_test_dags import peek_purge_dag
+
+    emulator.create_queue("peek-q")
+    CloudflareQueuesHook(queue="peek-q").push_messages([{"n": n, "fail": n % 4 == 0} for n in range(12)])
+    run = peek_purge_dag.test(run_conf={"queue": "peek-q"})
+    assert task_states(run) == {"peek": "success", "select_poison": "success", "purge": "success"}
+    assert len(xcom(run, "peek")) == 12 and all("ref" in m and m["attempts"] == 0 for m in xcom(run, "peek"))
+    assert xcom(run, "purge") == {"purged": 3, "not_purged": {}}
+    left = emulator.messages("peek-q")
+    assert len(left) == 9 and {(m.state, m.attempts) for m in left} == {("available", 0)}

@@ -53,6 +53,13 @@ def test_purge(contract: Target) -> None:
         [400, 10207],
     )
     status = contract.hook.purge_queue(queue.id, timeout=120, poll_interval=2 if contract.live else 1)
+    raw = contract.ok("GET", f"/{queue.id}/purge")
+    contract.observe(
+        "purge status shape",
+        "the type of completed ('string' in both SDKs, a boolean complete in wrangler), once it completed",
+        sorted(f"{key}: {type(value).__name__}" for key, value in raw.items() if key != "started_at"),
+        ["completed: bool"],
+    )
     contract.expect_that(
         "purge status",
         "GET …/purge reports started_at and, in the end, completed",
@@ -103,4 +110,43 @@ def test_metrics_through_a_message_life(contract: Target) -> None:
         "the backlog is empty again: backlog 0, oldest timestamp 0",
         [0, 0],
         [done["backlog_count"], done["oldest_message_timestamp_ms"]],
+    )
+
+
+def test_peek_and_purge_by_reference(contract: Target) -> None:
+    queue = contract.queue("peek")
+    contract.hook.push_messages([{"n": n} for n in range(4)], queue=queue.id)
+    contract.settled_metrics(queue, 4)
+    peeked = contract.ok("POST", f"/{queue.id}/messages/peek", {"batch_size": 4})
+    messages = peeked.get("messages") or []
+    contract.expect_that(
+        "peek shows messages with a ref",
+        "POST …/messages/peek returns messages carrying an opaque ref (SDK 5.9.0 types)",
+        [sorted(message) for message in messages[:1]],
+        bool(messages) and all(isinstance(message.get("ref"), str) and message["ref"] for message in messages),
+    )
+    contract.observe(
+        "peek leases nothing",
+        "after a peek, a pull still delivers every message on its first attempt (attempts of a pull of 4)",
+        sorted(message["attempts"] for message in contract.collect(queue, 4, visibility_timeout_ms=1_000)),
+        [1, 1, 1, 1],
+    )
+    contract.wait(2)  # the leases of that pull expire: the messages are available again
+    again = contract.ok("POST", f"/{queue.id}/messages/peek", {"batch_size": 4}).get("messages") or []
+    chosen = again[:2]
+    purge = contract.call("POST", f"/{queue.id}/messages/purge", {"refs": [{"ref": m["ref"]} for m in chosen]})
+    contract.expect("purge by ref", "POST …/messages/purge with refs is accepted", 200, purge.status)
+    metrics = contract.settled_metrics(queue, 2)
+    contract.observe(
+        "backlog after purging 2 by ref",
+        "purged messages are gone; 'does not affect metrics' is read as: no delivery is counted",
+        metrics["backlog_count"],
+        2,
+    )
+    stale = contract.call("POST", f"/{queue.id}/messages/purge", {"refs": [{"ref": m["ref"]} for m in messages[:1]]})
+    contract.observe(
+        "a ref whose message was delivered since the peek",
+        "refused, warned, or purged anyway? (status, warned)",
+        [stale.status, bool((stale.payload.get("result") or {}).get("warnings"))],
+        [200, True],
     )

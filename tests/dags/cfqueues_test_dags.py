@@ -176,3 +176,21 @@ with DAG(
     CloudflareQueuesPullAndAckOperator.partial(task_id="drain", process=fail_marked, fail_on_error=False).expand(
         max_messages=[5, 5]
     )
+
+
+with DAG("cfq_test_peek_purge", schedule=None, start_date=START, params=QUEUE_PARAMS) as peek_purge_dag:
+    # peek, select the known-poison messages with a function, purge those by ref: no attempt spent
+    from airflow_provider_cfqueues.operators.peek import (
+        CloudflareQueuesPeekOperator,
+        CloudflareQueuesPurgeMessagesOperator,
+    )
+
+    peeked = CloudflareQueuesPeekOperator(task_id="peek", cloudflare_queue="{{ params.queue }}", batch_size=50)
+
+    @task
+    def select_poison(messages: list[dict[str, Any]]) -> list[str]:
+        return [m["ref"] for m in messages if isinstance(m["body"], dict) and m["body"].get("fail")]
+
+    CloudflareQueuesPurgeMessagesOperator(
+        task_id="purge", cloudflare_queue="{{ params.queue }}", refs=select_poison(peeked.output)
+    )

@@ -196,3 +196,15 @@ def test_new_queue_names_follow_cloudflares_rule_and_never_look_like_an_id(
     with pytest.raises(CloudflareQueuesValidationError, match=words.replace("a queue id", "a queue id")):
         hook.create_consumer(emulator.create_queue("fine", http_pull=False).id, dead_letter_queue=name)
     assert emulator.app.requests["create_queue"] == 0
+
+
+def test_a_queue_is_created_in_a_jurisdiction_and_its_dead_letter_queue_follows(
+    emulator: CloudflareQueuesEmulator, hook: CloudflareQueuesHook
+) -> None:
+    queue = hook.create_queue("eu-orders", jurisdiction="eu")
+    assert queue.jurisdiction == "eu" and hook.get_queue("eu-orders").jurisdiction == "eu"
+    hook.create_consumer("eu-orders", dead_letter_queue="eu-orders-dlq")  # the service creates it, in the EU
+    assert hook.get_queue("eu-orders-dlq").jurisdiction == "eu"
+    assert hook.create_queue("anywhere").jurisdiction is None
+    with pytest.raises(CloudflareQueuesValidationError, match="jurisdiction must be one of eu, us, fedramp"):
+        hook.create_queue("mars-orders", jurisdiction="mars")

@@ -7,7 +7,16 @@ import json
 
 import pytest
 
-from airflow_provider_cfqueues.api.models import AckAnswer, PullAnswer, PulledMessage, Queue, WireMessage, decode_body
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesResponseError
+from airflow_provider_cfqueues.api.models import (
+    AckAnswer,
+    PullAnswer,
+    PulledMessage,
+    PurgeStatus,
+    Queue,
+    WireMessage,
+    decode_body,
+)
 from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
 from airflow_provider_cfqueues.api.responses import parse_response
 
@@ -138,3 +147,26 @@ def _parse(operation: str, status: int, body: bytes, headers: dict[str, str] | N
 def test_push_answers_without_metrics_are_fine() -> None:
     envelope = _parse("push", 200, b'{"success": true}')
     assert envelope.result is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("answer", "done"),
+    [
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": True}, True),
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": False}, False),
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": "true"}, True),  # the SDKs type it as a string
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": "False"}, False),
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": "2026-12-02T10:00:05.120Z"}, True),  # when it ended
+        ({"started_at": "2026-12-02T10:00:00Z", "complete": True}, True),  # wrangler's field
+        ({"started_at": "2026-12-02T10:00:00Z", "completed": None}, False),  # still running
+        ({"started_at": None, "completed": None}, False),  # no purge yet
+    ],
+)
+def test_purge_status_is_read_in_every_shape(answer: dict[str, object], done: bool) -> None:
+    assert PurgeStatus.model_validate(answer).done is done
+
+
+@pytest.mark.parametrize("completed", [5, "soon", "", {"at": 1}, ["true"]])
+def test_a_purge_status_it_cannot_read_is_an_error_naming_the_field(completed: object) -> None:
+    with pytest.raises(CloudflareQueuesResponseError, match=r"purge status has completed=.*does not guess"):
+        PurgeStatus.model_validate({"started_at": "x", "completed": completed}).done  # noqa: B018

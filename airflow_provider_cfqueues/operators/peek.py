@@ -1,0 +1,110 @@
+"""
+Look at a queue without taking anything from it (peek), and delete chosen messages by the references a
+peek gave (purge by ref): neither leases a message nor spends one of its delivery attempts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..api.limits import MAX_PULL_BATCH_SIZE
+from ..api.units import batch_size as read_batch_size
+from .base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
+from .pull_ack import DEFAULT_MAX_XCOM_BYTES, XComLimitError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CloudflareQueuesPeekOperator(CloudflareQueuesBaseOperator):
+    """
+    Return (to XCom) up to ``batch_size`` of the queue's available messages, in the order a pull would
+    deliver them, without leasing them: no delivery attempt is spent and they stay available to pulls.
+    Each carries a ``ref`` to purge it by (:class:`CloudflareQueuesPurgeMessagesOperator`). A peek does
+    not page: peeking again shows the same first messages (leased and delayed messages are not shown).
+
+    Returns a list of messages: ``{"id", "ref", "body", "attempts", "published_at", "content_type",
+    "metadata", "decode_error"}`` (bytes bodies base64-encoded).
+
+    :param cloudflare_queue: queue id or name (templated); default: the connection's ``queue`` extra.
+    :param batch_size: how many messages to show, 1 to 100 (templated).
+    :param max_xcom_bytes: the largest message list returned to XCom; past it the task fails (nothing
+        was taken from the queue).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (*QUEUE_TEMPLATE_FIELDS, "batch_size")
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        batch_size: int | str = MAX_PULL_BATCH_SIZE,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(batch_size, str):
+            read_batch_size(batch_size)  # fail at DAG parse time
+        self.batch_size = batch_size
+        self.max_xcom_bytes = max_xcom_bytes
+
+    @closes_hook
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        queue = self.queue_ref
+        result = self.hook.peek_messages(queue=queue, batch_size=read_batch_size(self.batch_size))
+        payload = [message.to_xcom() for message in result.messages]
+        size = len(json.dumps(payload))
+        if size > self.max_xcom_bytes:
+            raise XComLimitError(
+                f"{len(payload)} peeked message(s) take about {size:,} bytes as XCom, over max_xcom_bytes="
+                f"{self.max_xcom_bytes:,}; nothing was taken from the queue. Peek fewer (batch_size)"
+            )
+        self.log.info("Peeked %d message(s) of queue %s (none leased, no attempt spent)", len(payload), queue)
+        return payload
+
+
+class CloudflareQueuesPurgeMessagesOperator(CloudflareQueuesBaseOperator):
+    """
+    Delete the messages with the given refs (from :class:`CloudflareQueuesPeekOperator`) from the queue
+    named — never the connection's default queue. A purge does not count as a delivery. A message that
+    was delivered after it was peeked is not purged (its ref is no longer valid: the pull that has it
+    acks or retries it), and neither is one already purged: each such ref is listed, with the service's
+    reason, and the task succeeds. Irreversible for the messages it deletes.
+
+    Returns ``{"purged", "not_purged"}`` (``not_purged``: ref -> why).
+
+    :param cloudflare_queue: queue id or name (templated); required.
+    :param refs: refs, peeked messages (as the Peek operator returns them) or mappings with ``ref``
+        (templated; e.g. the output of a task that selected them).
+    :param account_id: account id (templated).
+    :param cloudflare_queues_conn_id: the Airflow connection (templated).
+    """
+
+    template_fields: Sequence[str] = (*QUEUE_TEMPLATE_FIELDS, "refs")
+    ui_color = "#e8574a"
+    _needs_named_queue = True
+
+    def __init__(self, *, refs: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refs = refs
+
+    @closes_hook
+    def execute(self, context: Context) -> dict[str, Any]:
+        queue = self.queue_ref
+        refs = self.refs
+        if isinstance(refs, str):
+            refs = json.loads(refs) if refs.strip().startswith("[") else [refs]
+        refs = [ref for ref in (refs or []) if ref is not None]  # a mapped selection may leave gaps
+        result = self.hook.purge_messages(queue, refs)
+        self.log.info(
+            "Purged %d of %d message(s) of queue %s by ref; not purged: %d",
+            result.purged,
+            len(refs),
+            queue,
+            len(result.warnings),
+        )
+        return {"purged": result.purged, "not_purged": result.warnings}

@@ -69,6 +69,7 @@ MARKER_OPTIONS: dict[str, tuple[type, ...]] = {
     "queue_throughput": (int, type(None)),
     "purge_seconds": (int, float),
     "read_only_token": (str, type(None)),
+    "plan": (str,),
 }
 
 
@@ -175,7 +176,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "cfqueues(manual_clock=False, queues=(), conn_id='cloudflare_queues_default', faults=None, token=None, "
         "json_bodies='base64', rate_limit=None, queue_throughput=None, purge_seconds=0, "
-        "read_only_token=None): "
+        "read_only_token=None, plan='paid'): "
         "options of the cfqueues_emulator fixture",
     )
 
@@ -217,6 +218,7 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         queue_throughput=options.get("queue_throughput"),
         purge_seconds=float(options.get("purge_seconds", 0.0)),
         read_only_token=options.get("read_only_token"),
+        plan=options.get("plan", "paid"),
     )
     with emulator:
         for name in options.get("queues", ()):

@@ -36,6 +36,8 @@ from typing import Any
 
 #: Queues error codes of the "429 type": back off and try again.
 TRANSIENT_CODES = frozenset({10250, 10251, 10253})
+#: 10253: the Free plan's 10,000 operations of the day are used up (429 until 00:00 UTC)
+FREE_PLAN_OPERATIONS_CODE = 10253
 #: 10252 QueueDisabled: the queue's delivery is paused (not transient: it lasts until resumed).
 PAUSED_CODE = 10252
 AUTH_CODES = frozenset({9106, 9109, 10000, 10106, 6003, 6111})

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from . import units
 from .errors import (
+    FREE_PLAN_OPERATIONS_CODE,
     TRANSIENT_CODES,
     CloudflareQueuesAckError,
     CloudflareQueuesApiError,
@@ -251,14 +252,23 @@ def _explained(err: CloudflareQueuesError, attempts: int, max_retry_wait: float)
     """The error a flow gives up with, saying why when it is not obvious."""
     retry_after = err.retry_after if isinstance(err, CloudflareQueuesApiError) else None
     if isinstance(err, CloudflareQueuesRateLimitError) and retry_after is not None and retry_after > max_retry_wait:
+        if FREE_PLAN_OPERATIONS_CODE in err.codes:
+            hint = (
+                "the account's Free plan allows 10,000 operations a day (each message written, read or deleted); "
+                "they come back at 00:00 UTC. A paid plan lifts the limit"
+            )
+        else:
+            hint = (
+                "raise the connection's max_retry_wait extra, or send fewer requests with this account's tokens "
+                "(1,200 per 5 minutes per user; pulls and acks do not count)"
+            )
         return CloudflareQueuesRateLimitError(
             f"{err.detail}; the service asks to wait {retry_after:.0f} s, more than max_retry_wait="
             f"{max_retry_wait:g} s",
             status=err.status,
             errors=err.errors,
             operation=err.operation,
-            hint="raise the connection's max_retry_wait extra, or send fewer requests with this token "
-            "(1,200 per 5 minutes; pulls and acks do not count)",
+            hint=hint,
             retry_after=retry_after,
         )
     if attempts > 1:

@@ -1,11 +1,13 @@
 """
-One API token's budget, shared by everything in the process that uses the token: the threads of a
-drain, the triggers of a triggerer, the tasks of a worker process.
+The API budget as one process sees it, shared by everything in the process that uses it: the threads
+of a drain, the triggers of a triggerer, the tasks of a worker process.
 
-Cloudflare allows each token 1,200 requests per 5 minutes (pulls and acks exempt) and, past that,
-blocks *every* call of the token for up to 5 minutes (HTTP 429 with ``Retry-After``). So:
+Cloudflare allows each *user* 1,200 requests per 5 minutes, counted across all of the user's tokens,
+the dashboard and the API (pulls and acks exempt), and, past that, blocks *every* call for up to 5
+minutes (HTTP 429 with ``Retry-After``). The client cannot see users; it keys the budget by API base
+URL and account, which the tokens of one user usually share. So:
 
-* after a 429 with ``Retry-After``, every request of the token waits until then, instead of each
+* after a 429 with ``Retry-After``, every request to the account waits until then, instead of each
   request discovering the block for itself (and prolonging it);
 * the ``Ratelimit`` header of each answer (``"default";r=<remaining>;t=<seconds to reset>``) tells
   the remaining budget; when it runs low, counted requests are spread over the time left, so the
@@ -17,7 +19,6 @@ as a ``Sleep``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -91,15 +92,15 @@ class Throttle:
 
 
 class Throttles:
-    """The :class:`Throttle` of each (API base URL, token) pair in the process. Keyed by a hash of
-    the token: the token itself is never kept here."""
+    """The :class:`Throttle` of each (API base URL, account) in the process: every token of an account
+    shares it, as the service's per-user budget is shared by all of a user's tokens."""
 
     def __init__(self) -> None:
         self._throttles: dict[tuple[str, str], Throttle] = {}
         self._lock = threading.Lock()
 
-    def get(self, base_url: str, token: str) -> Throttle:
-        key = (base_url, hashlib.sha256(token.encode()).hexdigest()[:32])
+    def get(self, base_url: str, account_id: str) -> Throttle:
+        key = (base_url, account_id)
         with self._lock:
             throttle = self._throttles.get(key)
             if throttle is None:

@@ -31,9 +31,9 @@ from urllib.parse import quote, urlsplit
 from .app import EmulatorApp
 from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
-from .ratelimit import QueueThroughput, TokenBudget
+from .ratelimit import FREE_MAX_RETENTION_SECONDS, PLANS, DailyOperations, QueueThroughput, TokenBudget
 from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
-from .state import EmulatorState, MessageView, QueueState
+from .state import MAX_RETENTION_SECONDS, EmulatorState, MessageView, QueueState
 
 DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 DEFAULT_CONN_ID = "cloudflare_queues_default"
@@ -134,6 +134,9 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         consumers, metrics; 403 on pushes, pulls, acks and administration), to test permission errors.
     :param purge_seconds: how long a purge takes to complete (0, the default: at once); the
         messages stored when it started disappear when it completes, as on Cloudflare.
+    :param plan: ``"paid"`` (default) or ``"free"``: the Free plan keeps messages 24 hours at most
+        (a longer ``message_retention_period`` is refused) and allows 10,000 operations a day (each
+        message written, read or deleted; past it pushes, pulls and acks get 429, code 10253).
     """
 
     def __init__(
@@ -153,7 +156,12 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         queue_throughput: int | None = None,
         read_only_token: str | None = None,
         purge_seconds: float = 0.0,
+        plan: str = "paid",
     ) -> None:
+        if plan not in PLANS:
+            raise ValueError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
+        free = plan == "free"
+        self.plan = plan
         self.token = token if token is not None else "emu-" + secrets.token_urlsafe(24)
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
@@ -161,7 +169,11 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         self.clock = clock or SystemClock()
         self.faults = faults or FaultPlan()
         self.state = EmulatorState(
-            self.clock, record_events=record_events, json_bodies=json_bodies, purge_seconds=purge_seconds
+            self.clock,
+            record_events=record_events,
+            json_bodies=json_bodies,
+            purge_seconds=purge_seconds,
+            max_retention_seconds=FREE_MAX_RETENTION_SECONDS if free else MAX_RETENTION_SECONDS,
         )
         self.state.add_account(account_id)
         self.app = EmulatorApp(
@@ -171,6 +183,7 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
             budget=TokenBudget.from_spec(rate_limit) if rate_limit else None,
             throughput=QueueThroughput(queue_throughput) if queue_throughput else None,
             read_only_token=read_only_token,
+            operations=DailyOperations() if free else None,
         )
         self._address = (host, port)
         self._server: EmulatorHTTPServer | None = None

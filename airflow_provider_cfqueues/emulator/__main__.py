@@ -25,7 +25,7 @@ from typing import Any
 
 from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
-from .ratelimit import parse_budget
+from .ratelimit import PLANS, parse_budget
 from .server import request_log
 from .state import JSON_BODY_MODES, QUEUE_NAME_RE
 
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit",
         metavar="REQUESTS/SECONDS",
-        help="model Cloudflare's API budget per token, e.g. 1200/300 (pulls and acks exempt; going over blocks "
-        "every call for a window). Default: unlimited",
+        help="model Cloudflare's API budget per account (all its tokens), e.g. 1200/300 (pulls and acks exempt; "
+        "going over blocks every call for a window). Default: unlimited",
     )
     parser.add_argument(
         "--queue-throughput",
@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="how long a purge runs before it completes (default: 0, at once)",
+    )
+    parser.add_argument(
+        "--plan",
+        choices=PLANS,
+        default="paid",
+        help="the account's plan: free keeps messages 24 h at most and allows 10,000 operations a day (429, "
+        "code 10253, past them); default: paid",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
     parser.add_argument(
@@ -174,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             queue_throughput=args.queue_throughput,
             purge_seconds=args.purge_seconds,
             read_only_token=args.read_only_token,
+            plan=args.plan,
         )
     except ValueError as err:
         return _fail(str(err))

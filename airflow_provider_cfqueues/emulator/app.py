@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .faults import FaultDecision, FaultPlan
-from .ratelimit import QueueThroughput, TokenBudget
+from .ratelimit import DailyOperations, QueueThroughput, TokenBudget
 from .state import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -135,6 +135,7 @@ class EmulatorApp:
     :param throughput: messages per second per queue (``None``: unlimited).
     :param read_only_token: a second token, with the Queues Read permission only: it may read
         queues, consumers, metrics and purge status, and gets 403 on anything that changes state.
+    :param operations: the Free plan's operations a day (``None``: unlimited, as on a paid plan).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class EmulatorApp:
         budget: TokenBudget | None = None,
         throughput: QueueThroughput | None = None,
         read_only_token: str | None = None,
+        operations: DailyOperations | None = None,
     ) -> None:
         for name, value in (("token", token), ("read_only_token", read_only_token)):
             if value is not None and not value.strip():
@@ -156,6 +158,7 @@ class EmulatorApp:
         self.faults = faults or FaultPlan()
         self.budget = budget
         self.throughput = throughput
+        self.operations = operations
         self.requests: Counter[str] = Counter()
         self.lost_answers: Counter[str] = Counter()
         self.observers: list[Observer] = []
@@ -197,7 +200,7 @@ class EmulatorApp:
         self.requests[endpoint] += 1
         limits: list[tuple[str, str]] = []
         if self.budget is not None:
-            verdict = self.budget.check(token.strip(), endpoint, self.state.clock.now())
+            verdict = self.budget.check(params["account_id"], endpoint, self.state.clock.now())
             limits = verdict.headers
             if verdict.retry_after is not None:
                 return error_reply(429, 971, "Please wait and consider throttling your request speed", limits)
@@ -209,11 +212,25 @@ class EmulatorApp:
             reply.headers.extend(limits)
             return reply
         request = Request(params, parse_qs(query_string), body)
+        counts_operations = self.operations is not None and endpoint in OPERATION_ENDPOINTS
+        if counts_operations:
+            wait = self.operations.check(params["account_id"], self.state.clock.now())  # type: ignore[union-attr]
+            if wait is not None:
+                return error_reply(
+                    429,
+                    10253,
+                    f"QueueOperationsLimitExceeded: this account used its {self.operations.limit:,} operations "  # type: ignore[union-attr]
+                    "of today (Free plan); more from 00:00 UTC",
+                    [*limits, ("Retry-After", str(wait))],
+                )
         try:
             with self._handling:  # after any injected latency: a slow answer does not hold a slot
                 result, result_info, message_ids = handler(self, request)
         except ApiError as err:
             return error_reply(err.status, err.code, err.message, [*limits, *err.headers])
+        if counts_operations:  # each message written, read or deleted is one operation
+            spent = len(message_ids) if endpoint != "ack" else int(result["ackCount"]) + int(result["retryCount"])
+            self.operations.spend(params["account_id"], spent, self.state.clock.now())  # type: ignore[union-attr]
         if decision.kind == "lost":
             self.lost_answers[endpoint] += 1
             self.state.note("lost_answer", params.get("queue_id", ""), endpoint, message_ids)
@@ -419,6 +436,8 @@ class EmulatorApp:
         return self.state.ack(req.params["account_id"], req.params["queue_id"], acks, retries), None, []
 
 
+#: what the Free plan counts as operations: messages written, read and deleted
+OPERATION_ENDPOINTS = frozenset({"push", "push_batch", "pull", "ack"})
 #: what a token with the Queues Read permission only may call
 READ_ENDPOINTS = frozenset(
     {"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status", "peek"}

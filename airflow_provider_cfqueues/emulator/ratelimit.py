@@ -1,7 +1,8 @@
 """
-Cloudflare's API budget, modelled (opt-in): each token may make ``quota`` requests per ``window``
-seconds (1,200 per 300 s on the service); pulls and acks are exempt (since 2025-04-17); going over
-blocks *every* call of that token for a whole window, answered with 429 and ``Retry-After``. Every
+Cloudflare's API budget, modelled (opt-in): each user may make ``quota`` requests per ``window``
+seconds (1,200 per 300 s on the service), counted across all of the user's tokens; the emulator's
+user is the account, so all tokens of an account share one budget. Pulls and acks are exempt (since
+2025-04-17); going over blocks *every* call for a whole window, answered with 429 and ``Retry-After``. Every
 answer carries the ``Ratelimit`` and ``Ratelimit-Policy`` headers the service sends. Optionally,
 each queue also takes at most ``queue_throughput`` messages per second (5,000 on the service),
 pushed or pulled. Time comes from the emulator's clock, so tests can step through a window.
@@ -62,10 +63,11 @@ class TokenBudget:
     def from_spec(cls, spec: str) -> TokenBudget:
         return cls(*parse_budget(spec))
 
-    def check(self, token: str, endpoint: str, now: float) -> Verdict:
-        """Count one request of ``token`` at ``now``; refuse it when the token is blocked or over budget."""
+    def check(self, owner: str, endpoint: str, now: float) -> Verdict:
+        """Count one request of ``owner`` (the account: every token of it) at ``now``; refuse it when the
+        owner is blocked or over budget."""
         with self._lock:
-            state = self._tokens.setdefault(token, _TokenWindow())
+            state = self._tokens.setdefault(owner, _TokenWindow())
             while state.sent and state.sent[0] <= now - self.window:
                 state.sent.popleft()
             if now < state.blocked_until:
@@ -124,3 +126,37 @@ class QueueThroughput:
         with self._lock:
             tokens, since = self._buckets[queue_id]
             self._buckets[queue_id] = (min(float(self.per_second), tokens + unused), since)
+
+
+#: the plans the emulator models (``--plan``): what the Free plan limits
+PLANS = ("paid", "free")
+#: the Free plan's operations a day, and its longest message retention
+FREE_OPERATIONS_PER_DAY = 10_000
+FREE_MAX_RETENTION_SECONDS = 86_400
+DAY = 86_400
+
+
+class DailyOperations:
+    """
+    The Free plan's operations a day per account (each message written, read or deleted is one): past
+    it, pushes, pulls and acks get 429 with code 10253 and a ``Retry-After`` until the next UTC day.
+
+    :param limit: operations allowed per UTC day.
+    """
+
+    def __init__(self, limit: int = FREE_OPERATIONS_PER_DAY) -> None:
+        self.limit = limit
+        self._used: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def check(self, account: str, now: float) -> int | None:
+        """``None`` when the account has operations left today, else the seconds until the next day."""
+        with self._lock:
+            if self._used.get((account, int(now // DAY)), 0) < self.limit:
+                return None
+        return math.ceil(DAY - now % DAY)
+
+    def spend(self, account: str, operations: int, now: float) -> None:
+        with self._lock:
+            key = (account, int(now // DAY))
+            self._used[key] = self._used.get(key, 0) + operations

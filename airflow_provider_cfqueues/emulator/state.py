@@ -294,6 +294,8 @@ class EmulatorState:
         JSON text (as also seen live), or ``"mixed"`` (each message one way or the other).
     :param purge_seconds: how long a purge runs before its status reads completed; the messages
         stored when it started disappear when it completes (0: at once).
+    :param max_retention_seconds: the longest retention a queue may have (14 days; 24 hours on the
+        Free plan), also the cap of the default.
     """
 
     def __init__(
@@ -303,7 +305,9 @@ class EmulatorState:
         record_events: bool = False,
         json_bodies: str = "base64",
         purge_seconds: float = 0.0,
+        max_retention_seconds: int = MAX_RETENTION_SECONDS,
     ) -> None:
+        self.max_retention_seconds = max_retention_seconds
         if not math.isfinite(purge_seconds) or purge_seconds < 0:
             raise ValueError(f"purge_seconds must be a number of seconds >= 0, got {purge_seconds!r}")
         self.purge_seconds = purge_seconds
@@ -369,7 +373,7 @@ class EmulatorState:
             account_id=account_id,
             created_on=now,
             modified_on=now,
-            settings=_queue_settings({}, settings),
+            settings=_queue_settings({}, settings, self.max_retention_seconds),
             jurisdiction=jurisdiction,
         )
         queues[queue.queue_id] = queue
@@ -416,7 +420,7 @@ class EmulatorState:
                     raise ApiError(400, 100128, f"queue_name {new_name!r} is this queue's own dead letter queue")
             settings = _settings_object(body)
             old_retention = queue.settings["message_retention_period"]
-            new_settings = _queue_settings({} if replace else queue.settings, settings)
+            new_settings = _queue_settings({} if replace else queue.settings, settings, self.max_retention_seconds)
             if renamed:
                 queue.name = str(new_name)
             queue.settings = new_settings
@@ -916,11 +920,15 @@ def _number(value: Any, name: str, low: float, high: float, code: int) -> int:
     return int(value)
 
 
-def _queue_settings(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def _queue_settings(
+    current: dict[str, Any], new: dict[str, Any], max_retention: int = MAX_RETENTION_SECONDS
+) -> dict[str, Any]:
     settings = {
         "delivery_delay": current.get("delivery_delay", 0),
         "delivery_paused": current.get("delivery_paused", False),
-        "message_retention_period": current.get("message_retention_period", DEFAULT_RETENTION_SECONDS),
+        "message_retention_period": current.get(
+            "message_retention_period", min(DEFAULT_RETENTION_SECONDS, max_retention)
+        ),
     }
     if "delivery_delay" in new:
         settings["delivery_delay"] = _number(new["delivery_delay"], "delivery_delay", 0, MAX_DELAY_SECONDS, 100128)
@@ -929,7 +937,7 @@ def _queue_settings(current: dict[str, Any], new: dict[str, Any]) -> dict[str, A
             new["message_retention_period"],
             "message_retention_period",
             MIN_RETENTION_SECONDS,
-            MAX_RETENTION_SECONDS,
+            max_retention,
             100128,
         )
     if "delivery_paused" in new:

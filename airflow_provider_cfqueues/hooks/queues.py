@@ -160,7 +160,7 @@ class CloudflareQueuesHook(BaseHook):
             scope=settings.base_url,
             default_queue=settings.queue,
             retry=settings.retry,
-            throttle=THROTTLES.get(settings.base_url, settings.token),
+            throttle=THROTTLES.get(settings.base_url, settings.account_id),
             log=self.log,
         )
 

@@ -207,3 +207,36 @@ def test_json_bodies_in_pull_answers(mode: str, clock: ManualClock) -> None:
 def test_json_bodies_must_be_a_known_mode() -> None:
     with pytest.raises(ValueError, match="json_bodies must be one of base64, plain, mixed"):
         CloudflareQueuesEmulator(json_bodies="hex")
+
+
+def test_all_tokens_of_an_account_share_its_api_budget(clock: ManualClock) -> None:
+    """The budget is per user, across all of the user's tokens: the emulator's user is the account."""
+    with CloudflareQueuesEmulator(clock=clock, rate_limit="4/300", read_only_token="reader") as emulator:
+        writer, reader = RawApi(emulator), RawApi(emulator, token="reader")
+        for api in (writer, reader, writer, reader):
+            api.ok("GET")
+        status, code, _ = writer.error("GET")
+        assert (status, code) == (429, 971)
+        assert reader.call("GET")[0] == 429  # the other token is blocked too
+
+
+def test_the_free_plan_keeps_messages_a_day_and_counts_operations(clock: ManualClock) -> None:
+    with CloudflareQueuesEmulator(clock=clock, plan="free") as emulator:
+        api = RawApi(emulator)
+        assert api.error("POST", "", {"queue_name": "week", "settings": {"message_retention_period": 172_800}})[:2] == (
+            400,
+            100128,
+        )
+        queue = emulator.create_queue("orders")
+        assert api.ok("GET", f"/{queue.id}")["settings"]["message_retention_period"] == 86_400  # the cap by default
+        emulator.app.operations.limit = 10  # type: ignore[union-attr]  # 10 instead of 10,000 a day
+        api.batch(queue.id, [{"body": n} for n in range(6)])  # 6 written
+        leases = [m["lease_id"] for m in api.pull(queue.id, batch_size=3)["messages"]]  # 3 read: 9
+        api.ack(queue.id, leases[:1])  # 1 deleted: 10
+        status, payload = api.call("POST", f"/{queue.id}/messages", {"body": 1})
+        assert (status, payload["errors"][0]["code"]) == (429, 10253)
+        assert "operations of today (Free plan)" in payload["errors"][0]["message"]
+        clock.advance(86_400)  # a new UTC day
+        api.push(queue.id, 1)
+    with pytest.raises(ValueError, match="plan must be one of paid, free"):
+        CloudflareQueuesEmulator(plan="enterprise")

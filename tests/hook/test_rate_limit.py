@@ -33,7 +33,7 @@ def budgeted(clock: ManualClock, rate_limit: str, monkeypatch: pytest.MonkeyPatc
     for name, value in emulator.airflow_connection_env().items():
         monkeypatch.setenv(name, value)
     # the process-wide budget of this token follows the emulator's clock
-    THROTTLES.get(emulator.base_url, TEST_TOKEN).clock = clock.now
+    THROTTLES.get(emulator.base_url, emulator.account_id).clock = clock.now
     return emulator
 
 
@@ -175,4 +175,20 @@ def test_the_emulator_models_a_queues_throughput(clock: ManualClock, monkeypatch
         sleeps: list[float] = []
         hook = hook_on(clock, sleeps)
         assert hook.push_messages([{"m": n} for n in range(100)]).messages == 100  # waits a second, then fits
-        assert sleeps == [1] and THROTTLES.get(emulator.base_url, TEST_TOKEN).blocked_until < clock.now()
+        assert sleeps == [1] and THROTTLES.get(emulator.base_url, emulator.account_id).blocked_until < clock.now()
+
+
+def test_the_free_plans_daily_operations_fail_with_what_to_do(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the Free plan's operations of the day, the hook does not wait for midnight: it says why."""
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, plan="free") as emulator:
+        for name, value in emulator.airflow_connection_env().items():
+            monkeypatch.setenv(name, value)
+        emulator.create_queue("q")
+        emulator.app.operations.limit = 3  # type: ignore[union-attr]
+        hook = hook_on(clock)
+        hook.push_messages([1, 2, 3])
+        with pytest.raises(CloudflareQueuesRateLimitError, match="Free plan allows 10,000 operations a day") as err:
+            hook.push_message(4)
+        assert "QueueOperationsLimitExceeded" in str(err.value) and err.value.codes == [10253]

@@ -7,7 +7,10 @@ means changing this file only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow import __version__ as AIRFLOW_VERSION
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
 
@@ -29,11 +32,30 @@ else:  # pragma: no cover - Airflow 2.11
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
     from airflow.utils.module_loading import import_string  # type: ignore
 
+
+def shared_stream_producer_base() -> type[Any] | None:
+    """Airflow 3.3's ``SharedStreamProducer`` (shared streams with an ack channel), or ``None`` before 3.3."""
+    try:
+        from airflow.triggers.shared_stream import SharedStreamProducer
+    except ImportError:
+        return None
+    return SharedStreamProducer
+
+
+def reject_shared_stream_event() -> None:
+    """Airflow 3.3's ``reject_shared_stream_event``: refuse the raw event the calling filter holds."""
+    from airflow.triggers.shared_stream import reject_shared_stream_event as reject
+
+    reject()
+
+
 __all__ = [
     "AIRFLOW_3",
+    "AIRFLOW_VERSION",
     "DEFAULT_QUEUE",
     "DEFAULT_RETRY_DELAY",
     "AirflowException",
+    "AirflowProviderDeprecationWarning",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
@@ -46,4 +68,6 @@ __all__ = [
     "conf",
     "import_string",
     "mask_secret",
+    "reject_shared_stream_event",
+    "shared_stream_producer_base",
 ]

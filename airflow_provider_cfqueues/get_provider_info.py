@@ -41,7 +41,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.sensors.queues"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{modules}.triggers.queues"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{modules}.triggers.queues", f"{modules}.triggers.message"],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": f"{modules}.hooks.queues.CloudflareQueuesHook",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from ..api.errors import CloudflareQueuesError
-from ..api.models import OutgoingMessage, PulledMessage
+from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
 
 
@@ -17,15 +17,8 @@ def poison_queue_router(hook: CloudflareQueuesHook, queue_id: str) -> Callable[[
     lock = threading.Lock()  # the workers share this hook's session
 
     def route(message: PulledMessage) -> None:
-        if message.content_type in ("text", "json") and message.decode_error is None:
-            body: Any = message.body
-            content_type: str = message.content_type
-        else:
-            body = {"raw_body": message.raw_body, "content_type": message.content_type}
-            content_type = "json"
-        outgoing = OutgoingMessage(body=body, content_type=content_type)  # type: ignore[arg-type]
         with lock:
-            hook.push_message(outgoing, queue=queue_id)
+            hook.push_message(message.forwarded(), queue=queue_id)
 
     return route
 

@@ -3,7 +3,7 @@ The ``cloudflare+queues`` scheme of the common-messaging provider, so that::
 
     MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox", batch_size=50)
 
-resolves to :class:`~airflow_provider_cfqueues.triggers.queues.CloudflareQueuesMessageTrigger` (all
+resolves to :class:`~airflow_provider_cfqueues.triggers.message.CloudflareQueuesMessageTrigger` (all
 keyword arguments but ``scheme`` are passed to it). ``MessageQueueTrigger`` keeps ``queue=`` for a
 queue URI (its older, deprecated form): ``queue="cloudflare+queues://inbox"`` works too, and a bare
 ``queue="inbox"`` fails at once, saying to write ``cloudflare_queue="inbox"``. Needs
@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.providers.common.messaging.providers.base_provider import BaseMessageQueueProvider
 
-from ..triggers.queues import CloudflareQueuesMessageTrigger
+from ..triggers.message import CloudflareQueuesMessageTrigger
 
 SCHEME = "cloudflare+queues"
 URI_PREFIX = f"{SCHEME}://"

@@ -1,0 +1,167 @@
+"""
+What a shared message stream does with each message once Airflow has resolved it (pure logic).
+
+On Airflow 3.3+ the message trigger runs on a *shared stream*: one pull loop per queue in a
+triggerer, each message broadcast to every watcher of the queue, and the message settled only when
+every watcher that was online has resolved it. Airflow reports per message how many watchers
+``acked`` it (moved past it, and the asset events they made of it were stored), how many ``failed``
+(ack timeout, overflow) and how many ``rejected`` it (their filter did not want it). This module
+turns those counts into one action per message; the producer carries the actions out in one request.
+
+=========================  ===========================================================================
+counts                     action
+=========================  ===========================================================================
+``failed`` > 0             give the lease back with the provider's backoff (an event may not be
+                           stored: the message must come again; the delay slows the attempts a
+                           struggling metadata database would otherwise burn)
+``acked`` > 0              ack: at least one watcher stored an asset event of it (the others
+                           rejected it, which they may)
+only ``rejected``          as ``on_rejected`` says: ``"retry"`` gives it back after
+                           ``message_retry_delay``; ``"dead_letter"`` gives it back at once, every
+                           time, so that it runs out of deliveries and the consumer's dead-letter
+                           queue takes it; ``"poison"`` pushes it to the poison queue, then acks it
+all zero                   give it back at once: no watcher was subscribed to see it
+=========================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .attempts import DEFAULT_BACKOFF, MessageRetryDelay
+from .errors import CloudflareQueuesValidationError
+from .models import PulledMessage
+
+#: the ``ack`` modes of the message trigger, in the order the docs explain them
+ACK_MODES = ("persisted", "dag", "emitted")
+#: what a shared stream does with a message no watcher wanted
+ON_REJECTED = ("retry", "dead_letter", "poison")
+#: Airflow's ``[triggerer] shared_stream_ack_timeout`` default
+DEFAULT_ACK_TIMEOUT = 300.0
+#: Airflow checks for overdue events ten times per ack timeout, so one may be failed this much late
+ACK_TIMEOUT_SCAN_SHARE = 0.1
+#: what the lease must outlast beyond the ack window: the advance's ack request and its retries
+LEASE_MARGIN_SECONDS = 60.0
+
+Action = Literal["ack", "retry", "poison"]
+
+
+def minimum_lease_seconds(ack_timeout: float) -> float:
+    """The shortest ``visibility_timeout`` that outlasts Airflow's ack window plus the advance."""
+    return ack_timeout * (1 + ACK_TIMEOUT_SCAN_SHARE) + LEASE_MARGIN_SECONDS
+
+
+def check_lease_outlasts_ack_window(visibility_timeout: float, ack_timeout: float) -> None:
+    """
+    Refuse a lease shorter than the ack window: a message whose lease ran out before Airflow resolved
+    it is delivered again while its first event may still be stored (a duplicate for certain) and its
+    ack fails.
+    """
+    needed = minimum_lease_seconds(ack_timeout)
+    if visibility_timeout < needed:
+        raise CloudflareQueuesValidationError(
+            f"visibility_timeout={visibility_timeout:g} s is shorter than the ack window: [triggerer] "
+            f"shared_stream_ack_timeout={ack_timeout:g} s, plus a tenth for Airflow's timeout scan and "
+            f"{LEASE_MARGIN_SECONDS:g} s for the ack itself, needs at least {needed:g} s. Raise "
+            "visibility_timeout (at most 43,200 s) or lower shared_stream_ack_timeout"
+        )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """
+    How the watchers of a shared stream resolved one message (Airflow's ``AdvanceOutcome``).
+
+    :param acked: watchers whose asset events of the message were stored (or that skipped it).
+    :param failed: watchers Airflow failed on it (ack timeout, a full queue).
+    :param rejected: watchers whose filter did not want it.
+    """
+
+    acked: int = 0
+    failed: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """
+    One message's action: ``ack``, ``retry`` after ``delay`` seconds, or route it as ``poison``.
+
+    :param action: what to do.
+    :param delay: seconds before a retried message comes back (``None``: the consumer's retry_delay).
+    :param reason: why, in words, for the log.
+    """
+
+    action: Action
+    delay: int | None = None
+    reason: str = ""
+
+
+def settle(
+    resolution: Resolution, attempts: int, on_rejected: str, message_retry_delay: MessageRetryDelay
+) -> Settlement:
+    """The action for one message of ``attempts`` deliveries, resolved as ``resolution``."""
+    if resolution.failed:
+        return Settlement("retry", DEFAULT_BACKOFF.seconds(attempts), "its asset event may not have been stored")
+    if resolution.acked:
+        return Settlement("ack", reason="stored")
+    if resolution.rejected:
+        if on_rejected == "poison":
+            return Settlement("poison", reason="no watcher wanted it")
+        if on_rejected == "dead_letter":
+            return Settlement("retry", 0, "no watcher wanted it: on its way to the dead-letter queue")
+        return Settlement("retry", message_retry_delay.seconds(attempts), "no watcher wanted it")
+    return Settlement("retry", 0, "no watcher was subscribed")
+
+
+@dataclass
+class AdvancePlan:
+    """
+    The actions for one advance batch, grouped for one ack request (and one push of poison).
+
+    :param acks: messages to ack.
+    :param retries: messages to give back, with their delays.
+    :param poison: messages to push to the poison queue and then ack.
+    :param reasons: how many messages got each (action, reason), for the log.
+    """
+
+    acks: list[PulledMessage] = field(default_factory=list)
+    retries: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
+    poison: list[PulledMessage] = field(default_factory=list)
+    reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, message: PulledMessage, settlement: Settlement) -> None:
+        if settlement.action == "ack":
+            self.acks.append(message)
+        elif settlement.action == "poison":
+            self.poison.append(message)
+        else:
+            self.retries.append((message, settlement.delay))
+        key = (settlement.action, settlement.reason)
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+
+    def poison_routed(self) -> None:
+        """The poison queue holds the poison messages now: ack them."""
+        self.acks.extend(self.poison)
+        self.poison = []
+
+    def poison_not_routed(self) -> None:
+        """Pushing them failed: give them back with the backoff (they are pushed again next time)."""
+        self.retries.extend((m, DEFAULT_BACKOFF.seconds(m.attempts)) for m in self.poison)
+        self.poison = []
+
+    def describe(self) -> str:
+        """``3 ack (stored), 1 retry (no watcher wanted it)``."""
+        return ", ".join(f"{n} {action} ({reason})" for (action, reason), n in sorted(self.reasons.items()))
+
+
+def plan_advance(
+    items: Iterable[tuple[PulledMessage, Resolution]], on_rejected: str, message_retry_delay: MessageRetryDelay
+) -> AdvancePlan:
+    """The actions for a batch of resolved messages."""
+    plan = AdvancePlan()
+    for message, resolution in items:
+        plan.add(message, settle(resolution, message.attempts, on_rejected, message_retry_delay))
+    return plan

@@ -1,0 +1,435 @@
+"""The message trigger: event-driven scheduling (Airflow 3 asset watchers) on a Cloudflare queue."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Callable, Hashable
+from datetime import timedelta
+from typing import Any
+
+from .._compat import (
+    AIRFLOW_VERSION,
+    AirflowProviderDeprecationWarning,
+    BaseTrigger,
+    TriggerEvent,
+    import_string,
+    reject_shared_stream_event,
+)
+from ..api import units
+from ..api.attempts import CONSUMER_RETRY_DELAY, MessageRetryDelay, resolve_retry_delay
+from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
+from ..api.limits import MAX_PULL_BATCH_SIZE
+from ..api.message_filter import parse_field_filter
+from ..api.models import PulledMessage
+from ..api.stream_advance import ACK_MODES, ON_REJECTED, Resolution, check_lease_outlasts_ack_window
+from ..hooks.queues import CloudflareQueuesHook
+from ._arguments import QueueTriggerArguments
+from .message_stream import (
+    MessageStreamProducer,
+    StreamedMessage,
+    StreamSettings,
+    shared_streams_available,
+    triggerer_ack_timeout,
+    triggerer_queue_size,
+)
+from .polling import PollSchedule, poll_messages
+
+#: the ``scheme`` of common-messaging's ``MessageQueueTrigger``, and the first part of the shared stream key
+SCHEME = "cloudflare+queues"
+#: messages per event with ``ack="dag"`` or ``"emitted"`` unless ``max_messages_per_event`` says otherwise
+DEFAULT_MESSAGES_PER_EVENT = 100
+
+
+def _event_trigger_base() -> type[Any]:
+    try:
+        from airflow.triggers.base import BaseEventTrigger  # Airflow 3
+    except ImportError:  # Airflow 2.11: no event-driven scheduling
+
+        class Airflow3Only(BaseTrigger):
+            def __init__(self, **kwargs: Any) -> None:
+                raise RuntimeError(
+                    "CloudflareQueuesMessageTrigger drives event-driven scheduling (asset watchers), which "
+                    "needs Airflow 3. On Airflow 2, poll with CloudflareQueuesBacklogSensor instead."
+                )
+
+        return Airflow3Only
+    return BaseEventTrigger
+
+
+def _ack_mode(ack: str | None, ack_on_emit: bool | None) -> str:
+    """The ``ack`` setting, from ``ack`` or the deprecated ``ack_on_emit``; the default depends on Airflow."""
+    if ack_on_emit is not None:
+        meant = "emitted" if ack_on_emit else "dag"
+        warnings.warn(
+            f"CloudflareQueuesMessageTrigger(ack_on_emit={ack_on_emit!r}) is deprecated and goes in the next "
+            f"release: write ack={meant!r}",
+            AirflowProviderDeprecationWarning,
+            stacklevel=3,
+        )
+        if ack is not None and ack != meant:
+            raise CloudflareQueuesValidationError(
+                f"ack={ack!r} and ack_on_emit={ack_on_emit!r} disagree: give ack only"
+            )
+        return meant
+    if ack is None:
+        return "persisted" if shared_streams_available() else "dag"
+    if ack not in ACK_MODES:
+        raise CloudflareQueuesValidationError(f"ack must be one of {', '.join(map(repr, ACK_MODES))}, got {ack!r}")
+    if ack == "persisted" and not shared_streams_available():
+        raise CloudflareQueuesValidationError(
+            f"ack='persisted' acks a message once Airflow has stored its asset event, through the shared streams "
+            f"of Airflow 3.3 (airflow.triggers.shared_stream); this is Airflow {AIRFLOW_VERSION}. Upgrade, or use "
+            "ack='dag' (the DAG acks the lease ids: at-least-once) or ack='emitted' (at-most-once)"
+        )
+    return ack
+
+
+def _retry_delay_form(value: object) -> int | str | None:
+    """``message_retry_delay`` as it travels to the triggerer: ``None``, ``"consumer"`` or whole seconds."""
+    if value is None or value == CONSUMER_RETRY_DELAY:
+        return value
+    if callable(value):
+        raise CloudflareQueuesValidationError(
+            "the message trigger's message_retry_delay cannot be a function (it travels to the triggerer): give "
+            "seconds, a timedelta, 'consumer' or None (the provider's backoff)"
+        )
+    return units.delay_seconds(value, "message_retry_delay")
+
+
+class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base()):  # type: ignore[misc]
+    """
+    Pull messages and fire them as events, for event-driven scheduling (Airflow 3 asset watchers)::
+
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+        from airflow.sdk import Asset, AssetWatcher
+
+        trigger = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox")
+        inbox = Asset("cloudflare-queues://inbox", watchers=[AssetWatcher(name="inbox", trigger=trigger)])
+
+    An event becomes the triggering asset event's ``extra["payload"]``:
+    ``{"queue", "queue_id", "messages", "acked", "ack", "leased_for_seconds"}``. When the ack happens
+    is the ``ack`` setting:
+
+    * ``"persisted"`` (the default on Airflow 3.3+): every watcher of the queue in a triggerer shares
+      one pull loop (Airflow's shared streams); each message is its own event, and is acked once its
+      asset event was stored (given back when it was not; handled as ``on_rejected`` says when no
+      watcher's ``message_filter`` wanted it). At-least-once into Airflow: a triggerer that dies
+      between storing and acking makes a duplicate. The DAG acks nothing.
+    * ``"dag"`` (the default before 3.3): each event carries up to ``max_messages_per_event``
+      messages with their ``lease_id``; the DAG acks them after processing
+      (``CloudflareQueuesAckOperator``). At-least-once end to end, if the leases outlast the time to
+      the ack.
+    * ``"emitted"``: acks before the event is fired. At-most-once: a triggerer crash between the ack
+      and the stored event, or a failed run, loses the messages. A message is marked ``acked`` only
+      when the service confirmed its ack; the others keep their ``lease_id`` for the DAG to ack.
+
+    Transient errors never end the trigger (it pulls again after ``poll_interval``); a wrong token or
+    queue ends it, after firing what it had already pulled. While the queue's delivery is paused
+    (pulls get HTTP 409), it keeps polling every ``paused_poll_interval`` seconds.
+
+    :param cloudflare_queue: queue id or name; through ``MessageQueueTrigger`` (which keeps ``queue=``
+        for a queue URI) pass ``cloudflare_queue=`` too, or ``queue="cloudflare+queues://<queue>"``.
+    :param ack: ``"persisted"``, ``"dag"`` or ``"emitted"`` (see above); ``None`` picks the default.
+    :param message_filter: (``ack="persisted"``) the messages this watcher wants:
+        ``{"field": "kind", "equals": "refund"}`` (also ``"in": [...]`` or ``"exists": True``; ``field``
+        is a dotted path into the JSON body) or the dotted import path of a function of the message
+        (the payload's message dict) returning a bool. What it does not want it rejects.
+    :param on_rejected: (``ack="persisted"``) a message every watcher rejected: ``"retry"`` gives it
+        back after ``message_retry_delay``, ``"dead_letter"`` gives it back at once until the
+        consumer's dead-letter queue takes it (the consumer must have one), ``"poison"`` pushes it to
+        ``poison_queue`` and acks it.
+    :param poison_queue: the queue for ``on_rejected="poison"``.
+    :param message_retry_delay: the delay of ``on_rejected="retry"``: seconds or a ``timedelta``,
+        ``"consumer"`` (the consumer's ``retry_delay``), or ``None`` (the provider's backoff: 30 s,
+        doubling per attempt, at most an hour).
+    :param batch_size: messages per pull (1 to 100).
+    :param max_messages_per_event: (``ack="dag"``/``"emitted"``) gather up to this many messages
+        (several pulls) into one event, so that a burst makes one DAG run instead of many (default 100).
+    :param visibility_timeout: seconds (or a ``timedelta``) the messages stay leased. With
+        ``ack="dag"`` it must cover the time until the DAG run acks them; with ``"persisted"`` it must
+        outlast ``[triggerer] shared_stream_ack_timeout`` (300 s) by a margin, which is checked.
+    :param poll_interval: seconds (or a ``timedelta``) before pulling again after an empty pull; it
+        doubles with each further empty pull, up to ``max_poll_interval``, and starts over when
+        messages arrive. Every pull is a billable operation, empty or not.
+    :param max_poll_interval: the longest wait between pulls of an idle queue (seconds).
+    :param paused_poll_interval: seconds between pulls while the queue's delivery is paused.
+    :param ack_on_emit: deprecated: ``True`` is ``ack="emitted"``, ``False`` is ``ack="dag"``.
+    :param account_id: account id (default: the connection's).
+    :param cloudflare_queues_conn_id: the Airflow connection.
+    """
+
+    _fields = (
+        "ack",
+        "message_filter",
+        "on_rejected",
+        "poison_queue",
+        "message_retry_delay",
+        "batch_size",
+        "max_messages_per_event",
+        "visibility_timeout",
+        "poll_interval",
+        "max_poll_interval",
+        "paused_poll_interval",
+    )
+
+    def __init__(
+        self,
+        *,
+        cloudflare_queue: str | None = None,
+        ack: str | None = None,
+        message_filter: dict[str, Any] | str | None = None,
+        on_rejected: str = "retry",
+        poison_queue: str | None = None,
+        message_retry_delay: float | timedelta | str | None = None,
+        batch_size: int = 100,
+        max_messages_per_event: int | None = None,
+        visibility_timeout: float | timedelta = 600.0,
+        poll_interval: float | timedelta = 5.0,
+        max_poll_interval: float | timedelta = 60.0,
+        paused_poll_interval: float | timedelta = 60.0,
+        ack_on_emit: bool | None = None,
+        account_id: str | None = None,
+        cloudflare_queues_conn_id: str = CloudflareQueuesHook.default_conn_name,
+        **unknown: Any,
+    ) -> None:
+        super().__init__()
+        self._take_queue_arguments(cloudflare_queue, account_id, cloudflare_queues_conn_id, unknown)
+        self.ack = _ack_mode(ack, ack_on_emit)
+        self.batch_size = units.batch_size(batch_size) or MAX_PULL_BATCH_SIZE
+        self.visibility_timeout = units.known_lease_seconds(visibility_timeout)
+        self.poll_interval = units.interval(poll_interval, "poll_interval")
+        self.max_poll_interval = max(units.interval(max_poll_interval, "max_poll_interval"), self.poll_interval)
+        self.paused_poll_interval = units.interval(paused_poll_interval, "paused_poll_interval")
+        self.message_retry_delay = _retry_delay_form(message_retry_delay)
+        self.on_rejected = on_rejected
+        self.poison_queue = poison_queue or None
+        self.message_filter = message_filter
+        if self.ack == "persisted":
+            self._check_persisted_arguments(max_messages_per_event)
+            self.max_messages_per_event: int | None = None
+            check_lease_outlasts_ack_window(self.visibility_timeout, triggerer_ack_timeout())
+        else:
+            self._check_batch_arguments()
+            self.max_messages_per_event = (
+                units.count(max_messages_per_event, "max_messages_per_event", low=1) or DEFAULT_MESSAGES_PER_EVENT
+            )
+        self._wants = self._message_filter()
+
+    def _check_persisted_arguments(self, max_messages_per_event: int | None) -> None:
+        if max_messages_per_event is not None:
+            raise CloudflareQueuesValidationError(
+                "max_messages_per_event gathers messages into one event for ack='dag' or 'emitted'; with "
+                "ack='persisted' each message is its own event, acked once stored (a burst still starts few "
+                "DAG runs: the scheduler folds queued asset events into the next run)"
+            )
+        if self.on_rejected not in ON_REJECTED:
+            raise CloudflareQueuesValidationError(
+                f"on_rejected must be one of {', '.join(map(repr, ON_REJECTED))}, got {self.on_rejected!r}"
+            )
+        if (self.on_rejected == "poison") != (self.poison_queue is not None):
+            raise CloudflareQueuesValidationError(
+                "on_rejected='poison' needs poison_queue=<queue name or id>, and poison_queue is only used with it"
+            )
+
+    def _check_batch_arguments(self) -> None:
+        given = [
+            name
+            for name, value, default in (
+                ("message_filter", self.message_filter, None),
+                ("on_rejected", self.on_rejected, "retry"),
+                ("poison_queue", self.poison_queue, None),
+                ("message_retry_delay", self.message_retry_delay, None),
+            )
+            if value != default
+        ]
+        if given:
+            raise CloudflareQueuesValidationError(
+                f"{', '.join(given)} settle messages on a shared stream, which needs ack='persisted'; with "
+                f"ack={self.ack!r} the trigger fires every message it pulls"
+            )
+
+    def _message_filter(self) -> Callable[[dict[str, Any]], bool] | None:
+        spec = self.message_filter
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            if "." not in spec:
+                raise CloudflareQueuesValidationError(
+                    f"message_filter {spec!r} is neither a dict nor a dotted import path (module.function)"
+                )
+            try:
+                function = import_string(spec)
+            except ImportError as err:
+                raise CloudflareQueuesValidationError(f"message_filter: cannot import {spec!r}: {err}") from None
+            if not callable(function):
+                raise CloudflareQueuesValidationError(f"message_filter: {spec!r} is not a function")
+            return function  # type: ignore[no-any-return]
+        return parse_field_filter(spec).matches
+
+    # -- ack="persisted": the shared stream -------------------------------------------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        """Watchers that agree on the queue and on how it is pulled and settled share one pull loop."""
+        if self.ack != "persisted":
+            return None
+        return (
+            SCHEME,
+            self.cloudflare_queues_conn_id,
+            self.account_id or "",
+            self.cloudflare_queue or "",
+            self.batch_size,
+            self.visibility_timeout,
+            self.poll_interval,
+            self.max_poll_interval,
+            self.paused_poll_interval,
+            self.on_rejected,
+            self.poison_queue or "",
+            str(self.message_retry_delay),
+        )
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> MessageStreamProducer:
+        """The producer of one queue's shared loop (called once per loop, in the triggerer)."""
+        return cls(**kwargs).stream_producer()
+
+    def stream_producer(self) -> MessageStreamProducer:
+        """A producer pulling and settling as this trigger says, with this process's ack timeout."""
+        settings = StreamSettings(
+            conn_id=self.cloudflare_queues_conn_id,
+            account_id=self.account_id,
+            queue=self.cloudflare_queue,
+            batch_size=self.batch_size,
+            visibility_timeout=self.visibility_timeout,
+            schedule=self._schedule(),
+            on_rejected=self.on_rejected,
+            poison_queue=self.poison_queue,
+            message_retry_delay=self._retry_delay(),
+        )
+        return MessageStreamProducer(
+            settings, ack_timeout=triggerer_ack_timeout(), max_in_flight=triggerer_queue_size()
+        )
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """Fire the messages this watcher wants, one event each; reject the others."""
+        async for streamed in shared_stream:
+            if self.wants(streamed):
+                yield TriggerEvent(self._persisted_event(streamed))  # type: ignore[no-untyped-call]
+            else:
+                reject_shared_stream_event()
+
+    def wants(self, streamed: StreamedMessage) -> bool:
+        """Whether this watcher's filter takes the message; a filter that raises takes nothing (logged)."""
+        if self._wants is None:
+            return True
+        try:
+            return bool(self._wants(streamed.message))
+        except Exception:
+            self.log.exception(
+                "message_filter %r failed on message %s: rejected", self.message_filter, streamed.message["id"]
+            )
+            return False
+
+    def _persisted_event(self, streamed: StreamedMessage) -> dict[str, Any]:
+        return {
+            "queue": streamed.queue,
+            "queue_id": streamed.queue_id,
+            "messages": [{**streamed.message, "acked": False}],
+            "acked": False,
+            "ack": "persisted",
+            "leased_for_seconds": None,
+        }
+
+    def _schedule(self) -> PollSchedule:
+        return PollSchedule(self.poll_interval, self.max_poll_interval, self.paused_poll_interval)
+
+    def _retry_delay(self) -> MessageRetryDelay:
+        return resolve_retry_delay(self.message_retry_delay)
+
+    # -- run(): ack="dag" and "emitted"; "persisted" outside a triggerer's shared streams --------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        events = self._run_persisted() if self.ack == "persisted" else self._run_batches()
+        async for event in events:
+            yield event
+
+    async def _run_persisted(self) -> AsyncIterator[TriggerEvent]:
+        """
+        One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): each
+        message the filter wants is fired, and acked when the consumer of the events asks for the next
+        one; a message whose event was taken but not followed by that request is given back.
+        """
+        producer = self.stream_producer()
+        try:
+            async for collected in producer.batches():
+                resolved: list[tuple[PulledMessage, Resolution]] = []
+                try:
+                    for message in collected.messages:
+                        streamed = producer.streamed(collected.queue_id, message)
+                        if self.wants(streamed):
+                            yield TriggerEvent(self._persisted_event(streamed))  # type: ignore[no-untyped-call]
+                            resolved.append((message, Resolution(acked=1)))
+                        else:
+                            resolved.append((message, Resolution(rejected=1)))
+                finally:
+                    unresolved = [(m, Resolution(failed=1)) for m in collected.messages[len(resolved) :]]
+                    await producer.settle([*resolved, *unresolved])
+        finally:
+            await producer.aclose()
+
+    async def _run_batches(self) -> AsyncIterator[TriggerEvent]:
+        hook = CloudflareQueuesHook(
+            self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
+        )
+
+        async def collect() -> Any:
+            return await hook.acollect_messages(
+                batch_size=self.batch_size,
+                max_messages=self.max_messages_per_event or DEFAULT_MESSAGES_PER_EVENT,
+                visibility_timeout=self.visibility_timeout,
+            )
+
+        try:
+            async for collected in poll_messages(collect, self._schedule(), self.cloudflare_queue, self.log):
+                messages = collected.messages
+                acked = await self._ack(hook, messages) if self.ack == "emitted" else set()
+                self.log.info(
+                    "Firing an event with %d message(s) from queue %s (%d acked)",
+                    len(messages),
+                    self.cloudflare_queue,
+                    len(acked),
+                )
+                yield TriggerEvent(self._event(messages, collected.queue_id, acked))  # type: ignore[no-untyped-call]
+        finally:
+            await hook.aclose()
+
+    async def _ack(self, hook: CloudflareQueuesHook, messages: list[PulledMessage]) -> set[str]:
+        """Ack before emitting; return the lease ids the service confirmed (never guessed)."""
+        try:
+            result = await hook.aack_messages(acks=messages)
+        except CloudflareQueuesAckError as err:
+            self.log.warning("Acking failed part-way (%s); the rest are emitted unacked, with their leases", err)
+            return set(err.acked)
+        except CloudflareQueuesError as err:
+            self.log.warning(
+                "Acking %d message(s) failed (%s); they are emitted unacked (acked: false), with their lease ids "
+                "for the DAG to ack",
+                len(messages),
+                err,
+            )
+            return set()
+        return {m.lease_id for m in messages} - set(result.not_applied) - set(result.unconfirmed)
+
+    def _event(self, messages: list[PulledMessage], queue_id: str | None, acked: set[str]) -> dict[str, Any]:
+        payload = []
+        for message in messages:
+            done = message.lease_id in acked
+            payload.append({**message.to_xcom(lease=not done), "acked": done})
+        every = len(acked) == len(messages)
+        return {
+            "queue": self.cloudflare_queue,
+            "queue_id": queue_id,
+            "messages": payload,
+            "acked": every,
+            "ack": self.ack,
+            "leased_for_seconds": None if every else self.visibility_timeout,
+        }

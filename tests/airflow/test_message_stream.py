@@ -1,0 +1,439 @@
+"""
+The message trigger on Airflow 3.3's shared streams (``ack="persisted"``), against the emulator: the
+producer settling scripted outcomes, watchers with filters sharing one pull loop through Airflow's own
+``SharedStreamManager`` (the triggerer's persistence confirmations played by the test), ``run()`` on
+its own, and the trigger's arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
+from airflow_provider_cfqueues.api.stream_advance import Resolution
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+from airflow_provider_cfqueues.triggers.message import CloudflareQueuesMessageTrigger
+from airflow_provider_cfqueues.triggers.message_stream import MessageStreamProducer
+
+from ..scripted_faults import ScriptedFaults
+
+pytestmark = pytest.mark.airflow3
+
+FAST = {"poll_interval": 0.02, "max_poll_interval": 0.05}
+
+
+@pytest.fixture
+def inbox(emulator: CloudflareQueuesEmulator, connection: str) -> CloudflareQueuesHook:
+    emulator.state.record_events = True
+    emulator.create_queue("inbox")
+    return CloudflareQueuesHook(queue="inbox")
+
+
+def trigger(**kwargs: Any) -> CloudflareQueuesMessageTrigger:
+    return CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", **{**FAST, **kwargs})
+
+
+def bodies(emulator: CloudflareQueuesEmulator, queue: str) -> list[Any]:
+    """The bodies of the messages still in ``queue`` (JSON ones decoded)."""
+    return [
+        json.loads(base64.b64decode(m.body)) if m.content_type == "json" else m.body for m in emulator.messages(queue)
+    ]
+
+
+def states(emulator: CloudflareQueuesEmulator, queue: str = "inbox") -> dict[Any, tuple[str, int]]:
+    """body (an object as sorted JSON text) -> (state, attempts) of the messages still in ``queue``."""
+    return {
+        json.dumps(body, sort_keys=True) if isinstance(body, dict) else body: (m.state, m.attempts)
+        for body, m in zip(bodies(emulator, queue), emulator.messages(queue), strict=True)
+    }
+
+
+async def one_batch(producer: MessageStreamProducer) -> list[Any]:
+    async for collected in producer.batches():
+        return collected.messages
+    raise AssertionError("no batch")
+
+
+def test_the_producer_settles_every_outcome(emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook) -> None:
+    inbox.push_messages(list(range(6)))
+    producer = trigger(message_retry_delay=10).stream_producer()
+    scripted = [
+        Resolution(acked=2),  # every watcher stored its event
+        Resolution(acked=1, failed=1),  # one watcher's event may be missing
+        Resolution(rejected=2),  # nobody wanted it: on_rejected="retry", after message_retry_delay
+        Resolution(),  # broadcast while nobody was subscribed
+        Resolution(acked=1, rejected=1),  # one watcher wanted it
+        Resolution(failed=1),
+    ]
+
+    async def go() -> None:
+        messages = await one_batch(producer)
+        assert producer.in_flight == 6
+        await producer.settle(zip(messages, scripted, strict=True))
+        await producer.aclose()
+
+    asyncio.run(go())
+    assert producer.in_flight == 0
+    assert states(emulator) == {
+        1: ("delayed", 1),  # the provider's backoff: 30 s
+        2: ("delayed", 1),  # message_retry_delay: 10 s
+        3: ("available", 1),  # at once, for the watchers that subscribe next
+        5: ("delayed", 1),
+    }
+    waits = sorted(round(m.visible_at - emulator.clock.now()) for m in emulator.messages("inbox"))
+    assert waits == [0, 10, 30, 30]
+    pushed = pushed_ids(emulator, "inbox")
+    assert sorted(journal_ids(emulator, "inbox")) == sorted([pushed[0], pushed[4]])  # once each
+
+
+def pushed_ids(emulator: CloudflareQueuesEmulator, queue: str) -> list[str]:
+    """The ids of the messages pushed to ``queue``, in order (the emulator's journal)."""
+    queue_id = emulator.queue(queue).queue_id
+    return [m for e in emulator.events if e.kind == "push" and e.queue_id == queue_id for m in e.message_ids]
+
+
+def journal_ids(emulator: CloudflareQueuesEmulator, queue: str, kind: str = "ack") -> list[str]:
+    """The ids of the messages of ``queue`` in the journal's ``kind`` entries (one per time)."""
+    queue_id = emulator.queue(queue).queue_id
+    return [m for e in emulator.events if e.kind == kind and e.queue_id == queue_id for m in e.message_ids]
+
+
+def test_rejected_messages_go_to_the_poison_queue(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    emulator.create_queue("unrouted")
+    inbox.push_messages([{"kind": "order"}, {"kind": "mystery"}])
+    producer = trigger(on_rejected="poison", poison_queue="unrouted").stream_producer()
+
+    async def go() -> None:
+        first, second = await one_batch(producer)
+        await producer.settle([(first, Resolution(acked=1)), (second, Resolution(rejected=1))])
+        await producer.aclose()
+
+    asyncio.run(go())
+    assert emulator.metrics("inbox")["backlog_count"] == 0  # both acked: the second once it was routed
+    assert bodies(emulator, "unrouted") == [{"kind": "mystery"}]
+
+
+def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    inbox.push_messages(["x"])
+    for poison, says in (("nowhere", "'nowhere', which does not exist"), ("inbox", "'inbox', the queue being watched")):
+        producer = trigger(on_rejected="poison", poison_queue=poison).stream_producer()
+        with pytest.raises(CloudflareQueuesValidationError, match=says):
+            asyncio.run(one_batch(producer))
+    assert emulator.app.requests["pull"] == 0
+
+
+def test_dead_letter_needs_a_dead_letter_queue_and_spends_the_deliveries_at_once(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    with pytest.raises(CloudflareQueuesValidationError, match="has no dead-letter queue: rejected messages would be"):
+        asyncio.run(one_batch(trigger(on_rejected="dead_letter").stream_producer()))
+
+    emulator.create_queue("strict", max_retries=1, dead_letter_queue="strict-dlq")
+    CloudflareQueuesHook(queue="strict").push_messages(["unwanted"])
+    producer = CloudflareQueuesMessageTrigger(
+        cloudflare_queue="strict", on_rejected="dead_letter", **FAST
+    ).stream_producer()
+
+    async def reject_until_gone() -> int:
+        deliveries = 0
+        async for collected in producer.batches():
+            deliveries += 1
+            await producer.settle([(m, Resolution(rejected=1)) for m in collected.messages])
+            if emulator.metrics("strict-dlq")["backlog_count"]:
+                break
+        await producer.aclose()
+        return deliveries
+
+    assert asyncio.run(asyncio.wait_for(reject_until_gone(), 10)) == 2  # max_retries=1: two deliveries
+    assert emulator.metrics("strict")["backlog_count"] == 0
+
+
+def test_a_lost_or_failed_ack_is_logged_never_raised(
+    emulator: CloudflareQueuesEmulator,
+    inbox: CloudflareQueuesHook,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection = emulator.airflow_connection()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEW_ATTEMPTS", json.dumps({**connection, "extra": {**connection["extra"], "max_attempts": 2}})
+    )
+    inbox.push_messages(["lost", "refused"])
+    producer = trigger(cloudflare_queues_conn_id="few_attempts").stream_producer()
+    caplog.set_level(logging.WARNING)
+
+    async def go() -> None:
+        lost, refused = await one_batch(producer)
+        emulator.app.faults = ScriptedFaults({"ack": ["lost"]})  # applied, then the answer is lost
+        await producer.settle([(lost, Resolution(acked=1))])  # sent again: "already acked", so settled
+        emulator.app.faults = ScriptedFaults({"ack": ["error"] * 2})  # every attempt fails
+        await producer.settle([(refused, Resolution(acked=1))])
+        await producer.aclose()
+
+    asyncio.run(go())
+    assert producer.in_flight == 0
+    assert states(emulator) == {"refused": ("leased", 1)}  # nothing guessed: it comes back when its lease expires
+    assert "nothing was applied; they come back when their lease expires, and may reach the watchers twice" in (
+        caplog.text
+    )
+
+
+# -- watchers sharing one loop through Airflow's SharedStreamManager ---------------------------------
+
+
+class Triggerer:
+    """What the triggerer does around a shared stream: subscribe watchers, store their events, confirm."""
+
+    def __init__(self, ack_timeout: float = 60.0) -> None:
+        from airflow.triggers.shared_stream import SharedStreamManager
+
+        self.manager = SharedStreamManager(ack_timeout=ack_timeout)
+        self.stored: dict[int, list[dict[str, Any]]] = {}
+        self.unconfirmed: list[int] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.errors: dict[int, BaseException] = {}
+
+    def watch(self, trigger_id: int, watcher: CloudflareQueuesMessageTrigger, *, store: bool = True) -> None:
+        key = watcher.shared_stream_key()
+        self.stored[trigger_id] = []
+
+        async def run() -> None:
+            stream = self.manager.subscribe(trigger_id=trigger_id, trigger=watcher, key=key)
+            try:
+                async for event in watcher.filter_shared_stream(stream):
+                    seq = self.manager.bind_pending_event(trigger_id=trigger_id, key=key)
+                    if store:
+                        self.stored[trigger_id].append(event.payload)
+                        if seq is not None:
+                            self.unconfirmed.append(seq)
+            except Exception as err:  # an ack timeout fails the watcher, as in the triggerer
+                self.errors[trigger_id] = err
+            finally:
+                await self.manager.unsubscribe(trigger_id, key)
+
+        self.tasks.append(asyncio.ensure_future(run()))
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 10) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            self.manager.confirm_persisted(self.unconfirmed)  # the supervisor stored them
+            self.unconfirmed.clear()
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.manager.stop_all()
+
+
+def ids(payloads: list[dict[str, Any]]) -> list[str]:
+    return [m["id"] for p in payloads for m in p["messages"]]
+
+
+def test_two_filtered_watchers_share_one_loop(emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook) -> None:
+    emulator.create_queue("unrouted")
+    stream = {"on_rejected": "poison", "poison_queue": "unrouted", "batch_size": 10}
+    orders = trigger(**stream, message_filter={"field": "kind", "equals": "order"})
+    refunds = trigger(**stream, message_filter={"field": "kind", "equals": "refund"})
+    assert orders.shared_stream_key() == refunds.shared_stream_key()
+    sent = [{"kind": kind, "n": n} for n in range(30) for kind in ("order", "refund", "order")][:75]
+    sent += [{"kind": "mystery", "n": n} for n in range(5)]
+    inbox.push_messages(sent)
+    triggerer = Triggerer()
+
+    async def go() -> None:
+        triggerer.watch(1, orders)
+        triggerer.watch(2, refunds)
+        await triggerer.until(
+            lambda: (
+                emulator.metrics("inbox")["backlog_count"] == 0 and emulator.metrics("unrouted")["backlog_count"] == 5
+            )
+        )
+        assert len(triggerer.manager._groups) == 1  # one loop for both watchers
+        await triggerer.stop()
+
+    asyncio.run(go())
+    pushed = pushed_ids(emulator, "inbox")
+    kinds = {pushed[n]: body["kind"] for n, body in enumerate(sent)}
+    got_orders, got_refunds = ids(triggerer.stored[1]), ids(triggerer.stored[2])
+    assert sorted(got_orders) == sorted(m for m, k in kinds.items() if k == "order")  # 50 orders
+    assert sorted(got_refunds) == sorted(m for m, k in kinds.items() if k == "refund")  # 25 refunds
+    assert {p["ack"] for p in triggerer.stored[1]} == {"persisted"}
+    assert all("lease_id" not in m for p in triggerer.stored[1] for m in p["messages"])  # the DAG acks nothing
+    delivered, acked = Counter(journal_ids(emulator, "inbox", "deliver")), Counter(journal_ids(emulator, "inbox"))
+    assert set(delivered.values()) == {1} and set(acked.values()) == {1} and len(acked) == 80  # once each
+    assert sorted(b["n"] for b in bodies(emulator, "unrouted")) == [0, 1, 2, 3, 4]  # only the mysteries
+
+
+def test_a_watcher_that_never_stores_makes_the_messages_come_again(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "0.5")
+    inbox.push_messages(list(range(3)))
+    triggerer = Triggerer(ack_timeout=0.5)
+
+    async def go() -> None:
+        triggerer.watch(1, trigger())
+        triggerer.watch(2, trigger(), store=False)  # its events never reach the database
+        await triggerer.until(lambda: {s for s, _ in states(emulator).values()} == {"delayed"})
+        await triggerer.stop()
+
+    asyncio.run(go())
+    assert type(triggerer.errors[2]).__name__ == "AckTimeout"
+    assert len(ids(triggerer.stored[1])) == 3  # the other watcher has them: at-least-once, duplicates later
+    assert states(emulator) == dict.fromkeys(range(3), ("delayed", 1))  # given back with the backoff, once
+
+
+def test_a_message_broadcast_to_nobody_is_given_back(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+
+    inbox.push_messages(["early"])
+    producer = trigger().stream_producer()
+
+    async def go() -> None:
+        (message,) = await one_batch(producer)
+        await producer.advance([AdvanceItem(message, AdvanceOutcome(acked=0, failed=0, rejected=0))])
+        await producer.aclose()
+
+    asyncio.run(go())
+    assert states(emulator) == {"early": ("available", 1)}
+
+
+# -- run() on its own ------------------------------------------------------------------------------
+
+
+async def take(events: AsyncIterator[Any], count: int) -> list[dict[str, Any]]:
+    taken = []
+    async for event in events:
+        taken.append(event.payload)
+        if len(taken) == count:
+            break
+    return taken
+
+
+def test_run_acks_what_was_taken_and_gives_back_what_was_not(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    inbox.push_messages([{"kind": "order", "n": 1}, {"kind": "refund"}, {"kind": "order", "n": 2}])
+    watcher = trigger(message_filter={"field": "kind", "equals": "order"}, message_retry_delay=5)
+
+    async def go() -> list[dict[str, Any]]:
+        events = watcher.run()
+        first = await take(events, 1)
+        second = await take(events, 1)  # asking for it settles the first ... and the refund
+        await events.aclose()  # the second was taken but its consumer stopped: given back
+        return first + second
+
+    taken = asyncio.run(go())
+    assert [p["messages"][0]["body"]["n"] for p in taken] == [1, 2]
+    assert [len(p["messages"]) for p in taken] == [1, 1]  # one message per event
+    # order 1 acked; the refund rejected (back in 5 s); order 2 taken by a consumer that stopped: back in 30 s
+    assert states(emulator) == {'{"kind": "refund"}': ("delayed", 1), '{"kind": "order", "n": 2}': ("delayed", 1)}
+    waits = sorted(round(m.visible_at - emulator.clock.now()) for m in emulator.messages("inbox"))
+    assert waits == [5, 30]
+
+
+# -- the arguments -----------------------------------------------------------------------------------
+
+
+def test_the_ack_modes_and_the_deprecated_spelling() -> None:
+    assert trigger().ack == "persisted"  # the default on Airflow 3.3+
+    for old, new in ((True, "emitted"), (False, "dag")):
+        with pytest.warns(DeprecationWarning, match=f"ack_on_emit={old}.*write ack='{new}'"):
+            assert trigger(ack_on_emit=old).ack == new
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CloudflareQueuesValidationError, match="disagree"):
+            trigger(ack="dag", ack_on_emit=True)
+    with pytest.raises(CloudflareQueuesValidationError, match="ack must be one of 'persisted', 'dag', 'emitted'"):
+        trigger(ack="later")
+
+
+def test_persisted_is_refused_before_airflow_3_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_cfqueues.triggers import message
+
+    monkeypatch.setattr(message, "shared_streams_available", lambda: False)
+    assert trigger().ack == "dag"  # the default there
+    with pytest.raises(CloudflareQueuesValidationError, match=r"shared streams of Airflow 3.3 .*; this is Airflow 3"):
+        trigger(ack="persisted")
+
+
+def test_the_lease_is_checked_against_the_ack_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(
+        CloudflareQueuesValidationError, match=r"visibility_timeout=120 s .*shared_stream_ack_timeout=300 s"
+    ):
+        trigger(visibility_timeout=120)
+    trigger(visibility_timeout=120, ack="dag")  # the DAG acks: the lease covers the run instead
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "10")  # the DAG processor's config
+    parsed = trigger(visibility_timeout=120)  # 10 s x 1.1 + 60 s fits
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "600")  # the triggerer's: checked there
+    producer = parsed.stream_producer()
+    with pytest.raises(CloudflareQueuesValidationError, match=r"=120 s .*ack_timeout=600 s.*at least 720 s"):
+        asyncio.run(producer.start())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"max_messages_per_event": 50}, "each message is its own event"),
+        ({"on_rejected": "drop"}, "on_rejected must be one of 'retry', 'dead_letter', 'poison'"),
+        ({"on_rejected": "poison"}, "needs poison_queue"),
+        ({"poison_queue": "elsewhere"}, "needs poison_queue"),
+        ({"ack": "dag", "message_filter": {"field": "kind", "equals": "x"}}, "message_filter settle messages"),
+        ({"ack": "emitted", "on_rejected": "poison"}, "on_rejected, poison_queue|on_rejected settle"),
+        ({"message_filter": "nodots"}, "neither a dict nor a dotted import path"),
+        ({"message_filter": "tests.nowhere.wanted"}, "cannot import 'tests.nowhere.wanted'"),
+        ({"message_filter": {"field": "kind"}}, "takes one of equals, in, exists"),
+        ({"message_retry_delay": lambda n: 5}, "cannot be a function"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(arguments: dict[str, Any], says: str) -> None:
+    with pytest.raises(CloudflareQueuesValidationError, match=says):
+        trigger(**arguments)
+
+
+def wanted_by_callable(message: dict[str, Any]) -> bool:
+    return bool(message["body"]["n"] % 2)
+
+
+def test_serialization_and_the_shared_stream_key() -> None:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    from airflow_provider_cfqueues._compat import import_string
+
+    odd = MessageQueueTrigger(
+        scheme="cloudflare+queues",
+        cloudflare_queue="inbox",
+        message_filter=f"{__name__}.wanted_by_callable",
+        message_retry_delay=15,
+    )
+    classpath, kwargs = odd.serialize()
+    assert classpath == "airflow_provider_cfqueues.triggers.message.CloudflareQueuesMessageTrigger"
+    assert kwargs["ack"] == "persisted" and kwargs["message_filter"] == f"{__name__}.wanted_by_callable"
+    rebuilt = import_string(classpath)(**kwargs)  # what the triggerer does
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert rebuilt.wants(type("S", (), {"message": {"id": "m", "body": {"n": 3}}})())  # type: ignore[arg-type]
+    everything = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", message_retry_delay=15)
+    assert rebuilt.shared_stream_key() == everything.shared_stream_key()  # filters differ: one loop
+    assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=10).shared_stream_key() != (
+        everything.shared_stream_key()
+    )  # pulled differently: a loop of its own
+    assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack="dag").shared_stream_key() is None

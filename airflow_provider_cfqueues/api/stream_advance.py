@@ -2,11 +2,12 @@
 What a shared message stream does with each message once Airflow has resolved it (pure logic).
 
 On Airflow 3.3+ the message trigger runs on a *shared stream*: one pull loop per queue in a
-triggerer, each message broadcast to every watcher of the queue, and the message settled only when
-every watcher that was online has resolved it. Airflow reports per message how many watchers
-``acked`` it (moved past it, and the asset events they made of it were stored), how many ``failed``
-(ack timeout, overflow) and how many ``rejected`` it (their filter did not want it). This module
-turns those counts into one action per message; the producer carries the actions out in one request.
+triggerer, each batch of messages broadcast to every watcher of the queue, and settled only when
+every watcher that was online has resolved it. Airflow reports per batch how many watchers
+``acked`` it (moved past it, and the asset event they made of it was stored), how many ``failed``
+(ack timeout, overflow) and how many ``rejected`` it (their filter wanted none of it); the watchers
+note which messages they took. :func:`resolve_batch` turns that into one resolution per message and
+:func:`settle` into one action per message; the producer carries the actions out in one request.
 
 =========================  ===========================================================================
 counts                     action
@@ -14,8 +15,8 @@ counts                     action
 ``failed`` > 0             give the lease back with the provider's backoff (an event may not be
                            stored: the message must come again; the delay slows the attempts a
                            struggling metadata database would otherwise burn)
-``acked`` > 0              ack: at least one watcher stored an asset event of it (the others
-                           rejected it, which they may)
+``acked`` > 0              ack: at least one watcher stored an asset event with it (the others
+                           did not want it, which they may)
 only ``rejected``          as ``on_rejected`` says: ``"retry"`` gives it back after
                            ``message_retry_delay``; ``"dead_letter"`` gives it back at once, every
                            time, so that it runs out of deliveries and the consumer's dead-letter
@@ -26,7 +27,7 @@ all zero                   give it back at once: no watcher was subscribed to se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -82,6 +83,21 @@ class Resolution:
     acked: int = 0
     failed: int = 0
     rejected: int = 0
+
+
+def resolve_batch(outcome: Resolution, message_ids: Sequence[str], taken: Collection[str]) -> list[Resolution]:
+    """
+    One resolution per message of a batch, from the batch's counts and the ids the watchers took:
+    after a failure, or when nobody was subscribed, every message shares the batch's fate; otherwise
+    a message some watcher took is acked (that watcher's event was stored), the others rejected. When
+    watchers stored events but no message is marked taken, nobody can tell which: every message is
+    given back as failed (never acked on a guess).
+    """
+    if outcome.failed or not (outcome.acked or outcome.rejected):
+        return [outcome] * len(message_ids)
+    if outcome.acked and not taken:
+        return [Resolution(failed=1)] * len(message_ids)
+    return [Resolution(acked=1) if m in taken else Resolution(rejected=1) for m in message_ids]
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ class EmulatorApp:
         self.throughput = throughput
         self.operations = operations
         self.requests: Counter[str] = Counter()
+        #: the same, per (endpoint, queue id) of the endpoints on one queue (pulls of one queue, say)
+        self.queue_requests: Counter[tuple[str, str]] = Counter()
         self.lost_answers: Counter[str] = Counter()
         self.observers: list[Observer] = []
         self._handling = threading.BoundedSemaphore(MAX_HANDLED_AT_ONCE)
@@ -198,6 +200,8 @@ class EmulatorApp:
             if not reader or endpoint not in READ_ENDPOINTS:
                 return error_reply(403, 10000, "Authentication error")
         self.requests[endpoint] += 1
+        if "queue_id" in params:
+            self.queue_requests[endpoint, params["queue_id"]] += 1
         limits: list[tuple[str, str]] = []
         if self.budget is not None:
             verdict = self.budget.check(params["account_id"], endpoint, self.state.clock.now())

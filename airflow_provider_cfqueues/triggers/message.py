@@ -25,8 +25,9 @@ from ..api.stream_advance import ACK_MODES, ON_REJECTED, Resolution, check_lease
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import QueueTriggerArguments
 from .message_stream import (
+    MAX_IN_FLIGHT,
     MessageStreamProducer,
-    StreamedMessage,
+    StreamedBatch,
     StreamSettings,
     shared_streams_available,
     triggerer_ack_timeout,
@@ -111,12 +112,13 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     is the ``ack`` setting:
 
     * ``"persisted"`` (the default on Airflow 3.3+): every watcher of the queue in a triggerer shares
-      one pull loop (Airflow's shared streams); each message is its own event, and is acked once its
-      asset event was stored (given back when it was not; handled as ``on_rejected`` says when no
-      watcher's ``message_filter`` wanted it). At-least-once into Airflow: a triggerer that dies
-      between storing and acking makes a duplicate. The DAG acks nothing.
-    * ``"dag"`` (the default before 3.3): each event carries up to ``max_messages_per_event``
-      messages with their ``lease_id``; the DAG acks them after processing
+      one pull loop (Airflow's shared streams). Each batch it gathers is shown to every watcher, which
+      fires one event with the messages its ``message_filter`` wants; a message is acked once the
+      events that carry it were stored (given back when one was not; handled as ``on_rejected`` says
+      when no watcher wanted it). At-least-once into Airflow: a triggerer that dies between storing
+      and acking makes a duplicate. The DAG acks nothing.
+    * ``"dag"`` (the default before 3.3): each event carries its messages with their ``lease_id``;
+      the DAG acks them after processing
       (``CloudflareQueuesAckOperator``). At-least-once end to end, if the leases outlast the time to
       the ack.
     * ``"emitted"``: acks before the event is fired. At-most-once: a triggerer crash between the ack
@@ -143,8 +145,10 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         ``"consumer"`` (the consumer's ``retry_delay``), or ``None`` (the provider's backoff: 30 s,
         doubling per attempt, at most an hour).
     :param batch_size: messages per pull (1 to 100).
-    :param max_messages_per_event: (``ack="dag"``/``"emitted"``) gather up to this many messages
-        (several pulls) into one event, so that a burst makes one DAG run instead of many (default 100).
+    :param max_messages_per_event: gather up to this many messages (several pulls) into one event, so
+        that a burst makes one DAG run instead of many (default 100). On Airflow 3.3, size it to your
+        bursts: events stored in quick succession start a run for the first only, and the others wait
+        for the next event (apache/airflow#56050).
     :param visibility_timeout: seconds (or a ``timedelta``) the messages stay leased. With
         ``ack="dag"`` it must cover the time until the DAG run acks them; with ``"persisted"`` it must
         outlast ``[triggerer] shared_stream_ack_timeout`` (300 s) by a margin, which is checked.
@@ -182,7 +186,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         poison_queue: str | None = None,
         message_retry_delay: float | timedelta | str | None = None,
         batch_size: int = 100,
-        max_messages_per_event: int | None = None,
+        max_messages_per_event: int = DEFAULT_MESSAGES_PER_EVENT,
         visibility_timeout: float | timedelta = 600.0,
         poll_interval: float | timedelta = 5.0,
         max_poll_interval: float | timedelta = 60.0,
@@ -204,24 +208,17 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         self.on_rejected = on_rejected
         self.poison_queue = poison_queue or None
         self.message_filter = message_filter
+        self.max_messages_per_event = (
+            units.count(max_messages_per_event, "max_messages_per_event", low=1) or DEFAULT_MESSAGES_PER_EVENT
+        )
         if self.ack == "persisted":
-            self._check_persisted_arguments(max_messages_per_event)
-            self.max_messages_per_event: int | None = None
+            self._check_persisted_arguments()
             check_lease_outlasts_ack_window(self.visibility_timeout, triggerer_ack_timeout())
         else:
             self._check_batch_arguments()
-            self.max_messages_per_event = (
-                units.count(max_messages_per_event, "max_messages_per_event", low=1) or DEFAULT_MESSAGES_PER_EVENT
-            )
         self._wants = self._message_filter()
 
-    def _check_persisted_arguments(self, max_messages_per_event: int | None) -> None:
-        if max_messages_per_event is not None:
-            raise CloudflareQueuesValidationError(
-                "max_messages_per_event gathers messages into one event for ack='dag' or 'emitted'; with "
-                "ack='persisted' each message is its own event, acked once stored (a burst still starts few "
-                "DAG runs: the scheduler folds queued asset events into the next run)"
-            )
+    def _check_persisted_arguments(self) -> None:
         if self.on_rejected not in ON_REJECTED:
             raise CloudflareQueuesValidationError(
                 f"on_rejected must be one of {', '.join(map(repr, ON_REJECTED))}, got {self.on_rejected!r}"
@@ -278,6 +275,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
             self.account_id or "",
             self.cloudflare_queue or "",
             self.batch_size,
+            self.max_messages_per_event,
             self.visibility_timeout,
             self.poll_interval,
             self.max_poll_interval,
@@ -299,6 +297,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
             account_id=self.account_id,
             queue=self.cloudflare_queue,
             batch_size=self.batch_size,
+            max_messages_per_event=self.max_messages_per_event,
             visibility_timeout=self.visibility_timeout,
             schedule=self._schedule(),
             on_rejected=self.on_rejected,
@@ -306,38 +305,45 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
             message_retry_delay=self._retry_delay(),
         )
         return MessageStreamProducer(
-            settings, ack_timeout=triggerer_ack_timeout(), max_in_flight=triggerer_queue_size()
+            settings,
+            ack_timeout=triggerer_ack_timeout(),
+            max_in_flight=MAX_IN_FLIGHT,
+            max_batches_in_flight=triggerer_queue_size(),
         )
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        """Fire the messages this watcher wants, one event each; reject the others."""
-        async for streamed in shared_stream:
-            if self.wants(streamed):
-                yield TriggerEvent(self._persisted_event(streamed))  # type: ignore[no-untyped-call]
-            else:
+        """Fire the messages of each batch this watcher wants, in one event; reject a batch it wants none of."""
+        async for batch in shared_stream:
+            event = self.take(batch)
+            if event is None:
                 reject_shared_stream_event()
+            else:
+                yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
-    def wants(self, streamed: StreamedMessage) -> bool:
-        """Whether this watcher's filter takes the message; a filter that raises takes nothing (logged)."""
-        if self._wants is None:
-            return True
-        try:
-            return bool(self._wants(streamed.message))
-        except Exception:
-            self.log.exception(
-                "message_filter %r failed on message %s: rejected", self.message_filter, streamed.message["id"]
-            )
-            return False
-
-    def _persisted_event(self, streamed: StreamedMessage) -> dict[str, Any]:
+    def take(self, batch: StreamedBatch) -> dict[str, Any] | None:
+        """The event of the messages of ``batch`` this watcher wants (marked taken), or ``None``."""
+        wanted = [message for message in batch.messages if self.wants(message)]
+        if not wanted:
+            return None
+        batch.taken.update(message["id"] for message in wanted)
         return {
-            "queue": streamed.queue,
-            "queue_id": streamed.queue_id,
-            "messages": [{**streamed.message, "acked": False}],
+            "queue": batch.queue,
+            "queue_id": batch.queue_id,
+            "messages": [{**message, "acked": False} for message in wanted],
             "acked": False,
             "ack": "persisted",
             "leased_for_seconds": None,
         }
+
+    def wants(self, message: dict[str, Any]) -> bool:
+        """Whether this watcher's filter takes the message; a filter that raises takes nothing (logged)."""
+        if self._wants is None:
+            return True
+        try:
+            return bool(self._wants(message))
+        except Exception:
+            self.log.exception("message_filter %r failed on message %s: not taken", self.message_filter, message["id"])
+            return False
 
     def _schedule(self) -> PollSchedule:
         return PollSchedule(self.poll_interval, self.max_poll_interval, self.paused_poll_interval)
@@ -354,25 +360,24 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
 
     async def _run_persisted(self) -> AsyncIterator[TriggerEvent]:
         """
-        One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): each
-        message the filter wants is fired, and acked when the consumer of the events asks for the next
-        one; a message whose event was taken but not followed by that request is given back.
+        One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): the
+        messages of each batch the filter wants are fired in one event, and acked when the consumer
+        of the events asks for the next one; a batch whose event was taken but not followed by that
+        request is given back.
         """
         producer = self.stream_producer()
         try:
-            async for collected in producer.batches():
-                resolved: list[tuple[PulledMessage, Resolution]] = []
+            async for batch in producer.batches():
+                outcome = Resolution(failed=1)
                 try:
-                    for message in collected.messages:
-                        streamed = producer.streamed(collected.queue_id, message)
-                        if self.wants(streamed):
-                            yield TriggerEvent(self._persisted_event(streamed))  # type: ignore[no-untyped-call]
-                            resolved.append((message, Resolution(acked=1)))
-                        else:
-                            resolved.append((message, Resolution(rejected=1)))
+                    event = self.take(batch.streamed)
+                    if event is None:
+                        outcome = Resolution(rejected=1)
+                    else:
+                        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+                        outcome = Resolution(acked=1)
                 finally:
-                    unresolved = [(m, Resolution(failed=1)) for m in collected.messages[len(resolved) :]]
-                    await producer.settle([*resolved, *unresolved])
+                    await producer.settle([(batch, outcome)])
         finally:
             await producer.aclose()
 
@@ -384,7 +389,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         async def collect() -> Any:
             return await hook.acollect_messages(
                 batch_size=self.batch_size,
-                max_messages=self.max_messages_per_event or DEFAULT_MESSAGES_PER_EVENT,
+                max_messages=self.max_messages_per_event,
                 visibility_timeout=self.visibility_timeout,
             )
 

@@ -23,7 +23,7 @@ from airflow_provider_cfqueues.api.stream_advance import Resolution
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.triggers.message import CloudflareQueuesMessageTrigger
-from airflow_provider_cfqueues.triggers.message_stream import MessageStreamProducer
+from airflow_provider_cfqueues.triggers.message_stream import LeasedBatch, MessageStreamProducer
 
 from ..scripted_faults import ScriptedFaults
 
@@ -58,42 +58,56 @@ def states(emulator: CloudflareQueuesEmulator, queue: str = "inbox") -> dict[Any
     }
 
 
-async def one_batch(producer: MessageStreamProducer) -> list[Any]:
-    async for collected in producer.batches():
-        return collected.messages
+async def batches(producer: MessageStreamProducer, count: int = 1) -> list[LeasedBatch]:
+    """The first ``count`` batches the producer leases."""
+    taken: list[LeasedBatch] = []
+    async for batch in producer.batches():
+        taken.append(batch)
+        if len(taken) == count:
+            return taken
     raise AssertionError("no batch")
 
 
-def test_the_producer_settles_every_outcome(emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook) -> None:
-    inbox.push_messages(list(range(6)))
-    producer = trigger(message_retry_delay=10).stream_producer()
-    scripted = [
-        Resolution(acked=2),  # every watcher stored its event
-        Resolution(acked=1, failed=1),  # one watcher's event may be missing
-        Resolution(rejected=2),  # nobody wanted it: on_rejected="retry", after message_retry_delay
-        Resolution(),  # broadcast while nobody was subscribed
-        Resolution(acked=1, rejected=1),  # one watcher wanted it
-        Resolution(failed=1),
-    ]
+def mark(batch: LeasedBatch, *positions: int) -> LeasedBatch:
+    """What the watchers do: mark the messages at ``positions`` as taken (fired in their events)."""
+    batch.streamed.taken.update(batch.messages[n].id for n in positions)
+    return batch
+
+
+def test_the_producer_settles_every_outcome(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox.push_messages(list(range(8)))
+    producer = trigger(message_retry_delay=10, batch_size=2, max_messages_per_event=2).stream_producer()
 
     async def go() -> None:
-        messages = await one_batch(producer)
-        assert producer.in_flight == 6
-        await producer.settle(zip(messages, scripted, strict=True))
+        first, second, third, fourth = await batches(producer, 4)
+        assert (producer.in_flight, producer.batches_in_flight) == (8, 4)
+        await producer.settle(
+            [
+                (mark(first, 0), Resolution(acked=1)),  # 0 taken and stored; 1 wanted by nobody
+                (mark(second, 0, 1), Resolution(acked=1, failed=1)),  # a watcher's event may be missing
+                (third, Resolution()),  # broadcast while nobody was subscribed
+                (fourth, Resolution(acked=1)),  # stored, but nothing marked taken: nobody can tell which
+            ]
+        )
         await producer.aclose()
 
     asyncio.run(go())
-    assert producer.in_flight == 0
+    assert (producer.in_flight, producer.batches_in_flight) == (0, 0)
     assert states(emulator) == {
-        1: ("delayed", 1),  # the provider's backoff: 30 s
-        2: ("delayed", 1),  # message_retry_delay: 10 s
-        3: ("available", 1),  # at once, for the watchers that subscribe next
-        5: ("delayed", 1),
+        1: ("delayed", 1),  # on_rejected="retry": message_retry_delay, 10 s
+        2: ("delayed", 1),  # the provider's backoff: 30 s
+        3: ("delayed", 1),
+        4: ("available", 1),  # at once, for the watchers that subscribe next
+        5: ("available", 1),
+        6: ("delayed", 1),  # given back, never acked on a guess
+        7: ("delayed", 1),
     }
     waits = sorted(round(m.visible_at - emulator.clock.now()) for m in emulator.messages("inbox"))
-    assert waits == [0, 10, 30, 30]
-    pushed = pushed_ids(emulator, "inbox")
-    assert sorted(journal_ids(emulator, "inbox")) == sorted([pushed[0], pushed[4]])  # once each
+    assert waits == [0, 0, 10, 30, 30, 30, 30]
+    assert journal_ids(emulator, "inbox") == [pushed_ids(emulator, "inbox")[0]]  # acked once
+    assert "marked none of its 2 message(s) taken" in caplog.text
 
 
 def pushed_ids(emulator: CloudflareQueuesEmulator, queue: str) -> list[str]:
@@ -116,8 +130,8 @@ def test_rejected_messages_go_to_the_poison_queue(
     producer = trigger(on_rejected="poison", poison_queue="unrouted").stream_producer()
 
     async def go() -> None:
-        first, second = await one_batch(producer)
-        await producer.settle([(first, Resolution(acked=1)), (second, Resolution(rejected=1))])
+        (batch,) = await batches(producer)
+        await producer.settle([(mark(batch, 0), Resolution(acked=1, rejected=1))])  # the mystery: nobody's
         await producer.aclose()
 
     asyncio.run(go())
@@ -132,7 +146,7 @@ def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
     for poison, says in (("nowhere", "'nowhere', which does not exist"), ("inbox", "'inbox', the queue being watched")):
         producer = trigger(on_rejected="poison", poison_queue=poison).stream_producer()
         with pytest.raises(CloudflareQueuesValidationError, match=says):
-            asyncio.run(one_batch(producer))
+            asyncio.run(batches(producer))
     assert emulator.app.requests["pull"] == 0
 
 
@@ -140,7 +154,7 @@ def test_dead_letter_needs_a_dead_letter_queue_and_spends_the_deliveries_at_once
     emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
 ) -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="has no dead-letter queue: rejected messages would be"):
-        asyncio.run(one_batch(trigger(on_rejected="dead_letter").stream_producer()))
+        asyncio.run(batches(trigger(on_rejected="dead_letter").stream_producer()))
 
     emulator.create_queue("strict", max_retries=1, dead_letter_queue="strict-dlq")
     CloudflareQueuesHook(queue="strict").push_messages(["unwanted"])
@@ -150,9 +164,9 @@ def test_dead_letter_needs_a_dead_letter_queue_and_spends_the_deliveries_at_once
 
     async def reject_until_gone() -> int:
         deliveries = 0
-        async for collected in producer.batches():
+        async for batch in producer.batches():
             deliveries += 1
-            await producer.settle([(m, Resolution(rejected=1)) for m in collected.messages])
+            await producer.settle([(batch, Resolution(rejected=1))])
             if emulator.metrics("strict-dlq")["backlog_count"]:
                 break
         await producer.aclose()
@@ -173,15 +187,15 @@ def test_a_lost_or_failed_ack_is_logged_never_raised(
         "AIRFLOW_CONN_FEW_ATTEMPTS", json.dumps({**connection, "extra": {**connection["extra"], "max_attempts": 2}})
     )
     inbox.push_messages(["lost", "refused"])
-    producer = trigger(cloudflare_queues_conn_id="few_attempts").stream_producer()
+    producer = trigger(cloudflare_queues_conn_id="few_attempts", max_messages_per_event=1).stream_producer()
     caplog.set_level(logging.WARNING)
 
     async def go() -> None:
-        lost, refused = await one_batch(producer)
+        lost, refused = await batches(producer, 2)
         emulator.app.faults = ScriptedFaults({"ack": ["lost"]})  # applied, then the answer is lost
-        await producer.settle([(lost, Resolution(acked=1))])  # sent again: "already acked", so settled
+        await producer.settle([(mark(lost, 0), Resolution(acked=1))])  # sent again: "already acked", so settled
         emulator.app.faults = ScriptedFaults({"ack": ["error"] * 2})  # every attempt fails
-        await producer.settle([(refused, Resolution(acked=1))])
+        await producer.settle([(mark(refused, 0), Resolution(acked=1))])
         await producer.aclose()
 
     asyncio.run(go())
@@ -309,8 +323,8 @@ def test_a_message_broadcast_to_nobody_is_given_back(
     producer = trigger().stream_producer()
 
     async def go() -> None:
-        (message,) = await one_batch(producer)
-        await producer.advance([AdvanceItem(message, AdvanceOutcome(acked=0, failed=0, rejected=0))])
+        (batch,) = await batches(producer)
+        await producer.advance([AdvanceItem(batch, AdvanceOutcome(acked=0, failed=0, rejected=0))])
         await producer.aclose()
 
     asyncio.run(go())
@@ -338,15 +352,15 @@ def test_run_acks_what_was_taken_and_gives_back_what_was_not(
     async def go() -> list[dict[str, Any]]:
         events = watcher.run()
         first = await take(events, 1)
-        second = await take(events, 1)  # asking for it settles the first ... and the refund
+        inbox.push_messages([{"kind": "order", "n": 3}])
+        second = await take(events, 1)  # asking for it settles the first batch
         await events.aclose()  # the second was taken but its consumer stopped: given back
         return first + second
 
     taken = asyncio.run(go())
-    assert [p["messages"][0]["body"]["n"] for p in taken] == [1, 2]
-    assert [len(p["messages"]) for p in taken] == [1, 1]  # one message per event
-    # order 1 acked; the refund rejected (back in 5 s); order 2 taken by a consumer that stopped: back in 30 s
-    assert states(emulator) == {'{"kind": "refund"}': ("delayed", 1), '{"kind": "order", "n": 2}': ("delayed", 1)}
+    assert [[m["body"]["n"] for m in p["messages"]] for p in taken] == [[1, 2], [3]]  # one event per batch
+    # orders 1 and 2 acked; the refund wanted by nobody (back in 5 s); order 3's event not confirmed (30 s)
+    assert states(emulator) == {'{"kind": "refund"}': ("delayed", 1), '{"kind": "order", "n": 3}': ("delayed", 1)}
     waits = sorted(round(m.visible_at - emulator.clock.now()) for m in emulator.messages("inbox"))
     assert waits == [5, 30]
 
@@ -393,7 +407,6 @@ def test_the_lease_is_checked_against_the_ack_timeout(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("arguments", "says"),
     [
-        ({"max_messages_per_event": 50}, "each message is its own event"),
         ({"on_rejected": "drop"}, "on_rejected must be one of 'retry', 'dead_letter', 'poison'"),
         ({"on_rejected": "poison"}, "needs poison_queue"),
         ({"poison_queue": "elsewhere"}, "needs poison_queue"),
@@ -430,7 +443,7 @@ def test_serialization_and_the_shared_stream_key() -> None:
     assert kwargs["ack"] == "persisted" and kwargs["message_filter"] == f"{__name__}.wanted_by_callable"
     rebuilt = import_string(classpath)(**kwargs)  # what the triggerer does
     assert rebuilt.serialize() == (classpath, kwargs)
-    assert rebuilt.wants(type("S", (), {"message": {"id": "m", "body": {"n": 3}}})())  # type: ignore[arg-type]
+    assert rebuilt.wants({"id": "m", "body": {"n": 3}}) and not rebuilt.wants({"id": "m", "body": {"n": 4}})
     everything = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", message_retry_delay=15)
     assert rebuilt.shared_stream_key() == everything.shared_stream_key()  # filters differ: one loop
     assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=10).shared_stream_key() != (

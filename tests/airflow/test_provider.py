@@ -134,10 +134,12 @@ def test_prefixed_extras_from_older_forms_are_read(
 def test_message_queue_trigger_resolves_to_ours() -> None:
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
-    trigger = MessageQueueTrigger(scheme="cloudflare+queues", cloudflare_queue="inbox", max_messages_per_event=10)
+    trigger = MessageQueueTrigger(
+        scheme="cloudflare+queues", cloudflare_queue="inbox", ack="dag", max_messages_per_event=10
+    )
     assert isinstance(trigger.trigger, CloudflareQueuesMessageTrigger)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_provider_cfqueues.triggers.queues.CloudflareQueuesMessageTrigger"
+    assert classpath == "airflow_provider_cfqueues.triggers.message.CloudflareQueuesMessageTrigger"
     assert kwargs["cloudflare_queue"] == "inbox" and kwargs["max_messages_per_event"] == 10
     assert json.loads(json.dumps(kwargs)) == kwargs
 
@@ -192,11 +194,16 @@ def test_message_trigger_events_carry_leases_and_ack_nothing(
     emulator.create_queue("inbox")
     CloudflareQueuesHook(queue="inbox").push_messages([{"n": n} for n in range(250)])
     trigger = CloudflareQueuesMessageTrigger(
-        cloudflare_queue="inbox", batch_size=100, max_messages_per_event=150, visibility_timeout=60, poll_interval=0.05
+        cloudflare_queue="inbox",
+        ack="dag",
+        batch_size=100,
+        max_messages_per_event=150,
+        visibility_timeout=60,
+        poll_interval=0.05,
     )
     first, second = asyncio.run(trigger_events(trigger, 2))
     assert len(first["messages"]) == 150 and len(second["messages"]) == 100  # type: ignore[arg-type]
-    assert first["acked"] is False and first["leased_for_seconds"] == 60
+    assert first["acked"] is False and first["leased_for_seconds"] == 60 and first["ack"] == "dag"
     message = first["messages"][0]  # type: ignore[index]
     assert set(message) >= {"id", "lease_id", "body", "attempts"} and message["body"] == {"n": 0}
     # at-least-once: everything is still leased, waiting for the DAG to ack it
@@ -205,11 +212,11 @@ def test_message_trigger_events_carry_leases_and_ack_nothing(
 
 
 @pytest.mark.airflow3
-def test_message_trigger_ack_on_emit(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+def test_message_trigger_ack_emitted(emulator: CloudflareQueuesEmulator, connection: str) -> None:
     emulator.create_queue("inbox")
     CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
     emulator.app.faults = ScriptedFaults({"pull": ["error"] * 6})  # more than the hook retries: logged, polled again
-    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack_on_emit=True, poll_interval=0.05)
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack="emitted", poll_interval=0.05)
     (event,) = asyncio.run(trigger_events(trigger, 1))
     assert event["acked"] is True and [m["body"] for m in event["messages"]] == ["a", "b"]  # type: ignore[index]
     assert "lease_id" not in event["messages"][0]  # type: ignore[index]

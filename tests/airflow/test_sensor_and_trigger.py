@@ -158,7 +158,6 @@ def test_criteria_validation() -> None:
 def test_triggers_on_a_paused_queue(emulator: CloudflareQueuesEmulator, capsys: pytest.CaptureFixture[str]) -> None:
     """The backlog trigger still sees the metrics; the message trigger keeps polling, slower, and fires
     once delivery is resumed."""
-    from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
 
     hook = CloudflareQueuesHook(queue="watched")
     hook.push_messages(list(range(3)))
@@ -168,7 +167,9 @@ def test_triggers_on_a_paused_queue(emulator: CloudflareQueuesEmulator, capsys: 
     )
     assert asyncio.run(_first_event(backlog))["status"] == "success"
 
-    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="watched", poll_interval=0.01, paused_poll_interval=0.05)
+    trigger = CloudflareQueuesMessageTrigger(  # ack="dag": one event with the whole batch
+        cloudflare_queue="watched", ack="dag", poll_interval=0.01, paused_poll_interval=0.05
+    )
     resume = threading.Timer(0.5, emulator.resume_delivery, args=("watched",))
 
     async def first_event() -> dict[str, object]:
@@ -213,7 +214,6 @@ def test_backlog_triggers_of_one_queue_share_one_poll_per_interval(emulator: Clo
 
 @pytest.mark.airflow3
 def test_the_message_trigger_backs_off_while_the_queue_is_empty(emulator: CloudflareQueuesEmulator) -> None:
-    from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
 
     trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="watched", poll_interval=0.02, max_poll_interval=0.16)
     push_later = threading.Timer(1.0, CloudflareQueuesHook(queue="watched").push_messages, args=(["late"],))
@@ -262,12 +262,12 @@ def test_triggers_take_cloudflare_queue_and_refuse_unknown_arguments(
 def test_message_trigger_reads_durations_in_seconds_or_timedeltas() -> None:
     trigger = CloudflareQueuesMessageTrigger(
         cloudflare_queue="inbox",
-        visibility_timeout=timedelta(minutes=5),
+        visibility_timeout=timedelta(minutes=10),
         poll_interval="2",
         max_poll_interval=timedelta(0, 90),
     )
     kwargs = trigger.serialize()[1]
-    assert (kwargs["visibility_timeout"], kwargs["poll_interval"], kwargs["max_poll_interval"]) == (300, 2, 90)
+    assert (kwargs["visibility_timeout"], kwargs["poll_interval"], kwargs["max_poll_interval"]) == (600, 2, 90)
     with pytest.raises(CloudflareQueuesValidationError, match=r"visibility_timeout must be .* to 43200 \(12 hours\)"):
         CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", visibility_timeout=600_000)  # milliseconds by mistake
     with pytest.raises(CloudflareQueuesValidationError, match="poll_interval"):

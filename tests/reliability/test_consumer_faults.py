@@ -501,7 +501,7 @@ def test_message_trigger_says_acked_only_when_confirmed(
     emulator.create_queue("inbox")
     CloudflareQueuesHook(queue="inbox").push_messages(["a", "b"])
     emulator.app.faults = ScriptedFaults({"ack": list(script)})
-    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack_on_emit=True, poll_interval=0.05)
+    trigger = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack="emitted", poll_interval=0.05)
     (event,) = asyncio.run(trigger_events(trigger, 1))  # the trigger fired: an ack failure did not end it
     assert event["acked"] is acked
     assert [m["acked"] for m in event["messages"]] == [acked, acked]
@@ -527,7 +527,7 @@ def test_message_trigger_keeps_running_through_transient_errors(
             patch.setenv(name, value)
         emulator.app.faults = ScriptedFaults({"pull": [None, "error", "html", "throttle"]})
         trigger = CloudflareQueuesMessageTrigger(
-            cloudflare_queue="inbox", batch_size=1, max_messages_per_event=5, poll_interval=0.01
+            cloudflare_queue="inbox", ack="dag", batch_size=1, max_messages_per_event=5, poll_interval=0.01
         )
 
         async def two_events() -> list[dict[str, Any]]:

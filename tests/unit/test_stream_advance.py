@@ -14,6 +14,7 @@ from airflow_provider_cfqueues.api.stream_advance import (
     check_lease_outlasts_ack_window,
     minimum_lease_seconds,
     plan_advance,
+    resolve_batch,
     settle,
 )
 
@@ -53,6 +54,29 @@ def message(n: int, attempts: int = 1) -> PulledMessage:
 )
 def test_settlement_of_each_outcome(resolution: Resolution, on_rejected: str, expected: Settlement) -> None:
     assert settle(resolution, 1, on_rejected, BACKOFF) == expected
+
+
+@pytest.mark.parametrize(
+    ("outcome", "taken", "expected"),
+    [
+        # watchers fired what they wanted and their events were stored: the rest was nobody's
+        (
+            Resolution(acked=1, rejected=1),
+            {"a", "c"},
+            [Resolution(acked=1), Resolution(rejected=1), Resolution(acked=1)],
+        ),
+        # a watcher failed: every message of the batch comes again, taken or not
+        (Resolution(acked=1, failed=1), {"a"}, [Resolution(acked=1, failed=1)] * 3),
+        # every watcher wanted none of it
+        (Resolution(rejected=2), set(), [Resolution(rejected=1)] * 3),
+        # nobody subscribed
+        (Resolution(), set(), [Resolution()] * 3),
+        # stored events but no message marked taken: nobody can tell which were fired, so none is acked
+        (Resolution(acked=1), set(), [Resolution(failed=1)] * 3),
+    ],
+)
+def test_a_batch_resolves_per_message(outcome: Resolution, taken: set[str], expected: list[Resolution]) -> None:
+    assert resolve_batch(outcome, ["a", "b", "c"], taken) == expected
 
 
 def test_delays_follow_the_attempts_and_the_users_retry_delay() -> None:

@@ -2,10 +2,12 @@
 Two DAGs fed by one queue (Airflow 3.3+): orders start one, refunds the other.
 
 Both asset watchers read ``example-shop`` with the same pull settings, so the triggerer runs one pull
-loop for the two (a shared stream) and shows each message to both; each watcher's
-``message_filter`` takes the messages it wants and rejects the rest. A message is acked once the
-asset event of the watcher that wanted it is stored; one that neither wanted goes to
-``example-shop-unrouted`` (``on_rejected="poison"``), where someone can look at it.
+loop for the two (a shared stream) and shows each batch to both; each watcher's ``message_filter``
+takes the messages it wants, in one event. A message is acked once the asset event of the watcher
+that took it is stored; one that neither wanted goes to ``example-shop-unrouted``
+(``on_rejected="poison"``), where someone can look at it. Set ``[triggerer]
+shared_stream_cohort_grace_period`` (5 s, say), so that after a triggerer restart both watchers are
+back before the first pull.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ STREAM = {
     "scheme": "cloudflare+queues",
     "cloudflare_queue": QUEUE,
     "poll_interval": 2,
+    "max_poll_interval": 10,  # orders start within 10 s even after a quiet hour (8,640 pulls a quiet day)
+    "max_messages_per_event": 500,  # a burst of up to 500 messages is one event per DAG
     "on_rejected": "poison",
     "poison_queue": "example-shop-unrouted",
 }

@@ -15,6 +15,7 @@ It depends on the standard library only (no Airflow), so it runs wherever the pr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -33,7 +34,7 @@ from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
 from .ratelimit import FREE_MAX_RETENTION_SECONDS, PLANS, DailyOperations, QueueThroughput, TokenBudget
 from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
-from .state import MAX_RETENTION_SECONDS, EmulatorState, MessageView, QueueState
+from .state import MAX_RETENTION_SECONDS, EmulatorState, MessageView, PushItem, QueueState
 
 DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 DEFAULT_CONN_ID = "cloudflare_queues_default"
@@ -317,6 +318,17 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
     def inject_message(self, queue: str, body: bytes | str, content_type: str = "bytes") -> str:
         """Enqueue a message as a Worker producer would (``bytes`` or ``v8`` bodies included)."""
         return self.state.inject(self.account_id, self.queue(queue).queue_id, body, content_type)
+
+    def arrive_together(self, queue: str, bodies: Sequence[Any]) -> list[str]:
+        """
+        Enqueue JSON messages in one step, as a burst from many producers that lands between two pulls
+        (a push through the API takes one request per 100); returns their ids, in order.
+        """
+        items = []
+        for body in bodies:
+            raw = json.dumps(body).encode()
+            items.append(PushItem(body=base64.b64encode(raw).decode(), content_type="json", size=len(raw)))
+        return self.state.push(self.account_id, self.queue(queue).queue_id, items)[1]
 
     @property
     def events(self) -> list[Any]:

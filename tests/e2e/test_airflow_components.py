@@ -145,14 +145,14 @@ class Airflow:
         except sqlite3.OperationalError:  # locked or not migrated yet: no rows for now
             return []
 
-    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 240) -> None:
+    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 240, every: float = 1) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():
                 return
             for name, process in self.processes.items():
                 assert process.poll() is None, f"{name} exited with {process.returncode}\n{self.logs()}"
-            time.sleep(1)
+            time.sleep(every)
         raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
 
     def run_states(self, dag_id: str) -> list[str]:
@@ -199,6 +199,12 @@ def journal(emulator: CloudflareQueuesEmulator, queue: str, kind: str) -> Counte
     return Counter(m for e in emulator.events if e.kind == kind and e.queue_id == queue_id for m in e.message_ids)
 
 
+def stored_messages(airflow: Airflow) -> set[str]:
+    """Ids of the messages carried by the asset events in the metadata database."""
+    rows = airflow.query("SELECT extra FROM asset_event")
+    return {m["id"] for (extra,) in rows for m in json.loads(str(extra)).get("payload", {}).get("messages", [])}
+
+
 def handled(airflow: Airflow, dag_id: str, task_id: str) -> Counter[str]:
     """How many times each message id was handled by the runs of ``dag_id`` (what its task returned)."""
     return Counter(m for ids in airflow.returned(dag_id, task_id) for m in ids)  # type: ignore[attr-defined]
@@ -214,9 +220,12 @@ def test_event_driven_dag_and_deferred_sensor(airflow: Airflow, emulator_process
     hook.push_messages([{"order": n} for n in range(5)], queue="example-inbox")
     airflow.wait_for(
         "the event-driven DAG to handle the 5 messages",
-        lambda: len(handled(airflow, "cfqueues_example_event_driven", "handle")) == 5,
+        lambda: (
+            len(handled(airflow, "cfqueues_example_event_driven", "handle")) == 5
+            and set(airflow.run_states("cfqueues_example_event_driven")) == {"success"}
+        ),
     )
-    assert set(airflow.run_states("cfqueues_example_event_driven")) == {"success"}  # a burst: a run or two
+    assert len(airflow.run_states("cfqueues_example_event_driven")) == 1  # one event, one run
     # acked by the trigger once each asset event was stored; the DAG has no ack task
     assert set(journal(emulator, "example-inbox", "ack").values()) == {1}
     assert (
@@ -292,14 +301,15 @@ def test_two_dags_share_one_queue_and_a_killed_triggerer_loses_nothing(
     airflow: Airflow, emulator_process: CloudflareQueuesEmulator
 ) -> None:
     emulator = emulator_process
-    hook = CloudflareQueuesHook(queue="example-shop")
     shop = emulator.queue("example-shop").queue_id
     kinds = ["order", "order", "refund", "order", "refund"] * 98 + ["mystery"] * 10  # 500 messages
     airflow.wait_for("the triggerer to poll example-shop", lambda: emulator.app.queue_requests["pull", shop] > 0)
     pulls_before = emulator.app.queue_requests["pull", shop]
     started = time.monotonic()
-    hook.push_messages([{"kind": kind, "n": n} for n, kind in enumerate(kinds)])
-    pushed = list(journal(emulator, "example-shop", "push"))
+    # the burst lands between two pulls: Airflow 3.3 starts a run for the first of several events
+    # stored together and leaves the others for the next event (apache/airflow#56050), so the test
+    # makes the burst one event per DAG, as max_messages_per_event=500 does for a burst in one place
+    pushed = emulator.arrive_together("example-shop", [{"kind": kind, "n": n} for n, kind in enumerate(kinds)])
     wanted = {kind: {m for m, k in zip(pushed, kinds, strict=True) if k == kind} for kind in ("order", "refund")}
 
     def routed() -> tuple[Counter[str], Counter[str]]:
@@ -329,13 +339,14 @@ def test_two_dags_share_one_queue_and_a_killed_triggerer_loses_nothing(
     # a triggerer killed while events are in flight: acks fail (nothing applied) until it is dead
     emulator.app.faults.set("ack", error=1.0)
     burst = [{"kind": "order" if n % 2 else "refund", "n": 1000 + n} for n in range(100)]
-    hook.push_messages(burst)
-    in_flight = list(journal(emulator, "example-shop", "push"))[-100:]
+    in_flight = emulator.arrive_together("example-shop", burst)
     airflow.wait_for(
         "the triggerer to pull the burst",
         lambda: all(m in journal(emulator, "example-shop", "deliver") for m in in_flight),
+        every=0.02,
     )
-    airflow.kill("triggerer")
+    airflow.kill("triggerer")  # at once: its events may be fired, stored, or neither
+    stored_before = stored_messages(airflow) & set(in_flight)
     emulator.app.faults.clear()
     assert not any(m in journal(emulator, "example-shop", "ack") for m in in_flight)  # nothing was acked
     airflow.start_component("triggerer")
@@ -354,9 +365,13 @@ def test_two_dags_share_one_queue_and_a_killed_triggerer_loses_nothing(
     assert all(journal(emulator, "example-shop", "deliver")[m] == 2 for m in in_flight)  # lease expiry, then again
     for n, message in enumerate(in_flight):
         assert (message in orders) == bool(n % 2) and (message in refunds) == (not n % 2)  # its own DAG
-    duplicates = sum(1 for m in in_flight if orders[m] + refunds[m] > 1)
+    duplicates = {m for m in in_flight if orders[m] + refunds[m] > 1}
+    assert duplicates <= stored_before  # handled twice only when its first event was stored before the kill
     assert len(emulator.messages("example-shop-unrouted")) == 10  # nothing misrouted by the restart
-    print(f"triggerer killed mid-burst: 100 messages redelivered, none lost, {duplicates} handled twice")
+    print(
+        f"triggerer killed mid-burst: 100 messages redelivered, none lost; {len(stored_before)} had their "
+        f"asset event stored before the kill, {len(duplicates)} handled twice"
+    )
 
     # the token appears nowhere: component and task logs, XCom, rendered fields, trigger rows
     assert leaks_in_files(airflow.home, TEST_TOKEN) == []

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import logging
+import textwrap
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -450,3 +451,19 @@ def test_serialization_and_the_shared_stream_key() -> None:
         everything.shared_stream_key()
     )  # pulled differently: a loop of its own
     assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack="dag").shared_stream_key() is None
+
+
+def test_the_watcher_recipe_of_the_testing_docs(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    """docs/testing.md: run the asset watcher's trigger against the emulator and read its first event."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "testing.md").read_text()
+    section = docs[docs.index("## A DAG started by an asset watcher") :]
+    code = textwrap.dedent(section.split("```python\n", 1)[1].split("```", 1)[0])
+    recipe: dict[str, Any] = {}
+    exec(compile(code, "docs/testing.md", "exec"), recipe)  # noqa: S102 - our own documentation
+    recipe["test_inbox_watcher"](emulator, "cloudflare_queues_default")
+    # the test stopped after the event, before asking for the next: the batch was given back, nothing acked
+    assert sorted(state for state, _ in states(emulator).values()) == ["delayed"] * 3

@@ -355,8 +355,11 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         events = self._run_persisted() if self.ack == "persisted" else self._run_batches()
-        async for event in events:
-            yield event
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # closing run() settles (or gives back) what it holds, at once
 
     async def _run_persisted(self) -> AsyncIterator[TriggerEvent]:
         """

@@ -67,8 +67,9 @@ def test_malformed_queue_ids_are_rejected(emulator: CloudflareQueuesEmulator, ba
 
 
 def test_unknown_routes(api: RawApi, queue_id: str) -> None:
-    assert api.error("GET", f"/{queue_id}/messages/peek")[:2] == (404, 7003)
+    assert api.error("GET", f"/{queue_id}/messages/peak")[:2] == (404, 7003)
     assert api.error("GET", f"/{queue_id}/messages")[:2] == (405, 7001)
+    assert api.error("GET", f"/{queue_id}/messages/peek")[:2] == (405, 7001)  # peek is a POST
 
 
 def test_message_limits(api: RawApi, queue_id: str) -> None:

@@ -18,6 +18,8 @@ CONSTRAINTS2 ?= requirements/constraints-airflow-2.txt
 EXTRAS ?= test,common-messaging,openlineage
 EXTRAS2 ?= test
 PYTEST_ARGS ?=
+# make test runs each suite on every core (pytest-xdist; a module stays on one worker: tests/conftest.py)
+PYTEST_WORKERS ?= auto
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
@@ -48,10 +50,10 @@ typecheck: install
 	$(BIN)/mypy
 
 test-airflow3: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-airflow2: install-airflow2
-	$(BIN2)/pytest $(PYTEST_ARGS)
+	$(BIN2)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck test-airflow3 test-airflow2
 

@@ -76,6 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "airflow3: needs Airflow 3 (skipped on Airflow 2.11)")
     config.addinivalue_line(
+        "markers", "airflow_agnostic: uses no Airflow (the emulator alone): runs in the Airflow 3 suite only"
+    )
+    config.addinivalue_line(
         "markers", "contract_waits: a contract case that waits half a minute or more on a live account"
     )
 
@@ -94,12 +97,45 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = TOKEN_LEAKS + [
-        f"metadata DB: {where}" for where in leaks_in_db(Path(AIRFLOW_HOME) / "airflow.db", TEST_TOKEN)
-    ]
+    db_leaks = [f"metadata DB: {where}" for where in leaks_in_db(Path(AIRFLOW_HOME) / "airflow.db", TEST_TOKEN)]
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its controller reports (below)
+        session.config.workeroutput["token_leaks"] = db_leaks
+        return
+    leaks = TOKEN_LEAKS + db_leaks
     if leaks:
         print(f"\nThe test API token leaked into: {', '.join(leaks)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+#: lines pytest-xdist workers ask their controller to print at the end (the contract suite's summary)
+WORKER_SUMMARY_LINES: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """Each pytest-xdist worker has its own AIRFLOW_HOME: collect what it found in its metadata DB."""
+    output = getattr(node, "workeroutput", {})
+    TOKEN_LEAKS.extend(output.get("token_leaks", []))
+    WORKER_SUMMARY_LINES.extend(output.get("summary_lines", []))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """make test runs on every core: each test module on one worker (modules share module-scoped fixtures such
+    as the end-to-end Airflow components), and the contract suite on one worker (it writes one report)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByModule(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/contract" if module.startswith("tests/contract/") else module
+
+    return ByModule(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in WORKER_SUMMARY_LINES:
+        terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -108,9 +144,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if AIRFLOW_3:
         return
     skip = pytest.mark.skip(reason="needs Airflow 3")
+    once = pytest.mark.skip(reason="uses no Airflow: runs in the Airflow 3 suite")
     for item in items:
         if "airflow3" in item.keywords:
             item.add_marker(skip)
+        elif "airflow_agnostic" in item.keywords:
+            item.add_marker(once)
 
 
 @pytest.fixture(scope="session")

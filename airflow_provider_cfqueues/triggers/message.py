@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from datetime import timedelta
 from typing import Any
 
@@ -361,7 +361,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         finally:
             await events.aclose()  # closing run() settles (or gives back) what it holds, at once
 
-    async def _run_persisted(self) -> AsyncIterator[TriggerEvent]:
+    async def _run_persisted(self) -> AsyncGenerator[TriggerEvent, None]:
         """
         One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): the
         messages of each batch the filter wants are fired in one event, and acked when the consumer
@@ -384,7 +384,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         finally:
             await producer.aclose()
 
-    async def _run_batches(self) -> AsyncIterator[TriggerEvent]:
+    async def _run_batches(self) -> AsyncGenerator[TriggerEvent, None]:
         hook = CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )

@@ -207,6 +207,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN, None)
     if run is None:
         return
+    _write_report(session, run, exitstatus)
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its controller prints the summary
+        session.config.workeroutput.setdefault("summary_lines", []).extend(_summary_lines(run))
+
+
+def _write_report(session: pytest.Session, run: ContractRun, exitstatus: int) -> None:
     if run.skipped_because is not None:
         if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
@@ -229,26 +235,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.summary = summarize(report.rows())
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if run is None:
-        return
+def _summary_lines(run: ContractRun) -> list[str]:
     if run.skipped_because is not None:
-        terminalreporter.write_line(run.skipped_because)
-        return
+        return [run.skipped_because]
     if not run.report_paths:
-        return
+        return []
     summary = run.summary
-    terminalreporter.write_line(
+    lines = [
         f"contract suite against {run.target}: {summary['checks']} checks, emulator matched "
         f"{summary['emulator_matched']}, differed {summary['emulator_differed']}, no reference "
         f"{summary['no_reference']}; requests counted by the API budget: {run.counted} (pulls and acks: "
         f"{run.exempt}); report: {', '.join(str(path) for path in run.report_paths)}"
-    )
+    ]
     if run.target == "live" and run.live_ledger.stopped_because:
-        terminalreporter.write_line(f"contract run stopped early: {run.live_ledger.stopped_because}")
+        lines.append(f"contract run stopped early: {run.live_ledger.stopped_because}")
     if run.leftovers:
-        terminalreporter.write_line(
+        lines.append(
             f"queues left behind: {'; '.join(scrub(line, _secrets()) for line in run.leftovers)}. Delete them with "
             "`make contract-cleanup` (it deletes only queues named cfq-contract-<run>-...)"
         )
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    for line in _summary_lines(run) if run is not None else []:
+        terminalreporter.write_line(line)

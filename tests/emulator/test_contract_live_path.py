@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,7 @@ def test_a_live_run_never_prints_the_token_stops_in_time_and_names_what_it_left(
     assert [message["attempts"] for message in kept["result"]["messages"]] == [1]  # untouched until now
 
 
+@pytest.mark.airflow3  # the harness is the same on every Airflow: once is enough
 def test_cleanup_deletes_only_the_queues_of_earlier_runs(tmp_path: Path) -> None:
     names = ["cfq-contract-0123abcd-000-q", "cfq-contract-0123abcd-001-dlq", "cfq-contractual", "orders"]
     with EmulatorProcess(names, token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
@@ -209,9 +211,33 @@ def test_cleanup_deletes_only_the_queues_of_earlier_runs(tmp_path: Path) -> None
     ],
 )
 def test_a_live_run_refuses_no_pacing_and_plain_http_to_another_host(
-    tmp_path: Path, setting: dict[str, str], words: str
+    monkeypatch: pytest.MonkeyPatch, setting: dict[str, str], words: str
 ) -> None:
-    env = {"CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN, "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT, **setting}
+    """What the contract suite checks before its first request (the next test runs one refusal end to end)."""
+    from ..contract import conftest as contract
+
+    for name, value in {"CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN, "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT}.items():
+        monkeypatch.setenv(name, value)
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+
+    def check_the_settings() -> None:  # as the contract suite does when it starts
+        contract._live_ledger()
+        contract._live_credentials()
+
+    with pytest.raises(pytest.UsageError, match=re.escape(words)) as refused:
+        check_the_settings()
+    assert LIVE_TOKEN not in str(refused.value) and LIVE_ACCOUNT not in str(refused.value)
+
+
+@pytest.mark.airflow3
+def test_a_live_run_over_plain_http_to_another_host_stops_before_its_first_request(tmp_path: Path) -> None:
+    env = {
+        "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
+        "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
+        "CFQUEUES_CONTRACT_BASE_URL": "http://api.example.com/client/v4",
+    }
     result = _contract_run(env, tmp_path)
-    assert result.returncode != 0 and words in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr
-    assert LIVE_TOKEN not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "the token goes over https only" in output, output[-2000:]
+    assert LIVE_TOKEN not in output and not (tmp_path / "contract-report.json").exists()

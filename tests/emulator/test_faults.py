@@ -12,6 +12,8 @@ from airflow_provider_cfqueues.emulator.faults import parse_fault_spec
 
 from ..raw_api import RawApi
 
+pytestmark = pytest.mark.airflow_agnostic  # the emulator alone: run in the Airflow 3 suite only
+
 
 def decisions(plan: FaultPlan, endpoint: str, n: int) -> list[str | None]:
     return [plan.decide(endpoint).kind for _ in range(n)]

@@ -16,6 +16,8 @@ from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualC
 
 from ..raw_api import RawApi
 
+pytestmark = pytest.mark.airflow_agnostic  # the emulator alone: run in the Airflow 3 suite only
+
 
 @pytest.fixture
 def api(emulator: CloudflareQueuesEmulator) -> RawApi:

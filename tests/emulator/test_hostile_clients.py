@@ -22,6 +22,8 @@ from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, Emulato
 
 from ..raw_api import RawApi
 
+pytestmark = pytest.mark.airflow_agnostic  # the emulator alone: run in the Airflow 3 suite only
+
 
 @pytest.fixture
 def strict() -> Iterator[CloudflareQueuesEmulator]:

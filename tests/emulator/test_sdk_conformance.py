@@ -10,6 +10,8 @@ import pytest
 
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 
+pytestmark = pytest.mark.airflow_agnostic  # the emulator alone: run in the Airflow 3 suite only
+
 
 @pytest.fixture
 def sdk(emulator: CloudflareQueuesEmulator) -> cloudflare.Cloudflare:

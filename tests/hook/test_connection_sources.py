@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 CHECK = (
     "from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook\n"
@@ -44,19 +45,17 @@ def queue(emulator: CloudflareQueuesEmulator) -> str:
 
 @pytest.mark.slow
 def test_from_the_metadata_db(emulator: CloudflareQueuesEmulator, queue: str, airflow_db: str) -> None:
-    env = dict(os.environ)  # the session's migrated DB; the connection is removed at the end
-    conn = json.dumps(emulator.airflow_connection(queue=queue))
-    subprocess.run(
-        [AIRFLOW, "connections", "add", "cfq_source", "--conn-json", conn],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    # stored as `airflow connections add` stores it, in the session's migrated DB; removed at the end
+    with create_session() as session:
+        session.add(Connection.from_json(json.dumps(emulator.airflow_connection(queue=queue)), conn_id="cfq_source"))
     try:
-        _test_the_db_connection(emulator, env)
+        _test_the_db_connection(emulator, dict(os.environ))
     finally:
-        subprocess.run([AIRFLOW, "connections", "delete", "cfq_source"], env=env, capture_output=True, timeout=180)
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == "cfq_source").delete()
 
 
 def _test_the_db_connection(emulator: CloudflareQueuesEmulator, env: dict[str, str]) -> None:
@@ -84,14 +83,15 @@ def test_from_a_secrets_backend(emulator: CloudflareQueuesEmulator, queue: str, 
     assert check(env).startswith("RESULT True Connected: queue 'sourced'")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("form", ["json", "uri"])
-def test_from_environment_variables(emulator: CloudflareQueuesEmulator, queue: str, tmp_path: Path, form: str) -> None:
-    env = clean_env(tmp_path)
+def test_from_environment_variables(
+    emulator: CloudflareQueuesEmulator, queue: str, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
     value = (
         emulator.airflow_connection_uri(queue=queue)
         if form == "uri"
         else json.dumps(emulator.airflow_connection(queue=queue))
     )
-    env["AIRFLOW_CONN_CFQ_SOURCE"] = value
-    assert check(env).startswith("RESULT True Connected: queue 'sourced'")
+    monkeypatch.setenv("AIRFLOW_CONN_CFQ_SOURCE", value)
+    ok, message = CloudflareQueuesHook("cfq_source").test_connection()
+    assert ok and message.startswith("Connected: queue 'sourced'"), message

@@ -77,23 +77,6 @@ def run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
-def test_a_users_dag_test_runs_with_the_plugin_alone(tmp_path: Path) -> None:
-    (tmp_path / "dags").mkdir()
-    (tmp_path / "dags" / "__init__.py").write_text("")
-    (tmp_path / "dags" / "orders.py").write_text(textwrap.dedent(DAG))
-    (tmp_path / "test_orders.py").write_text(textwrap.dedent(TEST))
-    (tmp_path / "pytest.ini").write_text(textwrap.dedent(INI))
-    result = run_pytest(tmp_path)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "1 passed" in result.stdout
-
-    # without the option, the fixture fails with what to set
-    (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
-    result = run_pytest(tmp_path)
-    assert result.returncode != 0 and "set `cfqueues_airflow_home = true`" in result.stdout
-
-
 BACKEND = """
 from airflow.secrets import BaseSecretsBackend
 
@@ -147,8 +130,9 @@ def test_the_plugin_never_reaches_a_server_the_test_did_not_name(tmp_path: Path)
     A user's secrets backend returns a ``cloudflare_queues_default`` pointing at production (here, a second
     emulator holding a production queue): the private Airflow home ignores it, so the DAG test runs against
     the test's emulator and production sees no request; without the private home, the connection fixture
-    fails the test instead. Unknown marker options and fault rules that are not a plan fail at setup, and
-    the user's environment is given back when the session ends.
+    fails the test instead, and ``cfqueues_airflow_db`` says which option to set. Unknown marker options
+    and fault rules that are not a plan fail at setup, and the user's environment is given back when the
+    session ends.
     """
     from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 
@@ -183,12 +167,15 @@ def test_the_plugin_never_reaches_a_server_the_test_did_not_name(tmp_path: Path)
         # without the private home, the user's backend is Airflow's first source: the fixture stops the test
         (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
         (tmp_path / "test_orders.py").write_text(
-            "def test_it(cfqueues_emulator, cfqueues_connection):\n    raise AssertionError('not reached')\n"
+            "def test_it(cfqueues_emulator, cfqueues_connection):\n    raise AssertionError('not reached')\n\n\n"
+            "def test_db(cfqueues_airflow_db):\n    raise AssertionError('not reached')\n"
         )
         users_home.mkdir()
         result = run_python(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "."], users)
-        assert result.returncode != 0 and "not to the emulator at" in result.stdout, result.stdout[-3000:]
-        assert "not reached" not in result.stdout and sum(production.app.requests.values()) == 0
+        output = result.stdout
+        assert "2 errors" in output and "not to the emulator at" in output, output[-3000:]
+        assert "set `cfqueues_airflow_home = true`" in output
+        assert "not reached" not in output and sum(production.app.requests.values()) == 0
 
 
 def run_python(project: Path, arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:

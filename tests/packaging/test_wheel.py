@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# one run is enough: the wheel is the same for every Airflow, and it is installed with Airflow 3's constraints
+pytestmark = [pytest.mark.slow, pytest.mark.airflow3]
 
 REPO = Path(__file__).resolve().parents[2]
 UV = str(Path(sys.executable).with_name("uv"))

@@ -28,6 +28,16 @@ LIVE_ACCOUNT = "9f86d081884c7d659a2feaa0c55ad015"
 QUICK_CASES = "push_accepts or bodies or paused or missing_new or with_dead_letter"
 
 
+def live_env(base_url: str) -> dict[str, str]:
+    """The settings of ``make contract`` for an account at ``base_url`` (this file's token and account)."""
+    return {
+        "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
+        "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
+        "CFQUEUES_CONTRACT_BASE_URL": base_url,
+        "CFQUEUES_CONTRACT_PACE": "0.01",
+    }
+
+
 def _contract_run(env: dict[str, str], report_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -53,12 +63,7 @@ def test_a_live_run_compares_each_case_with_the_emulator_and_cleans_up(tmp_path:
         headers = {"Authorization": f"Bearer {LIVE_TOKEN}"}
         bystander = account.queue_ids["bystander"]
         requests.post(f"{api}/{bystander}/messages", json={"body": {"keep": True}}, headers=headers, timeout=10)
-        env = {
-            "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
-            "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
-            "CFQUEUES_CONTRACT_BASE_URL": account.base_url,
-            "CFQUEUES_CONTRACT_PACE": "0.01",
-        }
+        env = live_env(account.base_url)
         result = _contract_run(env, tmp_path, "-k", QUICK_CASES)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         queues = requests.get(api, headers=headers, timeout=10).json()["result"]
@@ -151,12 +156,7 @@ def test_a_live_run_never_prints_the_token_stops_in_time_and_names_what_it_left(
         headers = {"Authorization": f"Bearer {LIVE_TOKEN}"}
         bystander = account.queue_ids["bystander"]
         requests.post(f"{api}/{bystander}/messages", json={"body": {"keep": True}}, headers=headers, timeout=10)
-        env = {
-            "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
-            "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
-            "CFQUEUES_CONTRACT_BASE_URL": account.base_url,
-            "CFQUEUES_CONTRACT_PACE": "0.01",
-        }
+        env = live_env(account.base_url)
         result = _contract_run(env, tmp_path, "-l", "--tb=long", "-k", QUICK_CASES)
         queues = requests.get(api, headers=headers, timeout=10).json()["result"]
         kept = requests.post(f"{api}/{bystander}/messages/pull", json={}, headers=headers, timeout=10).json()
@@ -176,12 +176,7 @@ def test_a_live_run_never_prints_the_token_stops_in_time_and_names_what_it_left(
 def test_cleanup_deletes_only_the_queues_of_earlier_runs(tmp_path: Path) -> None:
     names = ["cfq-contract-0123abcd-000-q", "cfq-contract-0123abcd-001-dlq", "cfq-contractual", "orders"]
     with EmulatorProcess(names, token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
-        env = {
-            "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
-            "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
-            "CFQUEUES_CONTRACT_BASE_URL": account.base_url,
-            "CFQUEUES_CONTRACT_PACE": "0.01",
-        }
+        env = live_env(account.base_url)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("CFQUEUES_CONTRACT_")}
         result = subprocess.run(
             [sys.executable, "-m", "tests.contract.cleanup"],
@@ -216,9 +211,7 @@ def test_a_live_run_refuses_no_pacing_and_plain_http_to_another_host(
     """What the contract suite checks before its first request (the next test runs one refusal end to end)."""
     from ..contract import conftest as contract
 
-    for name, value in {"CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN, "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT}.items():
-        monkeypatch.setenv(name, value)
-    for name, value in setting.items():
+    for name, value in {**live_env("https://api.cloudflare.com/client/v4"), **setting}.items():
         monkeypatch.setenv(name, value)
 
     def check_the_settings() -> None:  # as the contract suite does when it starts
@@ -232,12 +225,7 @@ def test_a_live_run_refuses_no_pacing_and_plain_http_to_another_host(
 
 @pytest.mark.airflow3
 def test_a_live_run_over_plain_http_to_another_host_stops_before_its_first_request(tmp_path: Path) -> None:
-    env = {
-        "CFQUEUES_CONTRACT_TOKEN": LIVE_TOKEN,
-        "CFQUEUES_CONTRACT_ACCOUNT_ID": LIVE_ACCOUNT,
-        "CFQUEUES_CONTRACT_BASE_URL": "http://api.example.com/client/v4",
-    }
-    result = _contract_run(env, tmp_path)
+    result = _contract_run(live_env("http://api.example.com/client/v4"), tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "the token goes over https only" in output, output[-2000:]
     assert LIVE_TOKEN not in output and not (tmp_path / "contract-report.json").exists()

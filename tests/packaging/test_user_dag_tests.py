@@ -42,19 +42,6 @@ with DAG("orders", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
     push >> load
 """
 
-TEST = """
-import pytest
-
-
-@pytest.mark.cfqueues(queues=["orders"])
-def test_orders_dag(cfqueues_airflow_db, cfqueues_emulator, cfqueues_connection):
-    from dags.orders import dag
-
-    run = dag.test()
-    assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    assert cfqueues_emulator.metrics("orders")["backlog_count"] == 0
-"""
-
 INI = """
 [pytest]
 cfqueues_airflow_home = true

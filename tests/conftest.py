@@ -113,10 +113,10 @@ WORKER_SUMMARY_LINES: list[str] = []
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: object, error: object) -> None:
-    """Each pytest-xdist worker has its own AIRFLOW_HOME: collect what it found in its metadata DB."""
+    """A pytest-xdist worker ended: what it found in its own metadata DB, and the lines it leaves to print."""
     output = getattr(node, "workeroutput", {})
     TOKEN_LEAKS.extend(output.get("token_leaks", []))
-    WORKER_SUMMARY_LINES.extend(output.get("summary_lines", []))
+    WORKER_SUMMARY_LINES.extend(line for line in output.get("summary_lines", []) if line not in WORKER_SUMMARY_LINES)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -294,26 +294,26 @@ class PushAnswer(_Answer):
     metadata: ResultMetadata | None = None
 
 
-class WireMessage(TypedDict, total=False):
-    """A pulled message as the API sends it (body still encoded). A TypedDict: this is the hot path."""
+class _WireMessageFields(TypedDict, total=False):
+    """What pulled and peeked messages share as the API sends them (body still encoded)."""
 
     id: Required[str]
-    lease_id: Required[str]
     body: str
     attempts: int
     metadata: dict[str, Any]
     timestamp_ms: int
 
 
-class PeekedWireMessage(TypedDict, total=False):
+class WireMessage(_WireMessageFields, total=False):
+    """A pulled message as the API sends it. A TypedDict: this is the hot path."""
+
+    lease_id: Required[str]
+
+
+class PeekedWireMessage(_WireMessageFields, total=False):
     """A peeked message as the API sends it: a ``ref`` instead of a lease."""
 
-    id: Required[str]
     ref: Required[str]
-    body: str
-    attempts: int
-    metadata: dict[str, Any]
-    timestamp_ms: int
 
 
 class PeekAnswer(_Answer):

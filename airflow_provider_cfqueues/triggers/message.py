@@ -16,24 +16,23 @@ from .._compat import (
     reject_shared_stream_event,
 )
 from ..api import units
-from ..api.attempts import CONSUMER_RETRY_DELAY, MessageRetryDelay, resolve_retry_delay
+from ..api.attempts import CONSUMER_RETRY_DELAY
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
+from ..api.loop_rules import PullWishes, WatcherSpec
 from ..api.message_filter import parse_field_filter
 from ..api.models import PulledMessage
-from ..api.stream_advance import ACK_MODES, ON_REJECTED, Resolution, check_lease_outlasts_ack_window
+from ..api.stream_advance import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import QueueTriggerArguments
 from .message_stream import (
-    MAX_IN_FLIGHT,
     MessageStreamProducer,
-    StreamedBatch,
-    StreamSettings,
     shared_streams_available,
     triggerer_ack_timeout,
-    triggerer_queue_size,
+    triggerer_directory,
 )
 from .polling import PollSchedule, poll_messages
+from .queue_loop import QueueLoop, Route, StreamedBatch, current_directory
 
 #: the ``scheme`` of common-messaging's ``MessageQueueTrigger``, and the first part of the shared stream key
 SCHEME = "cloudflare+queues"
@@ -217,6 +216,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         else:
             self._check_batch_arguments()
         self._wants = self._message_filter()
+        self._told_not_bool = False
 
     def _check_persisted_arguments(self) -> None:
         if self.on_rejected not in ON_REJECTED:
@@ -266,90 +266,128 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     # -- ack="persisted": the shared stream -------------------------------------------------------
 
     def shared_stream_key(self) -> Hashable | None:
-        """Watchers that agree on the queue and on how it is pulled and settled share one pull loop."""
+        """
+        The group of this watcher: the queue as spelled, with the connection and account (no I/O, never
+        raises). Groups that turn out to reach one queue share its one loop all the same
+        (:mod:`.queue_loop`); how the queue is pulled is not part of the key, so watchers that ask
+        for different settings never make a second loop.
+        """
         if self.ack != "persisted":
             return None
         return (
             SCHEME,
-            self.cloudflare_queues_conn_id,
-            self.account_id or "",
-            self.cloudflare_queue or "",
-            self.batch_size,
-            self.max_messages_per_event,
-            self.visibility_timeout,
-            self.poll_interval,
-            self.max_poll_interval,
-            self.paused_poll_interval,
-            self.on_rejected,
-            self.poison_queue or "",
-            str(self.message_retry_delay),
+            str(self.cloudflare_queues_conn_id),
+            str(self.account_id or ""),
+            str(self.cloudflare_queue or ""),
         )
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> MessageStreamProducer:
-        """The producer of one queue's shared loop (called once per loop, in the triggerer)."""
-        return cls(**kwargs).stream_producer()
-
-    def stream_producer(self) -> MessageStreamProducer:
-        """A producer pulling and settling as this trigger says, with this process's ack timeout."""
-        settings = StreamSettings(
-            conn_id=self.cloudflare_queues_conn_id,
-            account_id=self.account_id,
-            queue=self.cloudflare_queue,
-            batch_size=self.batch_size,
-            max_messages_per_event=self.max_messages_per_event,
-            visibility_timeout=self.visibility_timeout,
-            schedule=self._schedule(),
-            on_rejected=self.on_rejected,
-            poison_queue=self.poison_queue,
-            message_retry_delay=self._retry_delay(),
-        )
+        """The producer of one group (called once per group, in the triggerer): a tap on the queue's loop."""
         return MessageStreamProducer(
-            settings,
-            ack_timeout=triggerer_ack_timeout(),
-            max_in_flight=MAX_IN_FLIGHT,
-            max_batches_in_flight=triggerer_queue_size(),
+            kwargs.get("cloudflare_queues_conn_id") or CloudflareQueuesHook.default_conn_name,
+            kwargs.get("account_id"),
+            kwargs.get("cloudflare_queue"),
         )
+
+    def _route(self) -> Route:
+        return (self.cloudflare_queues_conn_id, self.account_id, self.cloudflare_queue)
+
+    def watcher_spec(self) -> WatcherSpec:
+        """This watcher as its queue's loop sees it: its trigger id, assets, mode and settings."""
+        trigger_id = getattr(self, "trigger_id", None)
+        store = getattr(self, "asset_state_store", None)
+        assets = tuple(sorted({*getattr(store, "_by_name", {}), *getattr(store, "_by_uri", {})}))
+        return WatcherSpec(
+            key=str(trigger_id) if trigger_id is not None else f"local-{id(self):x}",
+            trigger_id=trigger_id,
+            assets=assets,
+            ack=self.ack,
+            conn_id=self.cloudflare_queues_conn_id,
+            queue=str(self.cloudflare_queue or ""),
+            pull=PullWishes(
+                batch_size=self.batch_size,
+                max_messages_per_event=self.max_messages_per_event,
+                visibility_timeout=self.visibility_timeout,
+                poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval,
+                paused_poll_interval=self.paused_poll_interval,
+            ),
+            settle=(self.on_rejected, self.poison_queue, self.message_retry_delay),
+        )
+
+    async def _loop(self) -> QueueLoop:
+        """This process's loop of the queue (the lease checked first against this process's ack timeout)."""
+        directory = current_directory(triggerer_directory)
+        if self.ack == "persisted":
+            check_lease_outlasts_ack_window(self.visibility_timeout, directory.ack_timeout)
+        return await directory.loop_for(*self._route())
+
+    async def _join(self) -> tuple[QueueLoop, WatcherSpec]:
+        loop = await self._loop()
+        spec = self.watcher_spec()
+        loop.join(spec, self._route())
+        return loop, spec
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        """Fire the messages of each batch this watcher wants, in one event; reject a batch it wants none of."""
-        async for batch in shared_stream:
-            event = self.take(batch)
-            if event is None:
-                reject_shared_stream_event()
-            else:
-                yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+        """Fire the messages of each batch this watcher wants; reject a batch it wants none of."""
+        loop, spec = await self._join()
+        try:
+            async for batch in shared_stream:
+                events = self._events(loop, spec, batch)
+                if not events:
+                    reject_shared_stream_event()
+                for event in events:
+                    yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+        finally:
+            loop.leave(spec.key)
 
-    def take(self, batch: StreamedBatch) -> dict[str, Any] | None:
-        """The event of the messages of ``batch`` this watcher wants (marked taken), or ``None``."""
+    def _events(self, loop: QueueLoop, spec: WatcherSpec, batch: StreamedBatch) -> list[dict[str, Any]]:
+        """The events of the messages of ``batch`` this watcher wants (up to ``max_messages_per_event`` each)."""
         wanted = [message for message in batch.messages if self.wants(message)]
-        if not wanted:
-            return None
-        batch.taken.update(message["id"] for message in wanted)
-        return {
-            "queue": batch.queue,
-            "queue_id": batch.queue_id,
-            "messages": [{**message, "acked": False} for message in wanted],
-            "acked": False,
-            "ack": "persisted",
-            "leased_for_seconds": None,
-        }
+        loop.saw(batch.batch_id, spec.key, (message["id"] for message in wanted))
+        size = self.max_messages_per_event
+        return [
+            {
+                "queue": batch.queue,
+                "queue_id": batch.queue_id,
+                "messages": [{**message, "acked": False} for message in wanted[start : start + size]],
+                "acked": False,
+                "ack": "persisted",
+                "leased_for_seconds": None,
+            }
+            for start in range(0, len(wanted), size)
+        ]
 
     def wants(self, message: dict[str, Any]) -> bool:
-        """Whether this watcher's filter takes the message; a filter that raises takes nothing (logged)."""
+        """
+        Whether this watcher's filter takes the message. A filter must return a bool: anything else
+        (``"false"``, ``None``, a number), or an exception, takes nothing and is logged once per watcher.
+        """
         if self._wants is None:
             return True
         try:
-            return bool(self._wants(message))
+            answer = self._wants(message)
         except Exception:
             self.log.exception("message_filter %r failed on message %s: not taken", self.message_filter, message["id"])
             return False
+        if isinstance(answer, bool):
+            return answer
+        if not self._told_not_bool:
+            self._told_not_bool = True
+            self.log.error(
+                "message_filter %r of %s returned %r (a %s), not True or False, for message %s: not taken (this "
+                "is logged once per watcher; return a bool)",
+                self.message_filter,
+                self.watcher_spec().describe(),
+                answer,
+                type(answer).__name__,
+                message["id"],
+            )
+        return False
 
     def _schedule(self) -> PollSchedule:
         return PollSchedule(self.poll_interval, self.max_poll_interval, self.paused_poll_interval)
-
-    def _retry_delay(self) -> MessageRetryDelay:
-        return resolve_retry_delay(self.message_retry_delay)
 
     # -- run(): ack="dag" and "emitted"; "persisted" outside a triggerer's shared streams --------
 
@@ -363,33 +401,41 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
 
     async def _run_persisted(self) -> AsyncGenerator[TriggerEvent, None]:
         """
-        One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): the
-        messages of each batch the filter wants are fired in one event, and acked when the consumer
-        of the events asks for the next one; a batch whose event was taken but not followed by that
-        request is given back.
+        One watcher on its own (a test calling ``run()``; the triggerer uses the shared stream): it
+        joins the queue's loop of this process, as a group of one. The messages of each batch the
+        filter wants are fired, and acked when the consumer of the events asks for the next one; a
+        batch whose events were taken but not followed by that request is given back.
         """
-        producer = self.stream_producer()
+        loop = await self._loop()
+        tap = loop.attach(self._route())
+        spec = self.watcher_spec()
+        loop.join(spec, self._route())
         try:
-            async for batch in producer.batches():
-                outcome = Resolution(failed=1)
+            async for batch in tap.stream():
+                failed = True
                 try:
-                    event = self.take(batch.streamed)
-                    if event is None:
-                        outcome = Resolution(rejected=1)
-                    else:
+                    for event in self._events(loop, spec, batch.streamed):
                         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
-                        outcome = Resolution(acked=1)
+                    failed = False
                 finally:
-                    await producer.settle([(batch, outcome)])
+                    await tap.resolve([(batch, failed)])
         finally:
-            await producer.aclose()
+            loop.leave(spec.key)
+            tap.close()
 
     async def _run_batches(self) -> AsyncGenerator[TriggerEvent, None]:
         hook = CloudflareQueuesHook(
             self.cloudflare_queues_conn_id, queue=self.cloudflare_queue, account_id=self.account_id
         )
 
+        loop, spec = await self._join()
+
         async def collect() -> Any:
+            refused = await loop.batch_watcher_refused()
+            if refused:
+                raise CloudflareQueuesValidationError(
+                    f"{spec.describe()} (ack={self.ack!r}) is refused on queue {loop.name!r}: {refused}"
+                )
             return await hook.acollect_messages(
                 batch_size=self.batch_size,
                 max_messages=self.max_messages_per_event,
@@ -408,6 +454,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
                 )
                 yield TriggerEvent(self._event(messages, collected.queue_id, acked))  # type: ignore[no-untyped-call]
         finally:
+            loop.leave(spec.key)
             await hook.aclose()
 
     async def _ack(self, hook: CloudflareQueuesHook, messages: list[PulledMessage]) -> set[str]:

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
-from airflow_provider_cfqueues.api.stream_advance import Resolution
+from airflow_provider_cfqueues.api.loop_rules import WatcherSpec
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.triggers.message import CloudflareQueuesMessageTrigger
-from airflow_provider_cfqueues.triggers.message_stream import LeasedBatch, MessageStreamProducer
+from airflow_provider_cfqueues.testing import MemoryStore, WatcherHarness
+from airflow_provider_cfqueues.triggers.queue_loop import Directory, LoopBatch, QueueLoop, Tap
 
 from ..scripted_faults import ScriptedFaults
 
@@ -59,56 +60,77 @@ def states(emulator: CloudflareQueuesEmulator, queue: str = "inbox") -> dict[Any
     }
 
 
-async def batches(producer: MessageStreamProducer, count: int = 1) -> list[LeasedBatch]:
-    """The first ``count`` batches the producer leases."""
-    taken: list[LeasedBatch] = []
-    async for batch in producer.batches():
+def directory() -> Directory:
+    """A process of its own for each test (its loops, a registry in memory)."""
+    return Directory(MemoryStore(), heartbeat=0.05, ack_timeout=300.0)
+
+
+async def open_loop(
+    watcher: CloudflareQueuesMessageTrigger, where: Directory | None = None
+) -> tuple[QueueLoop, Tap, WatcherSpec]:
+    """The watcher's queue loop, a tap for its group, and the watcher joined: what the triggerer sets up."""
+    loop = await (where or directory()).loop_for(*watcher._route())
+    tap = loop.attach(watcher._route())
+    spec = watcher.watcher_spec()
+    loop.join(spec, watcher._route())
+    return loop, tap, spec
+
+
+async def batches(tap: Tap, count: int = 1) -> list[LoopBatch]:
+    """The first ``count`` batches the loop fans out to ``tap``."""
+    taken: list[LoopBatch] = []
+    async for batch in tap.stream():
         taken.append(batch)
         if len(taken) == count:
             return taken
     raise AssertionError("no batch")
 
 
-def mark(batch: LeasedBatch, *positions: int) -> LeasedBatch:
-    """What the watchers do: mark the messages at ``positions`` as taken (fired in their events)."""
-    batch.streamed.taken.update(batch.messages[n].id for n in positions)
-    return batch
+def mark(loop: QueueLoop, spec: WatcherSpec, batch: LoopBatch, *positions: int) -> tuple[LoopBatch, bool]:
+    """What a watcher's filter does: see the batch and fire the messages at ``positions``."""
+    loop.saw(batch.streamed.batch_id, spec.key, (batch.messages[n].id for n in positions))
+    return batch, False
 
 
-def test_the_producer_settles_every_outcome(
+async def close(loop: QueueLoop, tap: Tap, spec: WatcherSpec) -> None:
+    loop.leave(spec.key)
+    tap.close()
+    await asyncio.gather(*loop.directory.closing)
+
+
+def test_the_loop_settles_every_outcome(
     emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook, caplog: pytest.LogCaptureFixture
 ) -> None:
     inbox.push_messages(list(range(8)))
-    producer = trigger(message_retry_delay=10, batch_size=2, max_messages_per_event=2).stream_producer()
 
     async def go() -> None:
-        first, second, third, fourth = await batches(producer, 4)
-        assert (producer.in_flight, producer.batches_in_flight) == (8, 4)
-        await producer.settle(
+        loop, tap, spec = await open_loop(trigger(message_retry_delay=10, batch_size=2, max_messages_per_event=2))
+        first, second, third, fourth = await batches(tap, 4)
+        assert (loop.in_flight, len(loop.batches)) == (8, 4)
+        await tap.resolve(
             [
-                (mark(first, 0), Resolution(acked=1)),  # 0 taken and stored; 1 wanted by nobody
-                (mark(second, 0, 1), Resolution(acked=1, failed=1)),  # a watcher's event may be missing
-                (third, Resolution()),  # broadcast while nobody was subscribed
-                (fourth, Resolution(acked=1)),  # stored, but nothing marked taken: nobody can tell which
+                mark(loop, spec, first, 0),  # 0 taken and stored; 1 wanted by nobody
+                (mark(loop, spec, second, 0, 1)[0], True),  # Airflow failed it: an event may be missing
+                (third, False),  # resolved, but the watcher never saw it (it left first)
+                mark(loop, spec, fourth),  # seen, wanted by nobody
             ]
         )
-        await producer.aclose()
+        assert (loop.in_flight, len(loop.batches)) == (0, 0)
+        await close(loop, tap, spec)
 
     asyncio.run(go())
-    assert (producer.in_flight, producer.batches_in_flight) == (0, 0)
     assert states(emulator) == {
         1: ("delayed", 1),  # on_rejected="retry": message_retry_delay, 10 s
         2: ("delayed", 1),  # the provider's backoff: 30 s
         3: ("delayed", 1),
-        4: ("available", 1),  # at once, for the watchers that subscribe next
+        4: ("available", 1),  # at once: nobody can say it was unwanted
         5: ("available", 1),
-        6: ("delayed", 1),  # given back, never acked on a guess
+        6: ("delayed", 1),
         7: ("delayed", 1),
     }
     waits = sorted(round(m.visible_at - emulator.clock.now()) for m in emulator.messages("inbox"))
-    assert waits == [0, 0, 10, 30, 30, 30, 30]
+    assert waits == [0, 0, 10, 10, 10, 30, 30]
     assert journal_ids(emulator, "inbox") == [pushed_ids(emulator, "inbox")[0]]  # acked once
-    assert "marked none of its 2 message(s) taken" in caplog.text
 
 
 def pushed_ids(emulator: CloudflareQueuesEmulator, queue: str) -> list[str]:
@@ -128,12 +150,12 @@ def test_rejected_messages_go_to_the_poison_queue(
 ) -> None:
     emulator.create_queue("unrouted")
     inbox.push_messages([{"kind": "order"}, {"kind": "mystery"}])
-    producer = trigger(on_rejected="poison", poison_queue="unrouted").stream_producer()
 
     async def go() -> None:
-        (batch,) = await batches(producer)
-        await producer.settle([(mark(batch, 0), Resolution(acked=1, rejected=1))])  # the mystery: nobody's
-        await producer.aclose()
+        loop, tap, spec = await open_loop(trigger(on_rejected="poison", poison_queue="unrouted"))
+        (batch,) = await batches(tap)
+        await tap.resolve([mark(loop, spec, batch, 0)])  # the mystery: nobody's
+        await close(loop, tap, spec)
 
     asyncio.run(go())
     assert emulator.metrics("inbox")["backlog_count"] == 0  # both acked: the second once it was routed
@@ -145,32 +167,45 @@ def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
 ) -> None:
     inbox.push_messages(["x"])
     for poison, says in (("nowhere", "'nowhere', which does not exist"), ("inbox", "'inbox', the queue being watched")):
-        producer = trigger(on_rejected="poison", poison_queue=poison).stream_producer()
+
+        async def go(poison: str = poison) -> None:
+            loop, tap, spec = await open_loop(trigger(on_rejected="poison", poison_queue=poison))
+            try:
+                await batches(tap)
+            finally:
+                await close(loop, tap, spec)
+
         with pytest.raises(CloudflareQueuesValidationError, match=says):
-            asyncio.run(batches(producer))
+            asyncio.run(go())
     assert emulator.app.requests["pull"] == 0
 
 
 def test_dead_letter_needs_a_dead_letter_queue_and_spends_the_deliveries_at_once(
     emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
 ) -> None:
+    async def first_batch(watcher: CloudflareQueuesMessageTrigger) -> None:
+        loop, tap, spec = await open_loop(watcher)
+        try:
+            await batches(tap)
+        finally:
+            await close(loop, tap, spec)
+
     with pytest.raises(CloudflareQueuesValidationError, match="has no dead-letter queue: rejected messages would be"):
-        asyncio.run(batches(trigger(on_rejected="dead_letter").stream_producer()))
+        asyncio.run(first_batch(trigger(on_rejected="dead_letter")))
 
     emulator.create_queue("strict", max_retries=1, dead_letter_queue="strict-dlq")
     CloudflareQueuesHook(queue="strict").push_messages(["unwanted"])
-    producer = CloudflareQueuesMessageTrigger(
-        cloudflare_queue="strict", on_rejected="dead_letter", **FAST
-    ).stream_producer()
+    watcher = CloudflareQueuesMessageTrigger(cloudflare_queue="strict", on_rejected="dead_letter", **FAST)
 
     async def reject_until_gone() -> int:
+        loop, tap, spec = await open_loop(watcher)
         deliveries = 0
-        async for batch in producer.batches():
+        async for batch in tap.stream():
             deliveries += 1
-            await producer.settle([(batch, Resolution(rejected=1))])
+            await tap.resolve([mark(loop, spec, batch)])
             if emulator.metrics("strict-dlq")["backlog_count"]:
                 break
-        await producer.aclose()
+        await close(loop, tap, spec)
         return deliveries
 
     assert asyncio.run(asyncio.wait_for(reject_until_gone(), 10)) == 2  # max_retries=1: two deliveries
@@ -188,19 +223,20 @@ def test_a_lost_or_failed_ack_is_logged_never_raised(
         "AIRFLOW_CONN_FEW_ATTEMPTS", json.dumps({**connection, "extra": {**connection["extra"], "max_attempts": 2}})
     )
     inbox.push_messages(["lost", "refused"])
-    producer = trigger(cloudflare_queues_conn_id="few_attempts", max_messages_per_event=1).stream_producer()
     caplog.set_level(logging.WARNING)
 
-    async def go() -> None:
-        lost, refused = await batches(producer, 2)
+    async def go() -> QueueLoop:
+        loop, tap, spec = await open_loop(trigger(cloudflare_queues_conn_id="few_attempts", max_messages_per_event=1))
+        lost, refused = await batches(tap, 2)
         emulator.app.faults = ScriptedFaults({"ack": ["lost"]})  # applied, then the answer is lost
-        await producer.settle([(mark(lost, 0), Resolution(acked=1))])  # sent again: "already acked", so settled
+        await tap.resolve([mark(loop, spec, lost, 0)])  # sent again: "already acked", so settled
         emulator.app.faults = ScriptedFaults({"ack": ["error"] * 2})  # every attempt fails
-        await producer.settle([(mark(refused, 0), Resolution(acked=1))])
-        await producer.aclose()
+        await tap.resolve([mark(loop, spec, refused, 0)])
+        await close(loop, tap, spec)
+        return loop
 
-    asyncio.run(go())
-    assert producer.in_flight == 0
+    loop = asyncio.run(go())
+    assert loop.in_flight == 0
     assert states(emulator) == {"refused": ("leased", 1)}  # nothing guessed: it comes back when its lease expires
     assert "nothing was applied; they come back when their lease expires, and may reach the watchers twice" in (
         caplog.text
@@ -210,87 +246,41 @@ def test_a_lost_or_failed_ack_is_logged_never_raised(
 # -- watchers sharing one loop through Airflow's SharedStreamManager ---------------------------------
 
 
-class Triggerer:
-    """What the triggerer does around a shared stream: subscribe watchers, store their events, confirm."""
-
-    def __init__(self, ack_timeout: float = 60.0) -> None:
-        from airflow.triggers.shared_stream import SharedStreamManager
-
-        self.manager = SharedStreamManager(ack_timeout=ack_timeout)
-        self.stored: dict[int, list[dict[str, Any]]] = {}
-        self.unconfirmed: list[int] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        self.errors: dict[int, BaseException] = {}
-
-    def watch(self, trigger_id: int, watcher: CloudflareQueuesMessageTrigger, *, store: bool = True) -> None:
-        key = watcher.shared_stream_key()
-        self.stored[trigger_id] = []
-
-        async def run() -> None:
-            stream = self.manager.subscribe(trigger_id=trigger_id, trigger=watcher, key=key)
-            try:
-                async for event in watcher.filter_shared_stream(stream):
-                    seq = self.manager.bind_pending_event(trigger_id=trigger_id, key=key)
-                    if store:
-                        self.stored[trigger_id].append(event.payload)
-                        if seq is not None:
-                            self.unconfirmed.append(seq)
-            except Exception as err:  # an ack timeout fails the watcher, as in the triggerer
-                self.errors[trigger_id] = err
-            finally:
-                await self.manager.unsubscribe(trigger_id, key)
-
-        self.tasks.append(asyncio.ensure_future(run()))
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 10) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not condition():
-            self.manager.confirm_persisted(self.unconfirmed)  # the supervisor stored them
-            self.unconfirmed.clear()
-            assert asyncio.get_running_loop().time() < deadline, "timed out"
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.manager.stop_all()
-
-
-def ids(payloads: list[dict[str, Any]]) -> list[str]:
-    return [m["id"] for p in payloads for m in p["messages"]]
-
-
 def test_two_filtered_watchers_share_one_loop(emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook) -> None:
     emulator.create_queue("unrouted")
-    stream = {"on_rejected": "poison", "poison_queue": "unrouted", "batch_size": 10}
-    orders = trigger(**stream, message_filter={"field": "kind", "equals": "order"})
-    refunds = trigger(**stream, message_filter={"field": "kind", "equals": "refund"})
-    assert orders.shared_stream_key() == refunds.shared_stream_key()
+    stream = {"on_rejected": "poison", "poison_queue": "unrouted"}
+    orders = trigger(**stream, batch_size=10, message_filter={"field": "kind", "equals": "order"})
+    refunds = trigger(**stream, batch_size=20, poll_interval=0.03, message_filter={"field": "kind", "equals": "refund"})
     sent = [{"kind": kind, "n": n} for n in range(30) for kind in ("order", "refund", "order")][:75]
     sent += [{"kind": "mystery", "n": n} for n in range(5)]
     inbox.push_messages(sent)
-    triggerer = Triggerer()
 
-    async def go() -> None:
-        triggerer.watch(1, orders)
-        triggerer.watch(2, refunds)
-        await triggerer.until(
-            lambda: (
-                emulator.metrics("inbox")["backlog_count"] == 0 and emulator.metrics("unrouted")["backlog_count"] == 5
+    async def go() -> WatcherHarness:
+        async with WatcherHarness() as triggerer:
+            first = triggerer.watch(orders, asset="orders")
+            second = triggerer.watch(refunds, asset="refunds")
+            await triggerer.until(
+                lambda: (
+                    emulator.metrics("inbox")["backlog_count"] == 0
+                    and emulator.metrics("unrouted")["backlog_count"] == 5
+                )
             )
-        )
-        assert len(triggerer.manager._groups) == 1  # one loop for both watchers
-        await triggerer.stop()
+            assert len(triggerer.directory.loops) == 1  # one loop for both watchers, whatever their settings
+            (loop,) = triggerer.directory.loops.values()
+            assert loop.pull.batch_size == 20 and loop.pull.poll_interval == 0.02  # the most eager of each
+            assert (first, second) == tuple(triggerer.events)
+        return triggerer
 
-    asyncio.run(go())
+    triggerer = asyncio.run(go())
+    first, second = triggerer.events
     pushed = pushed_ids(emulator, "inbox")
     kinds = {pushed[n]: body["kind"] for n, body in enumerate(sent)}
-    got_orders, got_refunds = ids(triggerer.stored[1]), ids(triggerer.stored[2])
+    got_orders = [m["id"] for m in triggerer.messages(first)]
+    got_refunds = [m["id"] for m in triggerer.messages(second)]
     assert sorted(got_orders) == sorted(m for m, k in kinds.items() if k == "order")  # 50 orders
     assert sorted(got_refunds) == sorted(m for m, k in kinds.items() if k == "refund")  # 25 refunds
-    assert {p["ack"] for p in triggerer.stored[1]} == {"persisted"}
-    assert all("lease_id" not in m for p in triggerer.stored[1] for m in p["messages"])  # the DAG acks nothing
+    assert {p["ack"] for p in triggerer.events[first]} == {"persisted"}
+    assert all("lease_id" not in m for m in triggerer.messages(first))  # the DAG acks nothing
     delivered, acked = Counter(journal_ids(emulator, "inbox", "deliver")), Counter(journal_ids(emulator, "inbox"))
     assert set(delivered.values()) == {1} and set(acked.values()) == {1} and len(acked) == 80  # once each
     assert sorted(b["n"] for b in bodies(emulator, "unrouted")) == [0, 1, 2, 3, 4]  # only the mysteries
@@ -301,35 +291,19 @@ def test_a_watcher_that_never_stores_makes_the_messages_come_again(
 ) -> None:
     monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "0.5")
     inbox.push_messages(list(range(3)))
-    triggerer = Triggerer(ack_timeout=0.5)
 
-    async def go() -> None:
-        triggerer.watch(1, trigger())
-        triggerer.watch(2, trigger(), store=False)  # its events never reach the database
-        await triggerer.until(lambda: {s for s, _ in states(emulator).values()} == {"delayed"})
-        await triggerer.stop()
+    async def go() -> WatcherHarness:
+        async with WatcherHarness(ack_timeout=0.5) as triggerer:
+            triggerer.watch(trigger(visibility_timeout=120))
+            triggerer.watch(trigger(visibility_timeout=120), store=False)  # its events never reach the database
+            await triggerer.until(lambda: {s for s, _ in states(emulator).values()} == {"delayed"})
+        return triggerer
 
-    asyncio.run(go())
-    assert type(triggerer.errors[2]).__name__ == "AckTimeout"
-    assert len(ids(triggerer.stored[1])) == 3  # the other watcher has them: at-least-once, duplicates later
+    triggerer = asyncio.run(go())
+    first, second = triggerer.events
+    assert type(triggerer.errors[second]).__name__ == "AckTimeout"
+    assert len(triggerer.messages(first)) == 3  # the other watcher has them: at-least-once, duplicates later
     assert states(emulator) == dict.fromkeys(range(3), ("delayed", 1))  # given back with the backoff, once
-
-
-def test_a_message_broadcast_to_nobody_is_given_back(
-    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
-) -> None:
-    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
-
-    inbox.push_messages(["early"])
-    producer = trigger().stream_producer()
-
-    async def go() -> None:
-        (batch,) = await batches(producer)
-        await producer.advance([AdvanceItem(batch, AdvanceOutcome(acked=0, failed=0, rejected=0))])
-        await producer.aclose()
-
-    asyncio.run(go())
-    assert states(emulator) == {"early": ("available", 1)}
 
 
 # -- run() on its own ------------------------------------------------------------------------------
@@ -400,9 +374,13 @@ def test_the_lease_is_checked_against_the_ack_timeout(monkeypatch: pytest.Monkey
     monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "10")  # the DAG processor's config
     parsed = trigger(visibility_timeout=120)  # 10 s x 1.1 + 60 s fits
     monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "600")  # the triggerer's: checked there
-    producer = parsed.stream_producer()
+
+    async def first_event() -> None:
+        async for _ in parsed.run():
+            return
+
     with pytest.raises(CloudflareQueuesValidationError, match=r"=120 s .*ack_timeout=600 s.*at least 720 s"):
-        asyncio.run(producer.start())
+        asyncio.run(first_event())
 
 
 @pytest.mark.parametrize(
@@ -446,10 +424,11 @@ def test_serialization_and_the_shared_stream_key() -> None:
     assert rebuilt.serialize() == (classpath, kwargs)
     assert rebuilt.wants({"id": "m", "body": {"n": 3}}) and not rebuilt.wants({"id": "m", "body": {"n": 4}})
     everything = CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", message_retry_delay=15)
-    assert rebuilt.shared_stream_key() == everything.shared_stream_key()  # filters differ: one loop
-    assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=10).shared_stream_key() != (
+    assert rebuilt.shared_stream_key() == everything.shared_stream_key()  # filters differ: one group
+    assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", batch_size=10).shared_stream_key() == (
         everything.shared_stream_key()
-    )  # pulled differently: a loop of its own
+    )  # pulled differently: the same group all the same (the loop merges the settings)
+    assert everything.shared_stream_key() == ("cloudflare+queues", "cloudflare_queues_default", "", "inbox")
     assert CloudflareQueuesMessageTrigger(cloudflare_queue="inbox", ack="dag").shared_stream_key() is None
 
 

@@ -70,17 +70,24 @@ class WatcherHarness:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._store_events: dict[int, bool] = {}
 
-    def watch(self, trigger: Any, *, asset: str | None = None, store: bool = True) -> int:
+    def watch(
+        self, trigger: Any, *, asset: str | None = None, store: bool = True, trigger_id: int | None = None
+    ) -> int:
         """
         Start a watcher (a ``CloudflareQueuesMessageTrigger`` or the ``MessageQueueTrigger`` that makes
-        one) and return its trigger id. ``store=False``: its events are never confirmed stored (an
-        outage of the metadata database), so its messages come again after the ack timeout.
+        one) and return its trigger id.
+
+        :param asset: the name of the asset it watches (shown in the loop's logs and errors).
+        :param store: ``False``: its events are never confirmed stored (an outage of the metadata
+            database), so its messages come again after the ack timeout.
+        :param trigger_id: its trigger id (default: a new one); give an earlier one to play a restart,
+            where the same trigger rows come back.
         """
         from airflow.sdk import Asset
         from airflow.sdk.execution_time.context import AssetStateStoreAccessors
 
         trigger = getattr(trigger, "trigger", trigger)  # MessageQueueTrigger wraps the provider's trigger
-        trigger_id = next(_trigger_ids)
+        trigger_id = trigger_id if trigger_id is not None else next(_trigger_ids)
         trigger.trigger_id = trigger_id
         if asset is not None:
             trigger.asset_state_store = AssetStateStoreAccessors(inlets=[Asset(name=asset)])

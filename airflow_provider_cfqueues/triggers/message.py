@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from datetime import timedelta
@@ -375,7 +376,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
             return answer
         if not self._told_not_bool:
             self._told_not_bool = True
-            self.log.error(
+            logging.getLogger(__name__).error(
                 "message_filter %r of %s returned %r (a %s), not True or False, for message %s: not taken (this "
                 "is logged once per watcher; return a bool)",
                 self.message_filter,

@@ -245,6 +245,8 @@ class QueueLoop:
         self._hold = 0.0
         self._hold_until = 0.0
         self._logged: dict[str, float] = {}
+        #: watchers that left, and when (those that left together with the last are a shutdown's)
+        self._left: dict[str, tuple[WatcherSpec, float]] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -274,7 +276,9 @@ class QueueLoop:
         self._start()
 
     def leave(self, key: str) -> None:
-        if self.watchers.pop(key, None) is not None:
+        spec = self.watchers.pop(key, None)
+        if spec is not None:
+            self._left[key] = (spec, time.monotonic())
             self.routes.pop(key, None)
             self._replan()
             self._maybe_close()
@@ -349,11 +353,16 @@ class QueueLoop:
     # -- the deployment registry ----------------------------------------------------------------
 
     def _entry(self, state: str) -> LoopEntry:
-        watchers = {  # a stopped loop's watchers are waited for after a restart: those with a trigger id
-            spec.key: {"assets": list(spec.assets), "ack": spec.ack}
-            for spec in self.watchers.values()
-            if state == "running" or (spec.ack == "persisted" and spec.trigger_id is not None)
-        }
+        if state == "running":
+            held = list(self.watchers.values())
+        else:  # a stopped loop's watchers are waited for after a restart: those that left with the last
+            last = max((at for _, at in self._left.values()), default=0.0)
+            held = [
+                spec
+                for spec, at in self._left.values()
+                if at >= last - self.directory.heartbeat and spec.ack == "persisted" and spec.trigger_id is not None
+            ]
+        watchers = {spec.key: {"assets": list(spec.assets), "ack": spec.ack} for spec in held}
         return LoopEntry(self.loop_id, self.directory.where, state, self._beat, watchers)
 
     async def _publish(self, *, stopping: bool = False) -> None:

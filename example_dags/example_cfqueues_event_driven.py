@@ -6,8 +6,10 @@ Event-driven scheduling (Airflow 3): a DAG run starts when messages arrive in a 
 On Airflow 3.3+ it acks each message once its asset event is stored in Airflow's metadata database
 (``ack="persisted"``, the default): the DAG acks nothing. A triggerer that dies between storing an
 event and acking its message makes that message come again after its lease, so process by message
-id, idempotently. Each message is its own asset event; a burst still starts few runs, because the
-scheduler hands the events that queued up to the next run.
+id, idempotently. The messages pulled together make **one** asset event (up to
+``max_messages_per_event``, default 100, gathered over several pulls), so a burst starts one run,
+not one per message; a burst larger than that makes several events in quick succession, and Airflow
+3.3 starts a run for the first and leaves the others for the next event (apache/airflow#56050).
 """
 
 from __future__ import annotations

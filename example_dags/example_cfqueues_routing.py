@@ -1,13 +1,13 @@
 """
 Two DAGs fed by one queue (Airflow 3.3+): orders start one, refunds the other.
 
-Both asset watchers read ``example-shop`` with the same pull settings, so the triggerer runs one pull
-loop for the two (a shared stream) and shows each batch to both; each watcher's ``message_filter``
-takes the messages it wants, in one event. A message is acked once the asset event of the watcher
-that took it is stored; one that neither wanted goes to ``example-shop-unrouted``
-(``on_rejected="poison"``), where someone can look at it. Set ``[triggerer]
-shared_stream_cohort_grace_period`` (5 s, say), so that after a triggerer restart both watchers are
-back before the first pull.
+Both asset watchers read ``example-shop``: the triggerer runs one pull loop for the queue (however
+the watchers spell it and whatever their pull settings) and shows each batch to both; each watcher's
+``message_filter`` takes the messages it wants, in one event. A message is acked once the asset event
+of the watcher that took it is stored; one that neither wanted goes to ``example-shop-unrouted``
+(``on_rejected="poison"``, which every watcher of the queue must say alike), where someone can look
+at it. The loop pulls only while it holds every watcher of the queue: run the watchers of a queue in
+one triggerer (docs/airflow.md, "One queue, many DAGs"); after a restart it waits until both are back.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 QUEUE = "example-shop"
-#: what the two watchers share: the queue, and how it is pulled and settled (one loop for both)
+#: what the two watchers share: the queue, how it is pulled, and what becomes of a message neither wants
 STREAM = {
     "scheme": "cloudflare+queues",
     "cloudflare_queue": QUEUE,

@@ -320,6 +320,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     async def _loop(self) -> QueueLoop:
         """This process's loop of the queue (the lease checked first against this process's ack timeout)."""
         directory = current_directory(triggerer_directory)
+        directory.name_triggerer(getattr(self, "triggerer_job_id", None))
         if self.ack == "persisted":
             check_lease_outlasts_ack_window(self.visibility_timeout, directory.ack_timeout)
         return await directory.loop_for(*self._route())

@@ -39,11 +39,6 @@ def triggerer_ack_timeout() -> float:
     return float(conf.getfloat("triggerer", "shared_stream_ack_timeout", fallback=DEFAULT_ACK_TIMEOUT))
 
 
-def triggerer_cohort_grace_period() -> float:
-    """``[triggerer] shared_stream_cohort_grace_period``: how long a new loop waits for its watchers."""
-    return float(conf.getfloat("triggerer", "shared_stream_cohort_grace_period", fallback=0.0))
-
-
 #: messages the shared loop of one queue keeps leased and unsettled, at most (or one event's worth)
 MAX_IN_FLIGHT = 1_000
 

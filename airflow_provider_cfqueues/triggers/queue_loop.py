@@ -686,6 +686,11 @@ class Directory:
         #: (conn id, account id, queue as spelled) -> (identity, name): resolved once, so a rename keeps one loop
         self.resolved: dict[tuple[str, str | None, str | None], tuple[QueueIdentity, str]] = {}
 
+    def name_triggerer(self, job_id: object) -> None:
+        """Add the triggerer's job id (known once a trigger runs) to this process's name."""
+        if isinstance(job_id, int) and "triggerer job" not in self.where:
+            self.where = f"{self.where} (triggerer job {job_id})"
+
     async def resolve(
         self, conn_id: str, account_id: str | None, queue: str | None
     ) -> tuple[QueueIdentity, str, CloudflareQueuesHook]:

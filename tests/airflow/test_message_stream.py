@@ -14,7 +14,7 @@ import logging
 import textwrap
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,8 +23,8 @@ from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.loop_rules import WatcherSpec
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.triggers.message import CloudflareQueuesMessageTrigger
 from airflow_provider_cfqueues.testing import MemoryStore, WatcherHarness
+from airflow_provider_cfqueues.triggers.message import CloudflareQueuesMessageTrigger
 from airflow_provider_cfqueues.triggers.queue_loop import Directory, LoopBatch, QueueLoop, Tap
 
 from ..scripted_faults import ScriptedFaults

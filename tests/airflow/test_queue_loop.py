@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import textwrap
 from collections import Counter
 from typing import Any
 
@@ -212,3 +213,17 @@ def test_a_filter_must_answer_a_bool(
     assert not sloppy.wants({"id": "m1", "body": {}}) and not sloppy.wants({"id": "m2", "body": {}})
     assert caplog.text.count("returned 'false' (a str), not True or False") == 1  # once per watcher
     assert "message_filter" in caplog.text and "return a bool" in caplog.text
+
+
+def test_the_routing_recipe_of_the_testing_docs(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+    """docs/testing.md: two DAGs' watchers of one queue through WatcherHarness, as pasted by a user."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "testing.md").read_text()
+    section = docs[docs.index("Several DAGs watching one queue") :]
+    code = textwrap.dedent(section.split("```python\n", 1)[1].split("```", 1)[0])
+    recipe: dict[str, Any] = {}
+    exec(compile(code, "docs/testing.md", "exec"), recipe)  # noqa: S102 - our own documentation
+    emulator.create_queue("shop")
+    emulator.create_queue("shop-unrouted")
+    recipe["test_orders_and_refunds_reach_their_dags"](emulator, connection)

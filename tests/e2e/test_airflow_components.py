@@ -86,8 +86,6 @@ class Airflow:
             # a killed triggerer's watchers move to the next one within 15 s, not 30
             AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="15",
-            # after a restart, both watchers of a queue subscribe before its loop pulls (on_rejected="poison")
-            AIRFLOW__TRIGGERER__SHARED_STREAM_COHORT_GRACE_PERIOD="3",
             **emulator.airflow_connection_env(),
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -104,10 +102,11 @@ class Airflow:
         for name in COMPONENTS:
             self.start_component(name)
 
-    def start_component(self, name: str) -> None:
+    def start_component(self, name: str, command: list[str] | None = None) -> None:
+        """Start ``airflow <command>`` (default: the component's own) as ``name``, logging to ``<name>.log``."""
         log = (self.home / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [str(BIN / "airflow"), *COMPONENTS[name]],
+            [str(BIN / "airflow"), *(command or COMPONENTS[name])],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -119,6 +118,16 @@ class Airflow:
         process = self.processes[name]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+    def terminate(self, name: str) -> None:
+        """Stop a component as a deployment does (SIGTERM), and wait for it."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def stop(self) -> None:
         for process in self.processes.values():

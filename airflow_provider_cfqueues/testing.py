@@ -39,6 +39,7 @@ class WatcherHarness:
         triggerer processes; default: a registry of this harness alone).
     :param ack_timeout: Airflow's ``[triggerer] shared_stream_ack_timeout`` (seconds).
     :param heartbeat: seconds between the loops' heartbeats in the registry (short in tests).
+    :param start_delay: seconds a new loop waits before its first pull (default: a heartbeat).
     :param where: the process's name in logs and errors.
     """
 
@@ -48,6 +49,7 @@ class WatcherHarness:
         *,
         ack_timeout: float = 60.0,
         heartbeat: float = 0.2,
+        start_delay: float | None = None,
         where: str | None = None,
     ) -> None:
         from airflow.triggers.shared_stream import SharedStreamManager
@@ -57,7 +59,7 @@ class WatcherHarness:
             store if store is not None else MemoryStore(),
             where=where or f"harness {id(self):x}",
             heartbeat=heartbeat,
-            start_delay=heartbeat,
+            start_delay=heartbeat if start_delay is None else start_delay,
             alive_for=3 * heartbeat,
             remembered_for=30 * heartbeat,
             ack_timeout=ack_timeout,

@@ -41,6 +41,8 @@ class RegistryStore(Protocol):
 
     async def read(self, prefix: str) -> dict[str, str]: ...
 
+    async def keys(self, prefix: str) -> list[str]: ...
+
 
 class MemoryStore:
     """The registry of one process, or of several simulated ones that share it (tests)."""
@@ -56,6 +58,9 @@ class MemoryStore:
 
     async def read(self, prefix: str) -> dict[str, str]:
         return {k: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    async def keys(self, prefix: str) -> list[str]:
+        return [k for k in self.values if k.startswith(prefix)]
 
 
 class VariableStore:
@@ -74,8 +79,9 @@ class VariableStore:
 
         await self.comms.asend(DeleteVariable(key=key))
 
-    async def read(self, prefix: str) -> dict[str, str]:
-        from airflow.sdk.execution_time.comms import GetVariable, GetVariableKeys
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` (read from the metadata database only, never a secrets backend)."""
+        from airflow.sdk.execution_time.comms import GetVariableKeys
 
         keys: list[str] = []
         while True:
@@ -83,9 +89,13 @@ class VariableStore:
             page = list(getattr(answer, "keys", None) or [])
             keys.extend(page)
             if len(page) < 1000:
-                break
+                return keys
+
+    async def read(self, prefix: str) -> dict[str, str]:
+        from airflow.sdk.execution_time.comms import GetVariable
+
         values = {}
-        for key in keys:
+        for key in await self.keys(prefix):
             answer = await self.comms.asend(GetVariable(key=key))
             value = getattr(answer, "value", None)
             if isinstance(value, str):

@@ -247,6 +247,11 @@ class QueueLoop:
         self._logged: dict[str, float] = {}
         #: watchers that left, and when (those that left together with the last are a shutdown's)
         self._left: dict[str, tuple[WatcherSpec, float]] = {}
+        #: settlements started outside the advance path (batches abandoned by a group that stopped)
+        self._settling: set[asyncio.Future[None]] = set()
+        #: the registry keys of the queue at the last full read
+        self._keys: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -294,10 +299,16 @@ class QueueLoop:
 
     def detach(self, tap: Tap) -> None:
         self.taps.discard(tap)
+        abandoned = []
         for batch in list(self.batches.values()):
             if tap in batch.pending:  # its watchers are gone: what they did not resolve comes again
                 batch.pending.discard(tap)
                 batch.failed = True
+                if not batch.pending:
+                    del self.batches[batch.streamed.batch_id]
+                    abandoned.append(batch)
+        if abandoned:
+            self._settling.add(asyncio.ensure_future(self.settle(abandoned)))
         self._maybe_close()
 
     async def batch_watcher_refused(self) -> str | None:
@@ -308,7 +319,7 @@ class QueueLoop:
         if self.persisted:
             return "; ".join(self.plan.conflicts)
         if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
-            await self.check_deployment()
+            await self._recheck()
         return None if self.verdict.pull else self.verdict.reason
 
     def _replan(self) -> None:
@@ -343,7 +354,7 @@ class QueueLoop:
         current = asyncio.current_task()
         if current is not None:
             current.add_done_callback(self.directory.closing.discard)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._settling, return_exceptions=True)
         try:
             await self._publish(stopping=True)
         except Exception:  # best effort: the entry ages out
@@ -383,7 +394,10 @@ class QueueLoop:
         """Publish this loop, read every loop of the queue, and decide whether it may pull."""
         await self._publish()
         prefix = queue_prefix(self.identity.scope, self.identity.account_id, self.identity.queue_id)
-        entries = decode_entries(await self.directory.store.read(prefix))
+        values = await self.directory.store.read(prefix)
+        self._keys = frozenset(values)
+        self._read_at = time.monotonic()
+        entries = decode_entries(values)
         verdict = deployment_verdict(
             self._entry("running"), entries, self._liveness, time.monotonic(), persisted=self.persisted
         )
@@ -394,6 +408,21 @@ class QueueLoop:
         self.verdict = verdict
         self._checked_at = time.monotonic()
         return verdict
+
+    async def _recheck(self) -> None:
+        """
+        Before a pull: list the queue's registry keys (the metadata database only) and read the entries
+        in full (which may consult a secrets backend per key) only when a loop appeared or went, or a
+        heartbeat has passed; so a new loop in another process is seen within a second.
+        """
+        if time.monotonic() - self._read_at >= self.directory.heartbeat:
+            await self.check_deployment()
+            return
+        prefix = queue_prefix(self.identity.scope, self.identity.account_id, self.identity.queue_id)
+        if frozenset(await self.directory.store.keys(prefix)) != self._keys:
+            await self.check_deployment()
+        else:
+            self._checked_at = time.monotonic()
 
     async def _heartbeats(self) -> None:
         while True:
@@ -422,7 +451,7 @@ class QueueLoop:
             if self.plan.pull is not None and self.plan.settle is not None and self._every_watcher_tapped():
                 if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
                     try:
-                        await self.check_deployment()
+                        await self._recheck()
                     except Exception:
                         self.verdict = Verdict(False, "the loop registry (Airflow Variables) cannot be read or written")
                 if not self.verdict.pull:
@@ -504,7 +533,10 @@ class QueueLoop:
     async def _pull_and_fan_out(self) -> None:
         try:
             async for collected in poll_messages(self._collect, _Schedule(self), self.name, self.log):  # type: ignore[arg-type]
-                self._fan_out(collected)
+                batch = self._fan_out(collected)
+                if not batch.pending:  # every group left while it was pulled: back at once
+                    del self.batches[batch.streamed.batch_id]
+                    await self.settle([batch])
         except asyncio.CancelledError:
             raise
         except BaseException as err:
@@ -513,7 +545,7 @@ class QueueLoop:
             for tap in self.taps:
                 tap.batches.put_nowait(err)
 
-    def _fan_out(self, collected: Collected) -> None:
+    def _fan_out(self, collected: Collected) -> LoopBatch:
         number = next(self._numbers)
         streamed = StreamedBatch(
             number, self.name, collected.queue_id, tuple(m.to_xcom(lease=False) for m in collected.messages)
@@ -525,6 +557,7 @@ class QueueLoop:
         self.in_flight += len(collected.messages)
         for tap in self.taps:
             tap.batches.put_nowait(batch)
+        return batch
 
     def saw(self, batch_id: int, watcher: str, taken: Iterable[str]) -> None:
         """A watcher's filter ran on a batch and fired ``taken``."""

@@ -446,3 +446,21 @@ def test_the_watcher_recipe_of_the_testing_docs(
     recipe["test_inbox_watcher"](emulator, "cloudflare_queues_default")
     # the test stopped after the event, before asking for the next: the batch was given back, nothing acked
     assert sorted(state for state, _ in states(emulator).values()) == ["delayed"] * 3
+
+
+def test_a_group_that_stops_gives_back_what_it_had_not_resolved(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    inbox.push_messages(["in flight"])
+
+    async def go() -> QueueLoop:
+        loop, tap, spec = await open_loop(trigger())
+        await batches(tap)
+        loop.leave(spec.key)
+        tap.close()  # the group stopped (its watchers unsubscribed) before Airflow resolved the batch
+        await asyncio.gather(*loop._settling, *loop.directory.closing)
+        return loop
+
+    loop = asyncio.run(go())
+    assert loop.in_flight == 0 and not loop.batches
+    assert states(emulator) == {"in flight": ("delayed", 1)}  # given back with the backoff, not left leased

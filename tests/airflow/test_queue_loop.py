@@ -227,3 +227,27 @@ def test_the_routing_recipe_of_the_testing_docs(emulator: CloudflareQueuesEmulat
     emulator.create_queue("shop")
     emulator.create_queue("shop-unrouted")
     recipe["test_orders_and_refunds_reach_their_dags"](emulator, connection)
+
+
+def test_a_loop_that_is_pulling_holds_within_a_second_when_another_process_joins(
+    emulator: CloudflareQueuesEmulator, strict: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    deployment = MemoryStore()
+
+    async def go() -> None:
+        first = WatcherHarness(deployment, where="triggerer-1", heartbeat=5.0, start_delay=0)  # beats far apart
+        first.watch(watcher(message_filter=ORDERS), asset="orders")
+        await first.until(lambda: emulator.app.requests["pull"] > 3)  # pulling
+        second = WatcherHarness(deployment, where="triggerer-2", heartbeat=5.0)
+        second.watch(watcher(message_filter=REFUNDS), asset="refunds")
+        await first.until(lambda: caplog.text.count("another triggerer process") >= 2, timeout=4)
+        pulls = emulator.app.requests["pull"]
+        push_kinds(emulator, ["refund"] * 3)
+        await asyncio.sleep(1.5)
+        assert emulator.app.requests["pull"] == pulls and emulator.metrics("strict")["backlog_count"] == 3
+        await second.stop()
+        await first.stop()
+
+    asyncio.run(go())
+    assert not journal(emulator, "drop")

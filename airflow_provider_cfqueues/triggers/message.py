@@ -112,11 +112,13 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     is the ``ack`` setting:
 
     * ``"persisted"`` (the default on Airflow 3.3+): every watcher of the queue in a triggerer shares
-      one pull loop (Airflow's shared streams). Each batch it gathers is shown to every watcher, which
-      fires one event with the messages its ``message_filter`` wants; a message is acked once the
-      events that carry it were stored (given back when one was not; handled as ``on_rejected`` says
-      when no watcher wanted it). At-least-once into Airflow: a triggerer that dies between storing
-      and acking makes a duplicate. The DAG acks nothing.
+      one pull loop (:mod:`~airflow_provider_cfqueues.triggers.queue_loop`), however it spells the
+      queue and whatever its pull settings. Each batch is shown to every watcher, which fires an
+      event with the messages its ``message_filter`` wants; a message is acked once the events that
+      carry it were stored (given back when one was not; handled as ``on_rejected`` says when every
+      watcher saw it and none wanted it). The loop pulls only while it holds every watcher of the
+      queue in the deployment (docs/airflow.md, "One queue, many DAGs"). At-least-once into Airflow:
+      a triggerer that dies between storing and acking makes a duplicate. The DAG acks nothing.
     * ``"dag"`` (the default before 3.3): each event carries its messages with their ``lease_id``;
       the DAG acks them after processing
       (``CloudflareQueuesAckOperator``). At-least-once end to end, if the leases outlast the time to
@@ -135,16 +137,20 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
     :param message_filter: (``ack="persisted"``) the messages this watcher wants:
         ``{"field": "kind", "equals": "refund"}`` (also ``"in": [...]`` or ``"exists": True``; ``field``
         is a dotted path into the JSON body) or the dotted import path of a function of the message
-        (the payload's message dict) returning a bool. What it does not want it rejects.
+        (the payload's message dict) returning ``True`` or ``False`` (anything else takes nothing,
+        logged once). What it does not want it rejects.
     :param on_rejected: (``ack="persisted"``) a message every watcher rejected: ``"retry"`` gives it
         back after ``message_retry_delay``, ``"dead_letter"`` gives it back at once until the
         consumer's dead-letter queue takes it (the consumer must have one), ``"poison"`` pushes it to
         ``poison_queue`` and acks it.
+        Like ``poison_queue`` and ``message_retry_delay``, it must be the same on every watcher of the
+        queue: the loop pulls nothing while they disagree.
     :param poison_queue: the queue for ``on_rejected="poison"``.
     :param message_retry_delay: the delay of ``on_rejected="retry"``: seconds or a ``timedelta``,
         ``"consumer"`` (the consumer's ``retry_delay``), or ``None`` (the provider's backoff: 30 s,
         doubling per attempt, at most an hour).
-    :param batch_size: messages per pull (1 to 100).
+    :param batch_size: messages per pull (1 to 100); the queue's loop pulls with the largest its
+        watchers ask for, and with the smallest of their poll intervals.
     :param max_messages_per_event: gather up to this many messages (several pulls) into one event, so
         that a burst makes one DAG run instead of many (default 100). On Airflow 3.3, size it to your
         bursts: events stored in quick succession start a run for the first only, and the others wait

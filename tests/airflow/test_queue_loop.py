@@ -74,8 +74,7 @@ def test_one_loop_per_queue_however_spelled_and_whatever_the_settings(
             # renamed after its name was resolved: a watcher naming it anew joins the same loop
             emulator.state.update_queue(emulator.account_id, strict, {"queue_name": "strict-renamed"})
             late = triggerer.watch(watcher("strict-renamed", message_filter=ORDERS), asset="late")
-            await triggerer.until(lambda: late in triggerer.events and len(triggerer.directory.loops) == 1)
-            await asyncio.sleep(0.2)
+            await triggerer.until(lambda: str(late) in loop.watchers)  # it joined the loop there was
             assert list(triggerer.directory.loops.values()) == [loop]
             assert (orders, refunds) == tuple(triggerer.events)[:2]
         return triggerer
@@ -95,15 +94,16 @@ def test_watchers_that_disagree_on_settling_hold_the_loop_and_name_each_other(
     emulator: CloudflareQueuesEmulator, strict: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     emulator.create_queue("unrouted")
-    push_kinds(emulator, ["order", "refund", "mystery"])
     caplog.set_level(logging.ERROR)
 
     async def go() -> None:
-        async with WatcherHarness() as triggerer:
+        async with WatcherHarness(start_delay=60) as triggerer:  # both join before the loop could pull
             triggerer.watch(watcher(message_filter=ORDERS, on_rejected="poison", poison_queue="unrouted"), asset="o")
             other = triggerer.watch(watcher(message_filter=REFUNDS), asset="r")  # on_rejected="retry"
             await triggerer.until(lambda: "not pulling" in caplog.text)
-            await asyncio.sleep(0.3)
+            triggerer.directory.start_delay = 0
+            push_kinds(emulator, ["order", "refund", "mystery"])
+            await asyncio.sleep(0.5)
             assert emulator.app.requests["pull"] == 0  # held: nothing pulled, so nothing lost
             await triggerer.stop(other)  # the DAG is fixed: the old watcher goes
             fixed = triggerer.watch(
@@ -150,23 +150,24 @@ def test_a_split_across_two_triggerers_holds_both_sides_and_loses_nothing(
     caplog.set_level(logging.ERROR)
     deployment = MemoryStore()
     emulator.create_queue("unrouted")
-    sent = push_kinds(emulator, ["order", "refund"] * 10)
 
-    async def go() -> tuple[WatcherHarness, WatcherHarness]:
+    async def go() -> tuple[WatcherHarness, dict[str, str]]:
         first = WatcherHarness(deployment, where="triggerer-1")
         second = WatcherHarness(deployment, where="triggerer-2")
         first.watch(watcher(message_filter=ORDERS, **SHOP), asset="orders")
         second.watch(watcher(message_filter=REFUNDS, **SHOP), asset="refunds")
         await first.until(lambda: caplog.text.count("another triggerer process") >= 2)
+        pulls = emulator.app.requests["pull"]  # of an empty queue, before the second process was there
+        sent = push_kinds(emulator, ["order", "refund"] * 10)
         await asyncio.sleep(0.5)
-        assert emulator.app.requests["pull"] == 0  # refused on both sides before any pull
+        assert emulator.app.requests["pull"] == pulls  # both sides hold: nothing pulled
         await second.stop()  # the operator fixes the deployment: every watcher in one triggerer
         third = first.watch(watcher(message_filter=REFUNDS, **SHOP), asset="refunds")
         await first.until(lambda: len(first.messages(third)) == 10 and emulator.metrics("strict")["backlog_count"] == 0)
         await first.stop()
-        return first, second
+        return first, sent
 
-    first, _ = asyncio.run(go())
+    first, sent = asyncio.run(go())
     assert "triggerer-1: watchers of 'orders'" in caplog.text and "triggerer-2: watchers of 'refunds'" in caplog.text
     assert "[triggerer] queues_enabled = True" in caplog.text
     got = {m["id"]: m["body"]["kind"] for t in first.events for m in first.messages(t)}
@@ -184,12 +185,13 @@ def test_a_restarted_triggerer_waits_for_every_watcher_it_held(emulator: Cloudfl
         refunds = before.watch(watcher(message_filter=REFUNDS), asset="refunds")
         await before.until(lambda: emulator.app.requests["pull"] > 0)
         await before.stop()  # a clean stop leaves the list of its watchers for the next process
-        pulls = emulator.app.requests["pull"]
+        await asyncio.sleep(0.5)  # a pull the stopped loop had sent when it was cancelled lands first
         sent = push_kinds(emulator, ["refund", "order"] * 5)
         after = WatcherHarness(deployment, where="after")  # the same trigger rows come back, one by one
         after.watch(watcher(message_filter=ORDERS), asset="orders", trigger_id=orders)
         await asyncio.sleep(1.0)
-        assert emulator.app.requests["pull"] == pulls  # the refunds' watcher is not back: nothing pulled
+        assert not set(journal(emulator, "deliver")) & set(sent)  # the refunds' watcher is not back: nothing
+        assert emulator.metrics("strict")["backlog_count"] == 10
         after.watch(watcher(message_filter=REFUNDS), asset="refunds", trigger_id=refunds)
         await after.until(lambda: emulator.metrics("strict")["backlog_count"] == 0)
         await after.stop()

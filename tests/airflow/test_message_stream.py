@@ -200,11 +200,19 @@ def test_dead_letter_needs_a_dead_letter_queue_and_spends_the_deliveries_at_once
     async def reject_until_gone() -> int:
         loop, tap, spec = await open_loop(watcher)
         deliveries = 0
-        async for batch in tap.stream():
-            deliveries += 1
-            await tap.resolve([mark(loop, spec, batch)])
-            if emulator.metrics("strict-dlq")["backlog_count"]:
-                break
+
+        async def reject_every_batch() -> None:
+            nonlocal deliveries
+            async for batch in tap.stream():
+                deliveries += 1
+                await tap.resolve([mark(loop, spec, batch)])
+
+        rejecting = asyncio.ensure_future(reject_every_batch())
+        # the emulator dead-letters when the queue is next used (the loop's next pull): wait for it
+        while not emulator.metrics("strict-dlq")["backlog_count"]:
+            await asyncio.sleep(0.02)
+        rejecting.cancel()
+        await asyncio.gather(rejecting, return_exceptions=True)
         await close(loop, tap, spec)
         return deliveries
 

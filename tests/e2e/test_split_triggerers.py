@@ -1,18 +1,19 @@
 """
-Two DAGs routing one queue across triggerers, end to end: a DAG processor and one or two real
-triggerer processes on a temporary AIRFLOW_HOME, the emulator, and a consumer that allows one delivery
-and has no dead-letter queue (any give-back deletes the message). The DAGs
+Two DAGs routing one queue across triggerers, end to end: a scheduler, API server, DAG processor and
+one or two real triggerer processes on a temporary AIRFLOW_HOME, the emulator, and a consumer that
+allows one delivery and has no dead-letter queue (any give-back deletes the message). The DAGs
 (``split_dags/cfqueues_split_dags.py``) spell the queue differently (id, name) and ask for different
 pull settings.
 
-1. One triggerer: one loop; every message reaches its DAG's asset events once, none is given back.
+1. One triggerer: one loop; every message reaches its DAG's asset events once (and the DAGs run),
+   none is given back.
 2. Two triggerers with ``--capacity 1`` each, one watcher in each (read from the ``trigger`` table):
    both loops refuse to pull, each triggerer logs what to do, and a burst pushed then stays untouched.
 3. The documented deployment (``[triggerer] queues_enabled``, one triggerer with ``--queues default``
    for deferred tasks, one without ``--queues`` for every watcher): both watchers land on the latter,
    and the burst reaches its DAGs.
 
-The scheduler and API server are not needed: the triggerer stores asset events itself.
+The scheduler (LocalExecutor) and API server run the DAGs the stored events start.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: CloudflareQueues
     )
     try:
         components.cli("db", "migrate")
-        components.start_component("dag-processor")
+        for name in ("api-server", "scheduler", "dag-processor"):
+            components.start_component(name)
         yield components
     finally:
         components.stop()
@@ -127,6 +129,10 @@ def test_watchers_of_one_queue_across_triggerers(airflow: Airflow, emulator: Clo
     assert set(journal(emulator, "deliver").values()) == {1}  # pulled once each: one loop, nothing rejected
     assert not journal(emulator, "retry") and not journal(emulator, "drop")
     airflow.wait_for("every message to be acked", lambda: len(journal(emulator, "ack")) == 200)
+    airflow.wait_for(
+        "both DAGs to run",
+        lambda: all("success" in airflow.run_states(f"cfqueues_split_{kind}s") for kind in ("order", "refund")),
+    )
     airflow.terminate("triggerer-0")
     pulled_before = pulls()
 

@@ -21,6 +21,7 @@ import heapq
 import itertools
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -276,6 +277,11 @@ async def send_async(
 ) -> RawResponse:
     """Send ``request`` with ``client`` within ``timeout`` seconds in all (the sync path's twin)."""
     try:
+        if sys.version_info >= (3, 11):
+            # not wait_for: on 3.11 it drops a cancellation that arrives as the answer does (CPython
+            # gh-86296), and a cancelled trigger would go on
+            async with asyncio.timeout(timeout):
+                return await _exchange(client, base_url, request, token, timeout, max_bytes)
         return await asyncio.wait_for(_exchange(client, base_url, request, token, timeout, max_bytes), timeout)
     except asyncio.TimeoutError:
         raise CloudflareQueuesTransportError(

@@ -9,10 +9,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..api.errors import CloudflareQueuesDeliveryPausedError
 from ..api.flows import Collected
+
+
+class Schedule(Protocol):
+    """How often to pull, read afresh on every use (a shared loop's follows its watchers)."""
+
+    @property
+    def poll_interval(self) -> float: ...
+
+    @property
+    def max_poll_interval(self) -> float: ...
+
+    @property
+    def paused_poll_interval(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class PollSchedule:
 
 
 async def poll_messages(
-    pull: Callable[[], Awaitable[Collected]], schedule: PollSchedule, queue: str | None, log: Any
+    pull: Callable[[], Awaitable[Collected]], schedule: Schedule, queue: str | None, log: Any
 ) -> AsyncIterator[Collected]:
     """
     Yield every pull (or collection of pulls) that leased messages, forever. A non-retryable error

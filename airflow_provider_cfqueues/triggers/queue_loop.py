@@ -532,7 +532,7 @@ class QueueLoop:
 
     async def _pull_and_fan_out(self) -> None:
         try:
-            async for collected in poll_messages(self._collect, _Schedule(self), self.name, self.log):  # type: ignore[arg-type]
+            async for collected in poll_messages(self._collect, _Schedule(self), self.name, self.log):
                 batch = self._fan_out(collected)
                 if not batch.pending:  # every group left while it was pulled: back at once
                     del self.batches[batch.streamed.batch_id]

@@ -283,7 +283,10 @@ class QueueLoop:
     def leave(self, key: str) -> None:
         spec = self.watchers.pop(key, None)
         if spec is not None:
-            self._left[key] = (spec, time.monotonic())
+            now = time.monotonic()
+            # only those that leave together with the last matter (a shutdown's): the list stays small
+            self._left = {k: (s, at) for k, (s, at) in self._left.items() if at >= now - self.directory.heartbeat}
+            self._left[key] = (spec, now)
             self.routes.pop(key, None)
             self._replan()
             self._maybe_close()

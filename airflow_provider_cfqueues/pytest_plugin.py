@@ -51,6 +51,7 @@ from typing import Any
 
 import pytest
 
+from .api.flows import QUEUE_NAMES
 from .emulator import DEFAULT_CONN_ID, CloudflareQueuesEmulator, FaultPlan, ManualClock
 
 _HOME_OPTION = "cfqueues_airflow_home"
@@ -221,6 +222,8 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         plan=options.get("plan", "paid"),
     )
     with emulator:
+        # names the hook cached for an earlier emulator on this port (same account id) are not this one's
+        QUEUE_NAMES.forget_scope(emulator.base_url)
         for name in options.get("queues", ()):
             emulator.create_queue(name)
         yield emulator

@@ -46,6 +46,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
 
 import pytest  # noqa: E402
 
+from airflow_provider_cfqueues.api.flows import QUEUE_NAMES  # noqa: E402
 from airflow_provider_cfqueues.api.retry import RetryPolicy  # noqa: E402
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock  # noqa: E402
 
@@ -180,6 +181,12 @@ def emulator(clock: ManualClock, json_bodies: str) -> Iterator[CloudflareQueuesE
         emu.openapi = recorder  # type: ignore[attr-defined]
         yield emu
         assert not recorder.violations, "\n".join(recorder.violations)
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_queue_names() -> None:
+    """Every test starts with no queue names cached: an earlier test's emulator may have had this port."""
+    QUEUE_NAMES.forget_all()
 
 
 @pytest.fixture

@@ -136,6 +136,17 @@ class QueueNameCache:
         with self._lock:
             self._ids.pop((scope, account_id, name), None)
 
+    def forget_all(self) -> None:
+        """Drop every cached name (a test suite starting a test afresh)."""
+        with self._lock:
+            self._ids.clear()
+
+    def forget_scope(self, scope: str) -> None:
+        """Drop every name cached for one API base URL (an emulator on a port an earlier one used)."""
+        with self._lock:
+            for key in [key for key in self._ids if key[0] == scope]:
+                del self._ids[key]
+
 
 QUEUE_NAMES = QueueNameCache()
 

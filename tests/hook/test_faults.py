@@ -139,3 +139,30 @@ def test_lost_pull_answer_leaves_leases_that_expire(
     redelivered = hook.pull_messages(queue="q").messages
     assert sorted(m.body for m in redelivered) == [0, 1, 2, 3, 4]
     assert {m.attempts for m in redelivered} == {2}
+
+
+def test_an_emulator_on_a_port_an_earlier_one_used_starts_with_no_cached_names(
+    emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The hook caches queue name -> id per base URL and account for the whole process; the emulators of
+    two tests can get the same port and have the same account id. The second one's scripted fault
+    then went to the first one's queue id (a 404), and the push succeeded on the name's new id:
+    ``test_lost_push_answer_without_retries_is_reported_as_unknown`` failed that way once in CI.
+    """
+    from airflow_provider_cfqueues.api.flows import QUEUE_NAMES
+
+    port = emulator.port
+    emulator.create_queue("q")
+    for name, value in emulator.airflow_connection_env().items():
+        monkeypatch.setenv(name, value)
+    CloudflareQueuesHook().push_messages([1], queue="q")  # caches q -> its id for this base URL
+    emulator.stop()
+    with CloudflareQueuesEmulator(token=emulator.token, port=port) as later:
+        later.create_queue("q")  # a new id under the same name, base URL and account
+        assert QUEUE_NAMES.get(later.base_url, later.account_id, "q") != later.queue("q").queue_id  # stale
+        QUEUE_NAMES.forget_scope(later.base_url)  # what the fixtures do
+        later.app.faults = ScriptedFaults({"push_batch": ["lost"]})
+        hook = CloudflareQueuesHook(retry_policy=RetryPolicy(max_attempts=1))
+        with pytest.raises(CloudflareQueuesPushError, match="may or may not have been enqueued"):
+            hook.push_messages(list(range(3)), queue="q")

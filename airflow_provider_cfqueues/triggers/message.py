@@ -430,6 +430,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         finally:
             loop.leave(spec.key)
             tap.close()
+            await loop.wait_closed()  # a test's run() leaves nothing running behind it
 
     async def _run_batches(self) -> AsyncGenerator[TriggerEvent, None]:
         hook = CloudflareQueuesHook(

@@ -239,6 +239,7 @@ class QueueLoop:
         self._changed = asyncio.Event()
         self._settled = asyncio.Event()
         self._pull_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
         self._checked_settle: tuple[object, object, object] | None = None
         self._poison_queue_id: str | None = None
@@ -351,7 +352,13 @@ class QueueLoop:
         tasks = [t for t in (self._pull_task, self._beat_task) if t is not None]
         for task in tasks:
             task.cancel()
-        self.directory.closing.add(asyncio.ensure_future(self._close(tasks)))
+        self._closing = asyncio.ensure_future(self._close(tasks))
+        self.directory.closing.add(self._closing)
+
+    async def wait_closed(self) -> None:
+        """Wait until a loop that lost its last member has stopped (its registry entry and hook closed)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
 
     async def _close(self, tasks: list[asyncio.Task[None]]) -> None:
         current = asyncio.current_task()

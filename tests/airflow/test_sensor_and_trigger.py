@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -220,8 +221,9 @@ def test_the_message_trigger_backs_off_while_the_queue_is_empty(emulator: Cloudf
 
     async def first_event() -> tuple[dict[str, object], float]:
         push_later.start()
-        async for event in trigger.run():
-            return event.payload, time.monotonic()  # type: ignore[return-value]
+        async with contextlib.aclosing(trigger.run()) as events:  # closed in the loop, as docs/testing.md does
+            async for event in events:
+                return event.payload, time.monotonic()  # type: ignore[return-value]
         raise AssertionError("no event")
 
     started = time.monotonic()

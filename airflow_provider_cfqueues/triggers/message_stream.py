@@ -89,5 +89,7 @@ class MessageStreamProducer(shared_stream_producer_base() or object):  # type: i
             await self.tap.resolve((item.broker_payload, bool(item.outcome.failed)) for item in batch)
 
     async def aclose(self) -> None:
+        """Airflow's last call on the group: the tap is closed (once), and the loop with its last member."""
         if self.tap is not None:
             self.tap.close()
+            await self.tap.loop.wait_closed()

@@ -346,7 +346,7 @@ class QueueLoop:
             self._pull_task = asyncio.ensure_future(self._pull_and_fan_out())
 
     def _maybe_close(self) -> None:
-        if self.watchers or self.taps:
+        if self.watchers or self.taps or self._closing is not None:
             return
         self.directory.forget(self)
         tasks = [t for t in (self._pull_task, self._beat_task) if t is not None]

@@ -472,3 +472,21 @@ def test_a_group_that_stops_gives_back_what_it_had_not_resolved(
     loop = asyncio.run(go())
     assert loop.in_flight == 0 and not loop.batches
     assert states(emulator) == {"in flight": ("delayed", 1)}  # given back with the backoff, not left leased
+
+
+def test_a_loop_closes_once_however_often_its_last_member_leaves(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
+) -> None:
+    async def go() -> QueueLoop:
+        loop, tap, spec = await open_loop(trigger())
+        loop.leave(spec.key)
+        tap.close()
+        closing = loop._closing
+        tap.close()  # Airflow's aclose() after open_stream's own finally
+        loop.leave(spec.key)
+        assert loop._closing is closing and len(loop.directory.closing) == 1
+        await loop.wait_closed()
+        return loop
+
+    loop = asyncio.run(go())
+    assert loop.directory.loops == {} and not loop.directory.closing

@@ -4,7 +4,7 @@
 # and, with a Cloudflare account:
 #   make contract - the contract suite against the account and the emulator, side by side (needs
 #                   CFQUEUES_CONTRACT_TOKEN and CFQUEUES_CONTRACT_ACCOUNT_ID; docs/emulator.md)
-#   make contract-cleanup - delete the queues interrupted contract runs left in that account
+#   make contract-cleanup - list the queues interrupted contract runs left in that account (CONFIRM=yes deletes)
 # Each virtualenv is created on first use (pip installs uv into it; uv installs the rest, pinned by the
 # constraints files in requirements/).
 
@@ -60,9 +60,9 @@ test: lint typecheck test-airflow3 test-airflow2
 contract: install
 	$(BIN)/pytest tests/contract --contract-target=live $(PYTEST_ARGS)
 
-# delete the queues earlier contract runs left in the account (named cfq-contract-<run>-..., nothing else)
+# list the queues earlier contract runs recorded creating and left in the account; CONFIRM=yes deletes them
 contract-cleanup: install
-	$(BIN)/python -m tests.contract.cleanup
+	$(BIN)/python -m tests.contract.cleanup $(if $(filter yes,$(CONFIRM)),--yes,)
 
 demo: install
 	$(BIN)/python scripts/demo.py

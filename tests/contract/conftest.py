@@ -22,6 +22,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.connection import is_loopback
 
+from .created import CreatedRecord, account_scope, record_path
 from .ledger import Ledger
 from .report import Check, Report, summarize
 from .target import CONN_ID, Target
@@ -160,6 +161,7 @@ def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: py
         assert credentials is not None
         token, account_id, base_url = credentials
         ledger, wait, now, reading = run.live_ledger, time.sleep, time.monotonic, {}
+        record: CreatedRecord | None = CreatedRecord(record_path(), account_scope(base_url, account_id))
     else:
         emulator: CloudflareQueuesEmulator = request.getfixturevalue("emulator")
         token, account_id, base_url = emulator.token, emulator.account_id, emulator.base_url
@@ -167,6 +169,7 @@ def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: py
         assert isinstance(clock, ManualClock), "the contract suite runs the emulator on a manual clock"
         ledger, wait, now = Ledger(), clock.advance, clock.now
         reading = {"json_bodies": request.getfixturevalue("json_bodies")}
+        record = None  # the emulator's queues go with it
     connection = {
         "conn_type": "cloudflare_queues",
         "host": base_url,
@@ -187,6 +190,7 @@ def contract(request: pytest.FixtureRequest, contract_kind: str, monkeypatch: py
         case=getattr(request.node, "originalname", request.node.name).removeprefix("test_"),
         checks=run.checks,
         emulator_reading=reading,
+        record=record,
     )
     counted, exempt = ledger.counted, ledger.exempt
     try:
@@ -252,7 +256,8 @@ def _summary_lines(run: ContractRun) -> list[str]:
     if run.leftovers:
         lines.append(
             f"queues left behind: {'; '.join(scrub(line, _secrets()) for line in run.leftovers)}. Delete them with "
-            "`make contract-cleanup` (it deletes only queues named cfq-contract-<run>-...)"
+            "`make contract-cleanup --yes` (it deletes only the queues runs recorded creating, while they still "
+            "carry the recorded name)"
         )
     return lines
 

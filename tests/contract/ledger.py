@@ -141,9 +141,35 @@ class LedgerAdapter(DeadlineAdapter):
         return response
 
 
+class RedirectRefusedError(requests.RequestException):
+    """An answer redirected elsewhere: the harness never follows (the request would leave the target)."""
+
+
+def _refuse_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    if response.is_redirect or 300 <= response.status_code < 400:
+        where = urlsplit(response.headers.get("Location", ""))
+        response.close()
+        raise RedirectRefusedError(
+            f"HTTP {response.status_code} from {response.request.method} {urlsplit(response.url).path}: a redirect "
+            f"(to {where.scheme}://{where.hostname}...), not followed"
+        )
+
+
 def route_through(session: requests.Session, ledger: Ledger) -> requests.Session:
     """Mount a :class:`LedgerAdapter` on ``session`` for both schemes."""
     adapter = LedgerAdapter(ledger, pool_connections=1, pool_maxsize=4, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    return session
+
+
+def raw_session(ledger: Ledger, token: str) -> requests.Session:
+    """
+    The harness's own session (raw requests, the cleanup): through the ledger, with the token, and a
+    redirect is an error naming its status, never followed (the hook's transport refuses them itself).
+    """
+    session = route_through(requests.Session(), ledger)
+    session.headers["Authorization"] = f"Bearer {token}"
+    session.max_redirects = 0
+    session.hooks["response"].append(_refuse_redirect)
     return session

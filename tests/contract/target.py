@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import requests
-
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesNotFoundError
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from .ledger import Ledger, route_through
+from .created import CreatedRecord
+from .ledger import Ledger, raw_session, route_through
 from .report import AMBIGUOUS, DOCUMENTED, Check, plain
 
 M = TypeVar("M")
@@ -71,6 +70,8 @@ class Target:
         is exact and its clock stands still).
     :param registry: the run's record of the queues it created and has not deleted yet (id -> name): what
         an interrupted run leaves behind is named at its end.
+    :param record: on a live account, the file that records each queue before it is created (what
+        ``make contract-cleanup`` may delete); ``None`` on the emulator.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Target:
         emulator_reading: dict[str, Any],
         poll_interval: float = 0.5,
         registry: dict[str, str] | None = None,
+        record: CreatedRecord | None = None,
     ) -> None:
         self.kind = kind
         self.base_url = base_url
@@ -101,11 +103,11 @@ class Target:
         self.checks = checks
         self.emulator_reading = emulator_reading
         self.poll_interval = poll_interval
-        self.session = route_through(requests.Session(), ledger)
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session = raw_session(ledger, token)
         self.hook = CloudflareQueuesHook(CONN_ID)
         route_through(self.hook.get_conn(), ledger)
         self._created: list[str] = []
+        self.record = record
         self._registry = registry if registry is not None else {}  # the run's: queue id -> name, until deleted
         self._dead_letter_names: list[str] = []
         self._held: dict[str, list[dict[str, Any]]] = {}  # queue id -> messages a readiness probe leased
@@ -256,7 +258,10 @@ class Target:
 
     def queue(self, label: str, *, consumer: bool = True, **consumer_settings: Any) -> OwnedQueue:
         """A new queue named after this run, with an HTTP pull consumer unless ``consumer=False``."""
-        created = self.hook.create_queue(self.queue_name(label))
+        name = self.queue_name(label)
+        if self.record is not None:
+            self.record.intend(name)  # before the request: an answer lost or a run killed leaves the name
+        created = self.hook.create_queue(name)
         owned = self.own(created.queue_name, created.queue_id)
         if consumer:
             self.add_consumer(owned, **consumer_settings)
@@ -290,6 +295,8 @@ class Target:
     def dead_letter_queue_name(self, label: str) -> str:
         """The name for a dead-letter queue the service will create: deleted at the end if it exists."""
         name = self.queue_name(label)
+        if self.record is not None:
+            self.record.intend(name)
         self._dead_letter_names.append(name)
         return name
 
@@ -306,6 +313,8 @@ class Target:
     def own(self, name: str, queue_id: str) -> OwnedQueue:
         """Take ``queue_id`` into this run: it may be changed, and it is deleted at the end."""
         self.ledger.owned.add(queue_id)
+        if self.record is not None:
+            self.record.created(name, queue_id)
         if queue_id not in self._created:
             self._created.append(queue_id)
         self._registry[queue_id] = name
@@ -319,7 +328,8 @@ class Target:
         failures = []
         for name in self._dead_letter_names:
             try:
-                self.adopt(name)
+                if self.adopt(name) is None and self.record is not None:
+                    self.record.deleted(name)  # the service never made it: nothing to clean up
             except Exception as err:
                 failures.append(f"{name} (the dead-letter queue the service made, not found): {type(err).__name__}")
         for queue_id in reversed(self._created):
@@ -333,6 +343,8 @@ class Target:
             except Exception as err:
                 failures.append(f"{name} ({queue_id}): {type(err).__name__}: {err}")
                 continue
+            if self.record is not None:
+                self.record.deleted(name)
             self._registry.pop(queue_id, None)
         self._created.clear()
         self._dead_letter_names.clear()

@@ -5,11 +5,15 @@ Cloudflare account: both targets, pacing and counting, cleanup, a bystander queu
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,7 +56,10 @@ def _contract_run(env: dict[str, str], report_dir: Path, *args: str) -> subproce
         *args,
     ]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CFQUEUES_CONTRACT_", "PYTEST_"))}
-    return subprocess.run(command, cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=600)
+    record = {"CFQUEUES_CONTRACT_RECORD": str(report_dir / "created.jsonl")}  # not the repository's
+    return subprocess.run(
+        command, cwd=REPO, env={**clean, **record, **env}, capture_output=True, text=True, timeout=600
+    )
 
 
 # one Airflow version is enough for the harness: the cases themselves run on both in tests/contract
@@ -66,6 +73,10 @@ def test_a_live_run_compares_each_case_with_the_emulator_and_cleans_up(tmp_path:
         env = live_env(account.base_url)
         result = _contract_run(env, tmp_path, "-k", QUICK_CASES)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        from ..contract.created import CreatedRecord, account_scope
+
+        record = CreatedRecord(tmp_path / "created.jsonl", account_scope(account.base_url, LIVE_ACCOUNT))
+        assert record.path.exists() and record.pending() == []  # each queue recorded, then recorded deleted
         queues = requests.get(api, headers=headers, timeout=10).json()["result"]
         assert [queue["queue_name"] for queue in queues] == ["bystander"]  # every queue of the run deleted
         metrics = requests.get(f"{api}/{bystander}/metrics", headers=headers, timeout=10).json()["result"]
@@ -172,29 +183,151 @@ def test_a_live_run_never_prints_the_token_stops_in_time_and_names_what_it_left(
     assert [message["attempts"] for message in kept["result"]["messages"]] == [1]  # untouched until now
 
 
-@pytest.mark.airflow3  # the harness is the same on every Airflow: once is enough
-def test_cleanup_deletes_only_the_queues_of_earlier_runs(tmp_path: Path) -> None:
-    names = ["cfq-contract-0123abcd-000-q", "cfq-contract-0123abcd-001-dlq", "cfq-contractual", "orders"]
-    with EmulatorProcess(names, token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
-        env = live_env(account.base_url)
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("CFQUEUES_CONTRACT_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "tests.contract.cleanup"],
-            cwd=REPO,
-            env={**clean, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        api = f"{account.base_url}/accounts/{LIVE_ACCOUNT}/queues"
-        left = requests.get(api, headers={"Authorization": f"Bearer {LIVE_TOKEN}"}, timeout=10).json()["result"]
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(queue["queue_name"] for queue in left) == ["cfq-contractual", "orders"]
-    assert (
-        "deleted: cfq-contract-0123abcd-000-q" in result.stdout
-        and "2 queue(s) of earlier runs deleted" in result.stdout
+def _cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CFQUEUES_CONTRACT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.contract.cleanup", *args],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert LIVE_TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.airflow3  # the harness is the same on every Airflow: once is enough
+def test_cleanup_deletes_only_what_runs_recorded_creating(tmp_path: Path) -> None:
+    from ..contract.created import CreatedRecord, account_scope
+
+    names = [
+        "cfq-contract-0123abcd-000-q",  # a run created it and recorded its id
+        "cfq-contract-0123abcd-001-dlq",  # the service made it for a run (name recorded, no id)
+        "cfq-contract-deadbeef-001-customer-orders",  # someone else's, named like a run's: never recorded
+        "orders",
+    ]
+    with EmulatorProcess(names, token=LIVE_TOKEN, account_id=LIVE_ACCOUNT) as account:
+        api = f"{account.base_url}/accounts/{LIVE_ACCOUNT}/queues"
+        auth = {"Authorization": f"Bearer {LIVE_TOKEN}"}
+
+        def queues() -> dict[str, str]:
+            return {
+                q["queue_name"]: q["queue_id"] for q in requests.get(api, headers=auth, timeout=10).json()["result"]
+            }
+
+        ids = queues()
+        record = CreatedRecord(tmp_path / "created.jsonl", account_scope(account.base_url, LIVE_ACCOUNT))
+        record.intend("cfq-contract-0123abcd-000-q")
+        record.created("cfq-contract-0123abcd-000-q", ids["cfq-contract-0123abcd-000-q"])
+        record.intend("cfq-contract-0123abcd-001-dlq")
+        record.intend("cfq-contract-0123abcd-002-x")  # its id now carries another name: left alone
+        record.created("cfq-contract-0123abcd-002-x", ids["orders"])
+        record.intend("cfq-contract-0123abcd-003-never")  # the run died before the service made it
+        env = {**live_env(account.base_url), "CFQUEUES_CONTRACT_RECORD": str(tmp_path / "created.jsonl")}
+
+        listed = _cleanup(env)  # without --yes: a list, nothing deleted
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert sorted(queues()) == sorted(names)
+        assert "would delete: cfq-contract-0123abcd-000-q (recorded id, same name)" in listed.stdout
+        assert "would delete: cfq-contract-0123abcd-001-dlq (found by name" in listed.stdout
+        assert "skipped: cfq-contract-0123abcd-002-x (its id now carries the name 'orders'" in listed.stdout
+        assert "customer-orders" not in listed.stdout and "nothing deleted" in listed.stdout
+
+        result = _cleanup(env, "--yes")
+        left = queues()
+        again = _cleanup(env, "--yes")  # the record says they are gone: nothing left to do
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(left) == ["cfq-contract-deadbeef-001-customer-orders", "orders"]
+    assert "2 queue(s) of earlier runs deleted, 0 not" in result.stdout
+    assert "0 queue(s) of earlier runs deleted" in again.stdout and "would delete" not in again.stdout
+    assert LIVE_TOKEN not in result.stdout + result.stderr + listed.stdout + listed.stderr
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """A loopback server: redirects every request elsewhere, or answers 503 with an HTML page."""
+
+    mode = "redirect"
+    target = ""
+    seen: list[str] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append(f"{self.command} {self.path}")
+        if self.mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", f"{self.target}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            page = b"<html><body>503 Service Temporarily Unavailable</body></html>"
+            self.send_response(503)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _server(mode: str, target: str = "") -> Iterator[tuple[str, list[str]]]:
+    handler = type("Handler", (_Answers,), {"mode": mode, "target": target, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/client/v4", handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.airflow3
+def test_the_harness_and_the_cleanup_never_follow_a_redirect_and_name_an_html_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ..contract.created import CreatedRecord, account_scope
+    from ..contract.target import CONN_ID
+
+    with (
+        _server("html") as (elsewhere, reached),
+        _server("redirect", elsewhere.removesuffix("/client/v4")) as (
+            redirecting,
+            _,
+        ),
+    ):
+        ledger = Ledger()
+        connection = {"conn_type": "cloudflare_queues", "host": redirecting, "password": LIVE_TOKEN}
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({**connection, "extra": {"account_id": LIVE_ACCOUNT}})
+        )
+        target = Target(
+            kind="live",
+            base_url=redirecting,
+            token=LIVE_TOKEN,
+            account_id=LIVE_ACCOUNT,
+            ledger=ledger,
+            wait=lambda seconds: None,
+            now=lambda: 0.0,
+            prefix="cfq-contract-0badf00d-000",
+            case="redirects",
+            checks=[],
+            emulator_reading={},
+        )
+        with pytest.raises(requests.RequestException, match=r"HTTP 307 from GET .*a redirect .*not followed"):
+            target.call("GET", "")
+        for base_url in (redirecting, elsewhere):
+            record = CreatedRecord(tmp_path / "created.jsonl", account_scope(base_url, LIVE_ACCOUNT))
+            record.intend("cfq-contract-0badf00d-000-a")
+            record.created("cfq-contract-0badf00d-000-a", "0123456789abcdef0123456789abcdef")
+        env = {**live_env(redirecting), "CFQUEUES_CONTRACT_RECORD": str(tmp_path / "created.jsonl")}
+        redirected = _cleanup(env, "--yes")
+        assert reached == []  # nothing reached the other origin
+        html = _cleanup({**env, "CFQUEUES_CONTRACT_BASE_URL": elsewhere}, "--yes")
+    assert redirected.returncode == 1 and "RedirectRefusedError: HTTP 307 from GET" in redirected.stdout
+    assert html.returncode == 1 and "HTTP 503, not a JSON answer: '<html><body>503 Service" in html.stdout
+    assert "deleted" not in redirected.stdout + html.stdout
 
 
 @pytest.mark.parametrize(

@@ -549,18 +549,19 @@ def peek_messages(ctx: FlowContext, queue: str | None, batch_size: object) -> Fl
     return PeekResult(queue_id=target.queue_id, messages=[PeekedMessage.from_wire(m) for m in answer.messages])
 
 
-def purge_messages(ctx: FlowContext, queue: str, refs: Iterable[object]) -> Flow[PurgeMessagesResult]:
+def purge_messages(ctx: FlowContext, queue: str, refs: object) -> Flow[PurgeMessagesResult]:
     """
     Delete the messages a peek showed, by their refs, from the queue named (never a default one). A
     purge does not count as a delivery. A ref the service warns about (unknown, or its message was
-    delivered or purged since the peek) is not counted as purged; nothing is guessed.
+    delivered or purged since the peek) is not counted as purged; nothing is guessed. A ref given twice
+    is sent once and listed in ``duplicates``; an empty list purges nothing once the queue is confirmed.
     """
-    wanted = normalize_refs(refs)
-    if not wanted:
-        return PurgeMessagesResult()
-    target = yield from resolve_named_queue(ctx, queue, "purge_messages")
+    given = normalize_refs(refs)
+    wanted = list(dict.fromkeys(given))  # each ref once: the service would warn about the second
+    duplicates = [ref for ref in wanted if given.count(ref) > 1]
+    target = yield from resolve_named_queue(ctx, queue, "purge_messages")  # an empty list confirms the queue too
     requests_ = purge_messages_requests(ctx.account_id, target.queue_id, wanted)
-    result = PurgeMessagesResult(requests=len(requests_))
+    result = PurgeMessagesResult(requests=len(requests_), duplicates=duplicates)
     for request in requests_:
         envelope = yield from call(ctx, request)
         answer = envelope.result or PurgeMessagesAnswer()

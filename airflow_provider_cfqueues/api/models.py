@@ -717,9 +717,11 @@ class PurgeMessagesResult(BaseModel):
     :param warnings: ref -> why it was not purged (unknown, or the message was delivered or purged since).
     :param errors: errors the answer listed.
     :param requests: HTTP requests it took (100 refs each).
+    :param duplicates: refs given more than once (each sent, and counted, once).
     """
 
     purged: int = 0
     warnings: dict[str, str] = Field(default_factory=dict)
     errors: list[dict[str, Any]] = Field(default_factory=list)
     requests: int = 0
+    duplicates: list[str] = Field(default_factory=list)

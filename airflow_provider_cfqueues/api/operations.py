@@ -143,8 +143,19 @@ def peek_request(account_id: str, queue_id: str, batch_size: object = None) -> A
     )
 
 
-def normalize_refs(refs: Iterable[object]) -> list[str]:
-    """Refs given as strings, peeked messages or mappings with ``ref``; anything else is an error naming it."""
+def normalize_refs(refs: object) -> list[str]:
+    """
+    Refs given as a list (or other iterable) of strings, peeked messages or mappings with ``ref``;
+    anything else is an error naming it. ``None`` and a bare string are errors: a string is not a list
+    of refs (iterating it would send its characters).
+    """
+    if refs is None or isinstance(refs, (str, bytes)):
+        raise CloudflareQueuesValidationError(
+            f"refs must be a list of refs (strings from a peek, peeked messages, or mappings with 'ref'), got "
+            f"{refs!r:.80}: write [ref] for one"
+        )
+    if isinstance(refs, Mapping) or not isinstance(refs, Iterable):
+        raise CloudflareQueuesValidationError(f"refs must be a list of refs, got {type(refs).__name__}")
     normalized = []
     for n, item in enumerate(refs):
         ref = getattr(item, "ref", None) if not isinstance(item, (str, Mapping)) else item

@@ -261,6 +261,20 @@ def test_peek_select_and_purge_the_known_poison(emulator: CloudflareQueuesEmulat
     run = peek_purge_dag.test(run_conf={"queue": "peek-q"})
     assert task_states(run) == {"peek": "success", "select_poison": "success", "purge": "success"}
     assert len(xcom(run, "peek")) == 12 and all("ref" in m and m["attempts"] == 0 for m in xcom(run, "peek"))
-    assert xcom(run, "purge") == {"purged": 3, "not_purged": {}}
+    assert xcom(run, "purge") == {"purged": 3, "not_purged": {}, "duplicates": []}
     left = emulator.messages("peek-q")
     assert len(left) == 9 and {(m.state, m.attempts) for m in left} == {("available", 0)}
+
+
+@pytest.mark.slow
+def test_purge_refs_from_templates_are_read_back_or_refused(emulator: CloudflareQueuesEmulator) -> None:
+    from tests.dags.cfqueues_test_dags import purge_templates_dag
+
+    emulator.create_queue("tpl-q")
+    CloudflareQueuesHook(queue="tpl-q").push_messages([{"n": n} for n in range(4)])
+    run = purge_templates_dag.test(run_conf={"queue": "tpl-q"})
+    states = task_states(run)
+    assert states["purge_rendered_list"] == "success" and states["purge_rendered_none"] == "failed"
+    assert xcom(run, "purge_rendered_list") == {"purged": 2, "not_purged": {}, "duplicates": []}
+    assert emulator.app.requests["purge_messages"] == 1  # the None one sent nothing
+    assert sorted(m.attempts for m in emulator.messages("tpl-q")) == [0, 0]

@@ -194,3 +194,32 @@ with DAG("cfq_test_peek_purge", schedule=None, start_date=START, params=QUEUE_PA
     CloudflareQueuesPurgeMessagesOperator(
         task_id="purge", cloudflare_queue="{{ params.queue }}", refs=select_poison(peeked.output)
     )
+
+
+with DAG("cfq_test_purge_templates", schedule=None, start_date=START, params=QUEUE_PARAMS) as purge_templates_dag:
+    # refs from templates: a list rendered as text is read back; an XCom pull that found nothing ("None")
+    # fails the task before anything is sent
+    from airflow_provider_cfqueues.operators.peek import (
+        CloudflareQueuesPeekOperator,
+        CloudflareQueuesPurgeMessagesOperator,
+    )
+
+    peeked_for_templates = CloudflareQueuesPeekOperator(
+        task_id="peek", cloudflare_queue="{{ params.queue }}", batch_size=50
+    )
+
+    @task
+    def first_two(messages: list[dict[str, Any]]) -> list[str]:
+        return [m["ref"] for m in messages[:2]]
+
+    selected = first_two(peeked_for_templates.output)
+    selected >> CloudflareQueuesPurgeMessagesOperator(
+        task_id="purge_rendered_list",
+        cloudflare_queue="{{ params.queue }}",
+        refs="{{ ti.xcom_pull(task_ids='first_two') }}",  # renders ['…', '…'] (Python's form, not JSON)
+    )
+    selected >> CloudflareQueuesPurgeMessagesOperator(
+        task_id="purge_rendered_none",
+        cloudflare_queue="{{ params.queue }}",
+        refs="{{ ti.xcom_pull(task_ids='no_such_task') }}",  # renders None
+    )

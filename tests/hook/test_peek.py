@@ -8,7 +8,7 @@ import asyncio
 import cloudflare
 import pytest
 
-from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesNotFoundError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.models import PeekedMessage
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
@@ -54,8 +54,25 @@ def test_purge_by_ref_acts_only_on_the_queue_named(
         hook.purge_messages("", ["ref"])
     with pytest.raises(CloudflareQueuesValidationError, match=r"refs\[0\] must be a ref"):
         hook.purge_messages("orders", [42])
-    assert hook.purge_messages("orders", []).purged == 0  # nothing to do: nothing sent
+    for not_a_list in ("abc", None, "", b"abc", {"ref": "x"}):  # a string would be sent as its characters
+        with pytest.raises(CloudflareQueuesValidationError, match="refs must be a list of refs"):
+            hook.purge_messages("orders", not_a_list)  # type: ignore[arg-type]
+    with pytest.raises(CloudflareQueuesNotFoundError, match="no queue named 'orders'"):
+        hook.purge_messages("orders", [])  # nothing to purge, but only once the queue is confirmed
+    emulator.create_queue("orders")
+    assert hook.purge_messages("orders", []).purged == 0
     assert emulator.app.requests["purge_messages"] == 0
+
+
+def test_a_ref_given_twice_is_purged_once_and_reported_as_a_duplicate(
+    emulator: CloudflareQueuesEmulator, hook: CloudflareQueuesHook
+) -> None:
+    emulator.create_queue("orders")
+    hook.push_messages(["one", "two"], queue="orders")
+    first, second = hook.peek_messages(queue="orders", batch_size=2).messages
+    result = hook.purge_messages("orders", [first.ref, first, {"ref": first.ref}, second.ref])
+    assert (result.purged, result.duplicates, result.warnings) == (2, [first.ref], {})
+    assert emulator.metrics("orders")["backlog_count"] == 0
 
 
 def test_the_async_path_peeks_and_purges_alike(emulator: CloudflareQueuesEmulator, hook: CloudflareQueuesHook) -> None:

@@ -277,22 +277,42 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         }
         queue = self.state.create_queue(self.account_id, name, settings, jurisdiction)
         if http_pull:
-            consumer_settings = {
-                k: v
-                for k, v in {
-                    "batch_size": batch_size,
-                    "max_retries": max_retries,
-                    "retry_delay": retry_delay,
-                    "visibility_timeout_ms": visibility_timeout_ms,
-                }.items()
-                if v is not None
-            }
-            self.state.create_consumer(
-                self.account_id,
+            self.create_consumer(
                 queue["queue_id"],
-                {"type": "http_pull", "settings": consumer_settings, "dead_letter_queue": dead_letter_queue or ""},
+                batch_size=batch_size,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                visibility_timeout_ms=visibility_timeout_ms,
+                dead_letter_queue=dead_letter_queue,
             )
         return EmulatorQueue(name=name, id=queue["queue_id"])
+
+    def create_consumer(
+        self,
+        name_or_id: str,
+        *,
+        batch_size: int | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        visibility_timeout_ms: int | None = None,
+        dead_letter_queue: str | None = None,
+    ) -> None:
+        """Give a queue its HTTP pull consumer; settings left as ``None`` take the service's defaults."""
+        consumer_settings = {
+            k: v
+            for k, v in {
+                "batch_size": batch_size,
+                "max_retries": max_retries,
+                "retry_delay": retry_delay,
+                "visibility_timeout_ms": visibility_timeout_ms,
+            }.items()
+            if v is not None
+        }
+        self.state.create_consumer(
+            self.account_id,
+            self.queue(name_or_id).queue_id,
+            {"type": "http_pull", "settings": consumer_settings, "dead_letter_queue": dead_letter_queue or ""},
+        )
 
     def queue(self, name_or_id: str) -> QueueState:
         """The internal state of a queue (read it, do not modify it)."""

@@ -27,7 +27,7 @@ from . import DEFAULT_ACCOUNT_ID, CloudflareQueuesEmulator
 from .faults import ENDPOINTS, FaultPlan, parse_fault_spec
 from .ratelimit import PLANS, parse_budget
 from .server import request_log
-from .state import JSON_BODY_MODES, QUEUE_NAME_RE
+from .state import JSON_BODY_MODES, QUEUE_NAME_RE, ApiError
 
 DEFAULT_TOKEN = "emulator-token"  # noqa: S105 - a local fake service's well-known token
 
@@ -127,6 +127,8 @@ def parse_queue_spec(spec: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(
                 f"--queue {spec}: {option!r} is not KEY=VALUE with KEY one of {', '.join(QUEUE_SPEC_KEYS)}"
             )
+        if key in settings or (key == "visibility_timeout" and "visibility_timeout_ms" in settings):
+            raise ValueError(f"--queue {spec}: {key} is given more than once")
         if key == "dead_letter_queue":
             settings[key] = value
             continue
@@ -190,6 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # every queue first, then the consumers: a queue named as another's dead-letter queue is the one given
+    # by its own --queue, whatever the order; a bad setting is refused before anything is served
+    ids = {}
+    for name, _settings in queues:
+        try:
+            ids[name] = emulator.create_queue(name, http_pull=False).id
+        except (ApiError, ValueError) as err:
+            return _fail(f"--queue {name}: {getattr(err, 'message', err)}")
+    for (name, settings), spec in zip(queues, args.queue, strict=True):
+        try:
+            emulator.create_consumer(name, **settings)
+        except (ApiError, ValueError) as err:
+            return _fail(f"--queue {spec}: {getattr(err, 'message', err)}")
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
@@ -202,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     try:
         print(emulator.base_url, flush=True)
-        for name, settings in queues:
-            print(f"{name} {emulator.create_queue(name, **settings).id}", flush=True)
+        for name, _ in queues:
+            print(f"{name} {ids[name]}", flush=True)
         if not args.quiet:
             connection = json.dumps(emulator.airflow_connection())
             print(

@@ -133,6 +133,68 @@ def test_cli_prints_url_and_queues_and_stops_on_signals() -> None:
             process.communicate()
 
 
+@pytest.mark.parametrize(
+    ("specs", "says"),
+    [
+        (["q:max_retries=-1"], "--queue q:max_retries=-1: "),
+        (["q:visibility_timeout=0"], "--queue q:visibility_timeout=0: "),
+        (["q:batch_size=101"], "--queue q:batch_size=101: "),
+        (["q:max_retries=2,max_retries=3"], "max_retries is given more than once"),
+        (["q", "q"], "--queue q is given more than once"),
+    ],
+)
+def test_cli_refuses_bad_queue_specs_in_one_line_before_serving(
+    specs: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_cfqueues.emulator.__main__ import main
+
+    argv = [arg for spec in specs for arg in ("--queue", spec)]
+    assert main(["--quiet", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no base URL printed: nothing served
+    assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_cli_queue_specs_do_not_depend_on_their_order() -> None:
+    """``--queue a:dead_letter_queue=b --queue b:...``: b is the queue its own spec describes, not one the
+    service made first for a's consumer (which crashed with "already exists")."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_cfqueues.emulator",
+            "--quiet",
+            "--token",
+            "cli-token",
+            "--queue",
+            "a:dead_letter_queue=b",
+            "--queue",
+            "b:max_retries=7",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        ids = dict(process.stdout.readline().split() for _ in range(2))
+        api = f"{base_url}/accounts/023e105f4ecef8ad9ca31a8372d0c353/queues"
+        auth = {"Authorization": "Bearer cli-token"}
+        consumers = {
+            name: requests.get(f"{api}/{queue_id}/consumers", headers=auth, timeout=5).json()["result"][0]
+            for name, queue_id in ids.items()
+        }
+        assert consumers["a"]["dead_letter_queue"] == "b"
+        assert consumers["b"]["settings"]["max_retries"] == 7
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def test_cli_rejects_bad_fault_specs() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--fault", "nowhere:error=1"],

@@ -314,6 +314,10 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
             {"type": "http_pull", "settings": consumer_settings, "dead_letter_queue": dead_letter_queue or ""},
         )
 
+    def stats(self) -> dict[str, Any]:
+        """What ``GET {base_url}/accounts/{account_id}/emulator/stats`` answers (``version`` and per-queue counters)."""
+        return self.state.stats(self.account_id)
+
     def queue(self, name_or_id: str) -> QueueState:
         """The internal state of a queue (read it, do not modify it)."""
         return self.state.find_queue(self.account_id, name_or_id)

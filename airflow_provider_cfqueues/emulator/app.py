@@ -261,6 +261,10 @@ class EmulatorApp:
         if not path.startswith(API_PREFIX):
             raise ApiError(404, 7003, "No route for the URI")
         parts = path[len(API_PREFIX) :].split("/")
+        if len(parts) == 4 and parts[0] == "accounts" and parts[2:] == ["emulator", "stats"]:
+            if method != "GET":
+                raise ApiError(405, 7001, f"Method {method} not allowed for this route")
+            return "emulator_stats", EmulatorApp.emulator_stats, {"account_id": parts[1]}
         if len(parts) < 3 or parts[0] != "accounts" or parts[2] != "queues":
             raise ApiError(404, 7003, "No route for the URI")
         params = {"account_id": parts[1]}
@@ -340,6 +344,10 @@ class EmulatorApp:
         p = req.params
         self.state.delete_consumer(p["account_id"], p["queue_id"], p["consumer_id"])
         return None, None, []
+
+    def emulator_stats(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        """The emulator's own counters (not a Cloudflare endpoint): read-only, behind the token check."""
+        return self.state.stats(req.params["account_id"]), None, []
 
     def metrics(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         return self.state.metrics(req.params["account_id"], req.params["queue_id"]), None, []
@@ -444,7 +452,7 @@ class EmulatorApp:
 OPERATION_ENDPOINTS = frozenset({"push", "push_batch", "pull", "ack"})
 #: what a token with the Queues Read permission only may call
 READ_ENDPOINTS = frozenset(
-    {"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status", "peek"}
+    {"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status", "peek", "emulator_stats"}
 )
 
 _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {

@@ -29,7 +29,7 @@ import math
 import re
 import secrets
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -89,6 +89,10 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or []
+
+
+#: the version of the stats answer (``GET /accounts/{a}/emulator/stats``)
+STATS_VERSION = 1
 
 
 def new_id() -> str:
@@ -213,6 +217,8 @@ class QueueState:
     jurisdiction: str | None = None
     #: ref -> (message id, its generation when peeked): valid until the message is purged or delivered
     refs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: journal kind -> messages it concerned, since the queue was created (always kept: a few ints)
+    counts: Counter[str] = field(default_factory=Counter)
 
     def to_wire(self) -> dict[str, Any]:
         consumers = [self.consumer.to_wire(self.name)] if self.consumer else []
@@ -851,8 +857,38 @@ class EmulatorState:
         at: float = 0.0,
         detail: str = "",
     ) -> None:
+        queue.counts[kind] += len(message_ids) or 1
         if self.record_events:
             self.events.append(Event(kind, queue.queue_id, message_ids, lease_ids, at, detail))
+
+    def stats(self, account_id: str) -> dict[str, Any]:
+        """
+        The counters of every queue of the account (``GET /accounts/{a}/emulator/stats``; the answer's
+        ``version`` changes only when a field changes meaning or goes).
+        """
+        with self.lock:
+            now = self.clock.now()
+            queues = []
+            for queue in list(self._account(account_id).values()):  # dead-lettering may add a queue
+                self._apply_time(queue, now)
+                counts = queue.counts
+                queues.append(
+                    {
+                        "queue_id": queue.queue_id,
+                        "queue_name": queue.name,
+                        "pushed": counts["push"],
+                        "delivered": counts["deliver"],
+                        "acked": counts["ack"],
+                        "retried": counts["retry"],
+                        "expired_leases": counts["lease_expired"],
+                        "dead_lettered": counts["dead_letter"],
+                        "dropped": counts["drop"],
+                        "purged": counts["purge"],
+                        "retention_expired": counts["retention_expired"],
+                        "backlog": len(queue.messages),
+                    }
+                )
+        return {"version": STATS_VERSION, "queues": queues}
 
     def note(self, kind: str, queue_id: str, detail: str = "", message_ids: Iterable[str] = ()) -> None:
         """Add an entry to the journal from outside (the HTTP layer records lost answers here)."""

@@ -66,8 +66,12 @@ PAUSED_CODE = 10252
 # service also show plain JSON text (shared/reference §3, §11). "mixed" sends both, per message.
 JSON_BODY_MODES = ("base64", "plain", "mixed")
 
-# How long a finished lease id is remembered, so that a duplicate ack is reported as such.
+# How long, and how many, finished lease ids a queue remembers, so that a duplicate or late ack is
+# reported as such; one forgotten gets the answer of a lease never issued ("unknown lease id").
 LEASE_MEMORY_SECONDS = 86_400.0
+MAX_FINISHED_LEASES_KEPT = 100_000
+#: a heap of a queue is rebuilt from its live messages once its stale entries outnumber them by this
+STALE_HEAP_SLACK = 1_024
 
 ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
 #: refs a queue remembers from its peeks (the oldest are forgotten first)
@@ -209,7 +213,8 @@ class QueueState:
     leased: list[tuple[float, int, str, int]] = field(default_factory=list)
     retention: list[tuple[float, str]] = field(default_factory=list)
     leases: dict[str, LeaseRecord] = field(default_factory=dict)
-    lease_order: deque[tuple[float, str]] = field(default_factory=deque)
+    #: (when, lease id) of finished leases (acked, retried, expired, message gone), oldest first
+    finished: deque[tuple[float, str]] = field(default_factory=deque)
     backlog_bytes: int = 0
     ordered: bool = True  # messages dict is in timestamp order (false once a DLQ copy arrives)
     purge_started: str | None = None
@@ -640,7 +645,6 @@ class EmulatorState:
                 message.lease_expires = expires
                 heapq.heappush(queue.leased, (expires, seq, message_id, message.generation))
                 queue.leases[message.lease_id] = LeaseRecord(message_id, now)
-                queue.lease_order.append((now, message.lease_id))
                 delivered.append(message.to_wire(self.json_bodies))
             if delivered:
                 self._event(
@@ -728,7 +732,7 @@ class EmulatorState:
                     warnings[lease_id] = (
                         "lease expired before this acknowledgement; the message was acknowledged anyway"
                     )
-                record.outcome = "acked"
+                self._finish(queue, lease_id, "acked", now)
                 self._delete(queue, message)
                 ack_count += 1
                 self._event("ack", queue, (message.id,), (lease_id,), now, "late" if lease_id in warnings else "")
@@ -743,7 +747,7 @@ class EmulatorState:
                         "lease expired before this retry; the message had already returned to the queue"
                     )
                     continue
-                record.outcome = "retried"
+                self._finish(queue, lease_id, "retried", now)
                 retry_count += 1
                 self._event("retry", queue, (message.id,), (lease_id,), now)
                 self._release(queue, message, now, delay)
@@ -804,6 +808,9 @@ class EmulatorState:
     def _delete(self, queue: QueueState, message: StoredMessage) -> None:
         del queue.messages[message.id]
         queue.backlog_bytes -= message.size
+        record = queue.leases.get(message.lease_id or "")
+        if record is not None and record.outcome is None:  # purged or expired while leased
+            self._finish(queue, message.lease_id or "", "gone", self.clock.now())
 
     def metrics(self, account_id: str, queue_id: str) -> dict[str, int]:
         with self.lock:
@@ -825,9 +832,7 @@ class EmulatorState:
             message = queue.messages.get(message_id)
             if message is None or message.generation != generation:
                 continue
-            record = queue.leases.get(message.lease_id or "")
-            if record is not None:
-                record.outcome = "expired"
+            self._finish(queue, message.lease_id or "", "expired", expired_at)
             self._event("lease_expired", queue, (message_id,), (message.lease_id or "",), expired_at)
             self._release(queue, message, expired_at, None)  # the consumer's retry_delay applies (§11)
         if queue.purge_pending is not None and queue.purge_pending[0] <= now:
@@ -837,11 +842,44 @@ class EmulatorState:
             for message_id in purged:
                 self._delete(queue, queue.messages[message_id])
             self._event("purge", queue, message_ids=purged, at=completes_at)
-        while queue.lease_order and queue.lease_order[0][0] + LEASE_MEMORY_SECONDS <= now:
-            _, lease_id = queue.lease_order.popleft()
+        finished = queue.finished
+        while finished and (finished[0][0] + LEASE_MEMORY_SECONDS <= now or len(finished) > MAX_FINISHED_LEASES_KEPT):
+            _, lease_id = finished.popleft()
             record = queue.leases.get(lease_id)
-            if record is not None and record.message_id not in queue.messages:
+            if record is not None and record.outcome is not None:
                 del queue.leases[lease_id]
+        self._compact(queue)
+
+    def _finish(self, queue: QueueState, lease_id: str, outcome: str, now: float) -> None:
+        """A lease ended: remembered (for duplicate and late acks) within the bounds of ``finished``."""
+        record = queue.leases.get(lease_id)
+        if record is not None:
+            record.outcome = outcome
+            queue.finished.append((now, lease_id))
+
+    def _compact(self, queue: QueueState) -> None:
+        """
+        Rebuild a heap whose stale entries (of messages acked, retried or deleted since) outnumber the live
+        ones: memory follows the backlog, not the traffic. Amortized O(1) per message.
+        """
+        live = len(queue.messages)
+        limit = 2 * live + STALE_HEAP_SLACK
+        if len(queue.retention) > limit:
+            self._rebuild_retention(queue)
+        if len(queue.leased) > limit:
+            queue.leased = [
+                (m.lease_expires, next(self._seq), m.id, m.generation)
+                for m in queue.messages.values()
+                if m.lease_id is not None
+            ]
+            heapq.heapify(queue.leased)
+        if len(queue.available) > limit:
+            queue.available = [
+                (m.visible_at, next(self._seq), m.id, m.generation)
+                for m in queue.messages.values()
+                if m.lease_id is None
+            ]
+            heapq.heapify(queue.available)
 
     def _rebuild_retention(self, queue: QueueState) -> None:
         retention = queue.settings["message_retention_period"]

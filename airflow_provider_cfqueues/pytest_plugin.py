@@ -57,6 +57,7 @@ from .emulator import DEFAULT_CONN_ID, CloudflareQueuesEmulator, FaultPlan, Manu
 _HOME_OPTION = "cfqueues_airflow_home"
 _HOME = pytest.StashKey[Path]()  # the private Airflow home, when the session has one
 _SAVED_ENVIRONMENT = pytest.StashKey[dict[str, str | None]]()  # what the plugin changed, as it was before
+_HIDDEN = pytest.StashKey[list[str]]()  # the user's variables hidden for the session
 
 #: the options of the ``cfqueues`` marker, and the types each takes
 MARKER_OPTIONS: dict[str, tuple[type, ...]] = {
@@ -133,9 +134,33 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         )
     home = Path(tempfile.mkdtemp(prefix="cfqueues-airflow-home-"))
     environment = airflow_test_environment(home, dags_folder)
-    early_config.stash[_SAVED_ENVIRONMENT] = {name: os.environ.get(name) for name in environment}
+    hidden = sorted(name for name in os.environ if _reaches_elsewhere(name) and name not in environment)
+    early_config.stash[_SAVED_ENVIRONMENT] = {name: os.environ.get(name) for name in [*environment, *hidden]}
+    for name in hidden:  # the user's connections, variables and secret commands: out of reach (given back after)
+        del os.environ[name]
     os.environ.update(environment)
     early_config.stash[_HOME] = home
+    early_config.stash[_HIDDEN] = hidden
+    from .hooks.transport import REACH  # no Airflow: requests and httpx
+
+    REACH.restrict()  # the hook reaches only the emulators the session's tests start
+
+
+def _reaches_elsewhere(name: str) -> bool:
+    """An environment variable through which Airflow would find a real connection, variable or secret."""
+    return name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")) or (
+        name.startswith("AIRFLOW__") and name.endswith(("_CMD", "_SECRET"))
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say what the session kept out of reach (shown with ``-q`` too)."""
+    if config.stash.get(_HOME, None) is None:
+        return
+    terminalreporter.write_line("cfqueues: a private Airflow home; the provider reached only this session's emulators")
+    hidden = config.stash.get(_HIDDEN, [])
+    if hidden:
+        terminalreporter.write_line(f"cfqueues: hidden for this session (given back at its end): {', '.join(hidden)}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -148,6 +173,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(_HOME, None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
+        from .hooks.transport import REACH
+
+        REACH.lift()
 
 
 @pytest.fixture(scope="session")
@@ -221,12 +249,22 @@ def cfqueues_emulator(request: pytest.FixtureRequest) -> Iterator[CloudflareQueu
         read_only_token=options.get("read_only_token"),
         plan=options.get("plan", "paid"),
     )
+    from .hooks.transport import REACH  # no Airflow: requests and httpx
+
+    restricted_here = REACH.allowed is None  # without the private home: for this test
     with emulator:
         # names the hook cached for an earlier emulator on this port (same account id) are not this one's
         QUEUE_NAMES.forget_scope(emulator.base_url)
-        for name in options.get("queues", ()):
-            emulator.create_queue(name)
-        yield emulator
+        REACH.restrict()
+        REACH.allow(emulator.base_url)
+        try:
+            for name in options.get("queues", ()):
+                emulator.create_queue(name)
+            yield emulator
+        finally:
+            REACH.disallow(emulator.base_url)
+            if restricted_here:
+                REACH.lift()
 
 
 @pytest.fixture

@@ -190,10 +190,59 @@ def plain_http_error(base_url: str, err: BaseException, operation: str) -> Cloud
     )
 
 
+class ReachGuard:
+    """
+    Which API base URLs this process may send to: any (``None``, the default), or only those allowed (a
+    test session's emulators: the pytest plugin sets it, so that a test never reaches a server it did not
+    start, whatever connection a DAG names). Checked before every request, sync and async.
+    """
+
+    def __init__(self) -> None:
+        self.allowed: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def restrict(self) -> None:
+        """From now on, only allowed base URLs (none yet)."""
+        with self._lock:
+            if self.allowed is None:
+                self.allowed = set()
+
+    def lift(self) -> None:
+        with self._lock:
+            self.allowed = None
+
+    def allow(self, base_url: str) -> None:
+        with self._lock:
+            if self.allowed is not None:
+                self.allowed.add(base_url.rstrip("/"))
+
+    def disallow(self, base_url: str) -> None:
+        with self._lock:
+            if self.allowed is not None:
+                self.allowed.discard(base_url.rstrip("/"))
+
+    def check(self, base_url: str, operation: str) -> None:
+        allowed = self.allowed
+        if allowed is not None and base_url.rstrip("/") not in allowed:
+            parts = urlsplit(base_url)
+            emulators = ", ".join(sorted(allowed)) or "none is running"
+            raise CloudflareQueuesConfigError(
+                f"this test session lets the provider reach only its emulator ({emulators}); a request to "
+                f"{parts.scheme}://{parts.netloc} was stopped before it was sent. Point the connection at the "
+                "emulator (the cfqueues_connection fixture, or cfqueues_emulator.airflow_connection_env())",
+                operation=operation,
+            )
+
+
+#: the process's reach guard (open unless a test session restricts it)
+REACH = ReachGuard()
+
+
 def send_sync(
     session: requests.Session, base_url: str, request: ApiRequest, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES
 ) -> RawResponse:
     """Send ``request`` with ``session`` within ``timeout`` seconds in all."""
+    REACH.check(base_url, request.operation)
     deadline = time.monotonic() + timeout
     in_use: list[HTTPConnection] = []
     token = _IN_USE.set(in_use)
@@ -276,6 +325,7 @@ async def send_async(
     max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> RawResponse:
     """Send ``request`` with ``client`` within ``timeout`` seconds in all (the sync path's twin)."""
+    REACH.check(base_url, request.operation)
     try:
         if sys.version_info >= (3, 11):
             # not wait_for: on 3.11 it drops a cancellation that arrives as the answer does (CPython

@@ -88,6 +88,21 @@ def test_orders_dag(cfqueues_airflow_db, cfqueues_emulator, cfqueues_connection)
     assert cfqueues_emulator.metrics("orders")["backlog_count"] == 0
 
 
+def test_the_users_connections_and_variables_are_out_of_reach(cfqueues_airflow_db):
+    import os
+
+    assert not [name for name in os.environ if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]
+
+
+def test_a_request_to_another_server_is_stopped_before_it_is_sent(cfqueues_emulator, monkeypatch):
+    from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
+    from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_ELSEWHERE", {production!r})  # a test that forgot the fixture
+    with pytest.raises(CloudflareQueuesConfigError, match="lets the provider reach only its emulator"):
+        CloudflareQueuesHook("elsewhere").get_metrics(queue="prod-only")
+
+
 @pytest.mark.cfqueues(manul_clock=True)
 def test_misspelt_option(cfqueues_emulator):
     pass
@@ -114,9 +129,11 @@ sys.exit(code)
 @pytest.mark.slow
 def test_the_plugin_never_reaches_a_server_the_test_did_not_name(tmp_path: Path) -> None:
     """
-    A user's secrets backend returns a ``cloudflare_queues_default`` pointing at production (here, a second
-    emulator holding a production queue): the private Airflow home ignores it, so the DAG test runs against
-    the test's emulator and production sees no request; without the private home, the connection fixture
+    A user's secrets backend and shell (``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``) point at production (here, a
+    second emulator holding a production queue): the private Airflow home ignores the backend and hides
+    the variables for the session, a request through the provider to any server but the session's
+    emulator fails the test before it is sent, so the DAG test runs against the test's emulator and
+    production sees no request; without the private home, the connection fixture
     fails the test instead, and ``cfqueues_airflow_db`` says which option to set. Unknown marker options
     and fault rules that are not a plan fail at setup, and the user's environment is given back when the
     session ends.
@@ -131,7 +148,8 @@ def test_the_plugin_never_reaches_a_server_the_test_did_not_name(tmp_path: Path)
         (tmp_path / "secrets_backend.py").write_text(
             textwrap.dedent(BACKEND).format(production=production.airflow_connection_uri())
         )
-        (tmp_path / "test_orders.py").write_text(textwrap.dedent(HOSTILE_TESTS))
+        hostile = textwrap.dedent(HOSTILE_TESTS).replace("{production!r}", repr(production.airflow_connection_uri()))
+        (tmp_path / "test_orders.py").write_text(hostile)
         (tmp_path / "pytest.ini").write_text(textwrap.dedent(INI))
         (tmp_path / "run.py").write_text(textwrap.dedent(RUNNER))
         users_home = tmp_path / "users-airflow-home"
@@ -140,11 +158,18 @@ def test_the_plugin_never_reaches_a_server_the_test_did_not_name(tmp_path: Path)
             "AIRFLOW__SECRETS__BACKEND": "secrets_backend.ProductionBackend",
             "AIRFLOW__CORE__FERNET_KEY": "dXNlcnMtb3duLWtleS0zMi1ieXRlcy1sb25nLi4uLi4=",  # the user's own key
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{users_home}/users.db",
+            # the user's shell points Airflow at production: hidden for the session, given back after
+            "AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT": production.airflow_connection_uri(),
+            "AIRFLOW_CONN_PROD_QUEUES": production.airflow_connection_uri(),
+            "AIRFLOW_VAR_TARGET_QUEUE": "prod-only",
             "PYTHONPATH": str(tmp_path),
         }
         result = run_python(tmp_path, ["run.py", ",".join(users)], users)
         output = result.stdout
-        assert "1 passed, 2 errors" in output, output[-4000:] + result.stderr[-2000:]
+        assert "3 passed, 2 errors" in output, output[-4000:] + result.stderr[-2000:]
+        assert "cfqueues: hidden for this session (given back at its end): AIRFLOW_CONN_CLOUDFLARE_QUEUES_DEFAULT" in (
+            output
+        )
         assert "unknown option 'manul_clock' (did you mean 'manual_clock'?)" in output
         assert "faults must be FaultPlan or None, got {'pull': 'error'}" in output
         assert sum(production.app.requests.values()) == 0  # production was never asked anything

@@ -24,7 +24,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -243,10 +243,31 @@ def send_sync(
 ) -> RawResponse:
     """Send ``request`` with ``session`` within ``timeout`` seconds in all."""
     REACH.check(base_url, request.operation)
-    deadline = time.monotonic() + timeout
+    with total_deadline(timeout) as deadline:
+        return _send_sync(session, base_url, request, timeout, max_bytes, deadline)
+
+
+@contextlib.contextmanager
+def total_deadline(seconds: float) -> Iterator[float]:
+    """
+    Within the block, the connections a :class:`DeadlineAdapter` hands out are shut down once ``seconds``
+    have passed, whatever they are doing (a server that drips its answer a byte at a time cannot hold a
+    request past it, as a per-read timeout lets it). Yields the deadline (``time.monotonic()``).
+    """
+    deadline = time.monotonic() + seconds
     in_use: list[HTTPConnection] = []
     token = _IN_USE.set(in_use)
     watch = WATCHDOG.watch(deadline, _shut(in_use))
+    try:
+        yield deadline
+    finally:
+        WATCHDOG.cancel(watch)
+        _IN_USE.reset(token)
+
+
+def _send_sync(
+    session: requests.Session, base_url: str, request: ApiRequest, timeout: float, max_bytes: int, deadline: float
+) -> RawResponse:
     try:
         # prepared here rather than by Session.request: the session's settings are fixed (no cookies,
         # no environment lookups per request), so merging them again for every request is wasted CPU
@@ -277,9 +298,6 @@ def send_sync(
             operation=request.operation,
             outcome_unknown=not _never_sent(err),
         ) from None
-    finally:
-        WATCHDOG.cancel(watch)
-        _IN_USE.reset(token)
     return RawResponse(response.status_code, body, response.headers)
 
 

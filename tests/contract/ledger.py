@@ -7,6 +7,7 @@ and refuses any change to a queue the run did not create.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,8 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
-from airflow_provider_cfqueues.hooks.transport import DeadlineAdapter
+from airflow_provider_cfqueues.hooks.transport import DeadlineAdapter, total_deadline
 
 #: pulls, acks and retries over HTTP are not counted by the API budget (since 2025-04-17)
 EXEMPT_PATH = re.compile(r"/messages/(pull|ack)$")
@@ -163,12 +165,48 @@ def route_through(session: requests.Session, ledger: Ledger) -> requests.Session
     return session
 
 
+#: seconds one request of the harness may take in all (``CFQUEUES_CONTRACT_REQUEST_DEADLINE``)
+REQUEST_DEADLINE_ENV = "CFQUEUES_CONTRACT_REQUEST_DEADLINE"
+
+
+class DeadlineSession(requests.Session):
+    """A session whose every request, answer included, ends within ``deadline`` seconds in all."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        read_timeout = min(float(kwargs.get("timeout") or self.deadline), self.deadline, 10.0)
+        kwargs.update(stream=True, timeout=read_timeout)
+        with total_deadline(self.deadline) as deadline:
+            try:
+                response = super().request(method, url, *args, **kwargs)
+                chunks = []
+                try:
+                    while chunk := response.raw.read1(65_536, decode_content=True):  # what has arrived
+                        chunks.append(chunk)
+                        if time.monotonic() >= deadline:
+                            raise requests.Timeout("past the deadline")
+                except (urllib3.exceptions.HTTPError, OSError) as err:
+                    raise requests.ConnectionError(f"the answer was cut: {err}") from None
+                response._content = b"".join(chunks)
+                response.close()
+                return response
+            except requests.RequestException:
+                if time.monotonic() >= deadline:
+                    raise requests.Timeout(f"no complete answer within {self.deadline:g} s") from None
+                raise
+
+
 def raw_session(ledger: Ledger, token: str) -> requests.Session:
     """
-    The harness's own session (raw requests, the cleanup): through the ledger, with the token, and a
-    redirect is an error naming its status, never followed (the hook's transport refuses them itself).
+    The harness's own session (raw requests, the cleanup): through the ledger, with the token, each
+    request within a total deadline (a server dripping its answer cannot hold it), and a redirect is an
+    error naming its status, never followed (the hook's transport refuses them itself).
     """
-    session = route_through(requests.Session(), ledger)
+    deadline = float(os.environ.get(REQUEST_DEADLINE_ENV) or 60.0)
+    session = route_through(DeadlineSession(deadline), ledger)
     session.headers["Authorization"] = f"Bearer {token}"
     session.max_redirects = 0
     session.hooks["response"].append(_refuse_redirect)

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,7 +244,7 @@ def test_cleanup_deletes_only_what_runs_recorded_creating(tmp_path: Path) -> Non
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
-    """A loopback server: redirects every request elsewhere, or answers 503 with an HTML page."""
+    """A loopback server: redirects every request elsewhere, answers 503 with an HTML page, or drips."""
 
     mode = "redirect"
     target = ""
@@ -251,6 +252,19 @@ class _Answers(http.server.BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         type(self).seen.append(f"{self.command} {self.path}")
+        if self.mode == "drip":  # a valid start, then one byte every half second, forever
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                return
+            return
         if self.mode == "redirect":
             self.send_response(307)
             self.send_header("Location", f"{self.target}{self.path}")
@@ -362,3 +376,23 @@ def test_a_live_run_over_plain_http_to_another_host_stops_before_its_first_reque
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "the token goes over https only" in output, output[-2000:]
     assert LIVE_TOKEN not in output and not (tmp_path / "contract-report.json").exists()
+
+
+@pytest.mark.airflow3
+def test_a_server_dripping_its_answer_cannot_hold_the_cleanup_past_its_deadline(tmp_path: Path) -> None:
+    from ..contract.created import CreatedRecord, account_scope
+
+    with _server("drip") as (dripping, reached):
+        record = CreatedRecord(tmp_path / "created.jsonl", account_scope(dripping, LIVE_ACCOUNT))
+        record.intend("cfq-contract-0badf00d-000-a")
+        record.created("cfq-contract-0badf00d-000-a", "0123456789abcdef0123456789abcdef")
+        env = {
+            **live_env(dripping),
+            "CFQUEUES_CONTRACT_RECORD": str(tmp_path / "created.jsonl"),
+            "CFQUEUES_CONTRACT_REQUEST_DEADLINE": "2",
+        }
+        started = time.monotonic()
+        result = _cleanup(env, "--yes")
+        took = time.monotonic() - started
+    assert result.returncode == 1 and "Timeout: no complete answer within 2 s" in result.stdout, result.stdout
+    assert took < 30 and len(reached) == 1  # one request, ended at its deadline (a per-read timeout: 130 s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import math
 import secrets
 import threading
 import time
@@ -92,13 +93,44 @@ class Reply:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else self.body)
 
 
+class _OutOfOperations(Exception):
+    """A request would pass the Free plan's operations of the day: refused whole, nothing applied."""
+
+
 @dataclass
 class Request:
-    """What a handler gets: path parameters, query parameters and the raw body."""
+    """
+    What a handler gets: path parameters, query parameters and the raw body; on the Free plan, the
+    operations the account has left today, which the handler spends (:meth:`charge`) before it acts.
+    """
 
     params: dict[str, str]
     query: dict[str, list[str]]
     body: bytes
+    operations_left: int | None = None
+    spent: int = 0
+
+    def charge(self, operations: int) -> None:
+        """Spend ``operations``, or refuse the request whole when fewer are left (never in part)."""
+        if self.operations_left is None:
+            return
+        if operations > self.operations_left - self.spent:
+            raise _OutOfOperations
+        self.spent += operations
+
+    def cap(self, size: int | None, default: int) -> int | None:
+        """A pull's or peek's batch size, at most the operations left (each message read is one)."""
+        if self.operations_left is None:
+            return size
+        left = self.operations_left - self.spent
+        if left <= 0:
+            raise _OutOfOperations
+        return min(size if size is not None else default, left)
+
+
+def operations_of(size: int) -> int:
+    """Operations one message costs to write, read or delete: one per 64 KB (Cloudflare's pricing)."""
+    return max(1, math.ceil(size / OPERATION_BYTES))
 
 
 Observer = Callable[[str, str, Mapping[str, str], bytes, Reply], None]
@@ -218,23 +250,23 @@ class EmulatorApp:
         request = Request(params, parse_qs(query_string), body)
         counts_operations = self.operations is not None and endpoint in OPERATION_ENDPOINTS
         if counts_operations:
-            wait = self.operations.check(params["account_id"], self.state.clock.now())  # type: ignore[union-attr]
-            if wait is not None:
-                return error_reply(
-                    429,
-                    10253,
-                    f"QueueOperationsLimitExceeded: this account used its {self.operations.limit:,} operations "  # type: ignore[union-attr]
-                    "of today (Free plan); more from 00:00 UTC",
-                    [*limits, ("Retry-After", str(wait))],
-                )
+            request.operations_left = self.operations.left(params["account_id"], self.state.clock.now())  # type: ignore[union-attr]
         try:
             with self._handling:  # after any injected latency: a slow answer does not hold a slot
                 result, result_info, message_ids = handler(self, request)
         except ApiError as err:
             return error_reply(err.status, err.code, err.message, [*limits, *err.headers])
-        if counts_operations:  # each message written, read or deleted is one operation
-            spent = len(message_ids) if endpoint != "ack" else int(result["ackCount"]) + int(result["retryCount"])
-            self.operations.spend(params["account_id"], spent, self.state.clock.now())  # type: ignore[union-attr]
+        except _OutOfOperations:
+            wait = self.operations.seconds_to_next_day(self.state.clock.now())  # type: ignore[union-attr]
+            return error_reply(
+                429,
+                10253,
+                "QueueOperationsLimitExceeded: this request needs more operations than this account has left of "
+                f"its {self.operations.limit:,} operations of today (Free plan); more from 00:00 UTC",  # type: ignore[union-attr]
+                [*limits, ("Retry-After", str(wait))],
+            )
+        if counts_operations and request.spent:
+            self.operations.spend(params["account_id"], request.spent, self.state.clock.now())  # type: ignore[union-attr]
         if decision.kind == "lost":
             self.lost_answers[endpoint] += 1
             self.state.note("lost_answer", params.get("queue_id", ""), endpoint, message_ids)
@@ -360,6 +392,7 @@ class EmulatorApp:
 
     def push(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         item = _push_item(_json_object(req.body), "")
+        req.charge(operations_of(item.size))
         self._take_throughput(req.params["queue_id"], 1)
         metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], [item])
         return {"metadata": {"metrics": metrics}}, None, ids
@@ -385,6 +418,7 @@ class EmulatorApp:
         if delay is not None:
             _check_delay(delay, "delay_seconds", 10202, "BatchDelayInvalid")
         items = [_push_item(m, f"messages.{i}.") for i, m in enumerate(messages)]
+        req.charge(sum(operations_of(item.size) for item in items))  # the whole batch, or nothing
         self._take_throughput(req.params["queue_id"], len(items))
         metrics, ids = self.state.push(req.params["account_id"], req.params["queue_id"], items, delay)
         return {"metadata": {"metrics": metrics}}, None, ids
@@ -401,7 +435,7 @@ class EmulatorApp:
             _check_number(
                 timeout, "visibility_timeout_ms", 1, MAX_VISIBILITY_TIMEOUT_MS, 10207, "JSONRequestBodyInvalid"
             )
-        size = None if batch_size is None else int(batch_size)
+        size = req.cap(None if batch_size is None else int(batch_size), self._consumer_batch_size(req))
         granted = 0
         if self.throughput is not None:
             wanted = size or MAX_PULL_BATCH_SIZE
@@ -412,7 +446,12 @@ class EmulatorApp:
         result = self.state.pull(req.params["account_id"], req.params["queue_id"], size, timeout)
         if self.throughput is not None:
             self.throughput.give_back(req.params["queue_id"], granted - len(result["messages"]))
+        req.charge(len(result["messages"]))  # each message read (capped above: never past the day's)
         return result, None, [m["id"] for m in result["messages"]]
+
+    def _consumer_batch_size(self, req: Request) -> int:
+        consumer = self.state.find_queue(req.params["account_id"], req.params["queue_id"]).consumer
+        return int(consumer.settings.get("batch_size", 5)) if consumer is not None else 5
 
     def peek(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         body = _json_object(req.body) if req.body.strip() else {}
@@ -420,7 +459,9 @@ class EmulatorApp:
         if batch_size is not None:
             _check_number(batch_size, "batch_size", 1, MAX_PULL_BATCH_SIZE, 10207, "JSONRequestBodyInvalid")
             batch_size = int(batch_size)
+        batch_size = req.cap(batch_size, 5)  # a peek reads the messages it shows (the docs are silent: counted)
         result = self.state.peek(req.params["account_id"], req.params["queue_id"], batch_size)
+        req.charge(len(result["messages"]))
         return result, None, [m["id"] for m in result["messages"]]
 
     def purge_messages(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
@@ -433,6 +474,7 @@ class EmulatorApp:
             refs.append(ref)
         if not refs:
             raise ApiError(400, 10207, 'JSONRequestBodyInvalid: Array must contain at least 1 element(s) at "refs"')
+        req.charge(len(refs))  # each ref a delete (the docs are silent: counted, even an unknown one)
         return self.state.purge_messages(req.params["account_id"], req.params["queue_id"], refs), None, []
 
     def ack(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
@@ -445,11 +487,14 @@ class EmulatorApp:
             if delay is not None:
                 _check_delay(delay, f"retries.{i}.delay_seconds", 10203, "MessageMetadataInvalid")
             retries.append((lease_id, delay))
+        req.charge(len(acks))  # each ack a delete; a retry is counted as the read of its next delivery
         return self.state.ack(req.params["account_id"], req.params["queue_id"], acks, retries), None, []
 
 
-#: what the Free plan counts as operations: messages written, read and deleted
-OPERATION_ENDPOINTS = frozenset({"push", "push_batch", "pull", "ack"})
+#: what the Free plan counts as operations: messages written, read and deleted (peeks read, purges delete)
+OPERATION_ENDPOINTS = frozenset({"push", "push_batch", "pull", "ack", "peek", "purge_messages"})
+#: the data one operation covers (Cloudflare's pricing: every 64 KB written, read or deleted)
+OPERATION_BYTES = 64 * 1024
 #: what a token with the Queues Read permission only may call
 READ_ENDPOINTS = frozenset(
     {"list_queues", "get_queue", "metrics", "list_consumers", "get_consumer", "purge_status", "peek", "emulator_stats"}

@@ -138,8 +138,9 @@ DAY = 86_400
 
 class DailyOperations:
     """
-    The Free plan's operations a day per account (each message written, read or deleted is one): past
-    it, pushes, pulls and acks get 429 with code 10253 and a ``Retry-After`` until the next UTC day.
+    The Free plan's operations a day per account (every 64 KB of a message written, read or deleted is
+    one; the requests spend them, :class:`~.app.Request`): a request that needs more than are left gets
+    429 with code 10253 and a ``Retry-After`` until the next UTC day, and nothing of it is applied.
 
     :param limit: operations allowed per UTC day.
     """
@@ -149,11 +150,12 @@ class DailyOperations:
         self._used: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
-    def check(self, account: str, now: float) -> int | None:
-        """``None`` when the account has operations left today, else the seconds until the next day."""
+    def left(self, account: str, now: float) -> int:
+        """The operations the account has left today (0 or fewer: none)."""
         with self._lock:
-            if self._used.get((account, int(now // DAY)), 0) < self.limit:
-                return None
+            return self.limit - self._used.get((account, int(now // DAY)), 0)
+
+    def seconds_to_next_day(self, now: float) -> int:
         return math.ceil(DAY - now % DAY)
 
     def spend(self, account: str, operations: int, now: float) -> None:

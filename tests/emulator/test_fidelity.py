@@ -242,3 +242,27 @@ def test_the_free_plan_keeps_messages_a_day_and_counts_operations(clock: ManualC
         api.push(queue.id, 1)
     with pytest.raises(ValueError, match="plan must be one of paid, free"):
         CloudflareQueuesEmulator(plan="enterprise")
+
+
+def test_the_free_plan_counts_as_cloudflare_documents_and_never_accepts_a_request_in_part(clock: ManualClock) -> None:
+    """Every 64 KB written, read or deleted is one operation; peeks read and purges delete (the docs are
+    silent: the stricter reading); a request that needs more than is left is refused whole."""
+    with CloudflareQueuesEmulator(clock=clock, plan="free") as emulator:
+        api = RawApi(emulator)
+        queue = emulator.create_queue("orders")
+        emulator.app.operations.limit = 20  # type: ignore[union-attr]
+        big = "x" * 100_000  # two 64 KB units
+        api.batch(queue.id, [{"body": big, "content_type": "text"}, {"body": 1}])  # 2 + 1 = 3 written
+        peeked = api.ok("POST", f"/{queue.id}/messages/peek", {"batch_size": 2})["messages"]  # 2 read: 5
+        api.ok("POST", f"/{queue.id}/messages/purge", {"refs": [{"ref": peeked[1]["ref"]}]})  # 1 deleted: 6
+        api.batch(queue.id, [{"body": n} for n in range(12)])  # 12 written: 18
+        status, payload = api.call(
+            "POST", f"/{queue.id}/messages/batch", {"messages": [{"body": 1}, {"body": 2}, {"body": 3}]}
+        )
+        assert (status, payload["errors"][0]["code"]) == (429, 10253)  # 3 needed, 2 left: none of it
+        assert emulator.metrics("orders")["backlog_count"] == 13
+        pulled = api.pull(queue.id, batch_size=10)["messages"]
+        assert len(pulled) == 2  # as many as the day has left (2 reads): 20
+        status, payload = api.call("POST", f"/{queue.id}/messages/ack", {"acks": [{"lease_id": pulled[0]["lease_id"]}]})
+        assert (status, payload["errors"][0]["code"]) == (429, 10253)  # nothing left to delete with
+        assert emulator.stats()["queues"][0]["acked"] == 0

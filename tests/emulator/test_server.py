@@ -94,26 +94,19 @@ def test_openapi_recorder_reports_violations() -> None:
     assert recorder.validated == [f"GET {path} -> 200"]
 
 
+def start_cli(*arguments: str) -> subprocess.Popen[str]:
+    """The emulator's command line with the token ``cli-token``; standard output and error piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_cfqueues.emulator", "--token", "cli-token", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_cli_prints_url_and_queues_and_stops_on_signals() -> None:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_cfqueues.emulator",
-                "--port",
-                "0",
-                "--token",
-                "cli-token",
-                "--queue",
-                "alpha",
-                "--queue",
-                "beta",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_cli("--port", "0", "--queue", "alpha", "--queue", "beta")
         try:
             assert process.stdout is not None
             base_url = process.stdout.readline().strip()
@@ -158,23 +151,7 @@ def test_cli_refuses_bad_queue_specs_in_one_line_before_serving(
 def test_cli_queue_specs_do_not_depend_on_their_order() -> None:
     """``--queue a:dead_letter_queue=b --queue b:...``: b is the queue its own spec describes, not one the
     service made first for a's consumer (which crashed with "already exists")."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_cfqueues.emulator",
-            "--quiet",
-            "--token",
-            "cli-token",
-            "--queue",
-            "a:dead_letter_queue=b",
-            "--queue",
-            "b:max_retries=7",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli("--quiet", "--queue", "a:dead_letter_queue=b", "--queue", "b:max_retries=7")
     try:
         assert process.stdout is not None
         base_url = process.stdout.readline().strip()

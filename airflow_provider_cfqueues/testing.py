@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from .triggers.loop_registry import MemoryStore, RegistryStore
-from .triggers.queue_loop import Directory, use_directory
+from .triggers.queue_loop import Directory, using_directory
 
 __all__ = ["MemoryStore", "WatcherHarness"]
 
@@ -95,13 +95,8 @@ class WatcherHarness:
             trigger.asset_state_store = AssetStateStoreAccessors(inlets=[Asset(name=asset)])
         self.events[trigger_id] = []
         self._store_events[trigger_id] = store
-        token = use_directory(self.directory)
-        try:
+        with using_directory(self.directory):  # the watcher's task (and its group's) find this process's loops
             self._tasks[trigger_id] = asyncio.ensure_future(self._run(trigger_id, trigger))
-        finally:
-            from .triggers.queue_loop import _current_directory
-
-            _current_directory.reset(token)
         return trigger_id
 
     async def _run(self, trigger_id: int, trigger: Any) -> None:

@@ -32,7 +32,7 @@ import socket
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -788,6 +788,11 @@ def current_directory(make: Callable[[], Directory] | None = None) -> Directory:
     return directory
 
 
-def use_directory(directory: Directory) -> contextvars.Token[Directory | None]:
-    """Make ``directory`` the one of the tasks created from here on (tests simulating processes)."""
-    return _current_directory.set(directory)
+@contextlib.contextmanager
+def using_directory(directory: Directory) -> Iterator[None]:
+    """Within the block, ``directory`` is the one of the tasks created (tests simulating processes)."""
+    token = _current_directory.set(directory)
+    try:
+        yield
+    finally:
+        _current_directory.reset(token)

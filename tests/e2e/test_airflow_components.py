@@ -21,6 +21,7 @@ process started here is stopped at the end, also on failure.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,16 +183,25 @@ class Airflow:
         return str(rows[0][0]) if rows else None
 
 
-@pytest.fixture(scope="module")
-def emulator_process() -> Iterator[CloudflareQueuesEmulator]:
+@contextlib.contextmanager
+def connected_emulator(**queues: dict[str, Any]) -> Iterator[CloudflareQueuesEmulator]:
+    """An emulator recording its journal, with these queues (name -> consumer settings), and this
+    process's default connection pointed at it."""
     with (
         CloudflareQueuesEmulator(token=TEST_TOKEN, record_events=True) as emulator,
         pytest.MonkeyPatch.context() as patch,
     ):
-        for queue in ("example-inbox", "example-events", "example-shop", "example-shop-unrouted"):
-            emulator.create_queue(queue)
+        for queue, settings in queues.items():
+            emulator.create_queue(queue, **settings)
         for name, value in emulator.airflow_connection_env().items():
             patch.setenv(name, value)
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def emulator_process() -> Iterator[CloudflareQueuesEmulator]:
+    queues = ("example-inbox", "example-events", "example-shop", "example-shop-unrouted")
+    with connected_emulator(**{queue: {} for queue in queues}) as emulator:
         yield emulator
 
 

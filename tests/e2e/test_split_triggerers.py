@@ -31,7 +31,7 @@ from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from ..conftest import TEST_TOKEN
 from ..secrets_check import leaks_in_db, leaks_in_files
-from .test_airflow_components import Airflow
+from .test_airflow_components import Airflow, connected_emulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow3]
 
@@ -42,13 +42,7 @@ SPLIT_HELD = "not pulling: the queue is watched from another triggerer process t
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[CloudflareQueuesEmulator]:
-    with (
-        CloudflareQueuesEmulator(token=TEST_TOKEN, record_events=True) as emulator,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        emulator.create_queue("split-shop", max_retries=0)
-        for name, value in emulator.airflow_connection_env().items():
-            patch.setenv(name, value)
+    with connected_emulator(**{"split-shop": {"max_retries": 0}}) as emulator:  # any give-back deletes
         yield emulator
 
 

@@ -54,7 +54,9 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     :param message_retry_delay: how long a failed message waits before it comes back: ``None``
         (default) for the provider's backoff (30 s after the first delivery, doubling, at most 1 h),
         seconds or a ``timedelta`` (``0``: at once), a callable of the message's attempt count
-        returning seconds, or ``"consumer"`` for the consumer's own ``retry_delay``.
+        returning seconds, or ``"consumer"`` for the consumer's own ``retry_delay``. Not to be
+        confused with ``retry_delay=``, which stays Airflow's: the wait before the *task* runs again
+        after it failed (coming from SQS or Pub/Sub, the message's delay is this one).
     :param max_consecutive_failures: after this many first-delivery failures in a row, stop pulling,
         give back the messages in hand, and fail the task (default 10; ``None`` never stops).
     :param fail_on_error: fail the task at the end when any message failed (they are retried either

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from .faults import FaultDecision, FaultPlan
 from .ratelimit import DailyOperations, QueueThroughput, TokenBudget
 from .state import (
+    DEFAULT_PULL_BATCH_SIZE,
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_BODY_BYTES,
@@ -118,14 +119,15 @@ class Request:
             raise _OutOfOperations
         self.spent += operations
 
-    def cap(self, size: int | None, default: int) -> int | None:
-        """A pull's or peek's batch size, at most the operations left (each message read is one)."""
+    def cap(self, size: int | None, default: Callable[[], int]) -> int | None:
+        """A pull's or peek's batch size, at most the operations left (each message read is one);
+        ``default()`` (the size when none was asked) is called only on the Free plan."""
         if self.operations_left is None:
             return size
         left = self.operations_left - self.spent
         if left <= 0:
             raise _OutOfOperations
-        return min(size if size is not None else default, left)
+        return min(size if size is not None else default(), left)
 
 
 def operations_of(size: int) -> int:
@@ -435,7 +437,7 @@ class EmulatorApp:
             _check_number(
                 timeout, "visibility_timeout_ms", 1, MAX_VISIBILITY_TIMEOUT_MS, 10207, "JSONRequestBodyInvalid"
             )
-        size = req.cap(None if batch_size is None else int(batch_size), self._consumer_batch_size(req))
+        size = req.cap(None if batch_size is None else int(batch_size), lambda: self._consumer_batch_size(req))
         granted = 0
         if self.throughput is not None:
             wanted = size or MAX_PULL_BATCH_SIZE
@@ -451,7 +453,8 @@ class EmulatorApp:
 
     def _consumer_batch_size(self, req: Request) -> int:
         consumer = self.state.find_queue(req.params["account_id"], req.params["queue_id"]).consumer
-        return int(consumer.settings.get("batch_size", 5)) if consumer is not None else 5
+        default = DEFAULT_PULL_BATCH_SIZE
+        return int(consumer.settings.get("batch_size", default)) if consumer is not None else default
 
     def peek(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         body = _json_object(req.body) if req.body.strip() else {}
@@ -459,7 +462,8 @@ class EmulatorApp:
         if batch_size is not None:
             _check_number(batch_size, "batch_size", 1, MAX_PULL_BATCH_SIZE, 10207, "JSONRequestBodyInvalid")
             batch_size = int(batch_size)
-        batch_size = req.cap(batch_size, 5)  # a peek reads the messages it shows (the docs are silent: counted)
+        # a peek reads the messages it shows (the docs are silent: counted as reads)
+        batch_size = req.cap(batch_size, lambda: DEFAULT_PULL_BATCH_SIZE)
         result = self.state.peek(req.params["account_id"], req.params["queue_id"], batch_size)
         req.charge(len(result["messages"]))
         return result, None, [m["id"] for m in result["messages"]]

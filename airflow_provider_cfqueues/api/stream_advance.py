@@ -2,12 +2,12 @@
 What a shared message stream does with each message once Airflow has resolved it (pure logic).
 
 On Airflow 3.3+ the message trigger runs on a *shared stream*: one pull loop per queue in a
-triggerer, each batch of messages broadcast to every watcher of the queue, and settled only when
-every watcher that was online has resolved it. Airflow reports per batch how many watchers
-``acked`` it (moved past it, and the asset event they made of it was stored), how many ``failed``
-(ack timeout, overflow) and how many ``rejected`` it (their filter wanted none of it); the watchers
-note which messages they took. :func:`resolve_batch` turns that into one resolution per message and
-:func:`settle` into one action per message; the producer carries the actions out in one request.
+triggerer (:mod:`~airflow_provider_cfqueues.triggers.queue_loop`), each batch of messages broadcast
+to every watcher of the queue, and settled once every group of watchers has resolved it. The loop
+knows whether Airflow failed the batch for some watcher (an event not confirmed stored), which
+watchers saw it and which messages they took; :func:`resolve_batch` turns that into one resolution
+per message and :func:`settle` into one action per message; the loop carries the actions out in one
+request.
 
 =========================  ===========================================================================
 counts                     action
@@ -85,19 +85,21 @@ class Resolution:
     rejected: int = 0
 
 
-def resolve_batch(outcome: Resolution, message_ids: Sequence[str], taken: Collection[str]) -> list[Resolution]:
+def resolve_batch(
+    message_ids: Sequence[str], *, failed: bool, everyone_saw: bool, taken: Collection[str]
+) -> list[Resolution]:
     """
-    One resolution per message of a batch, from the batch's counts and the ids the watchers took:
-    after a failure, or when nobody was subscribed, every message shares the batch's fate; otherwise
-    a message some watcher took is acked (that watcher's event was stored), the others rejected. When
-    watchers stored events but no message is marked taken, nobody can tell which: every message is
-    given back as failed (never acked on a guess).
+    One resolution per message of a batch: after a failure every message is given back with the
+    backoff (an event may not be stored); a message some watcher took is acked (its event was
+    stored); one that every watcher of the batch saw and none took is rejected; one that a watcher
+    never saw (it left first) is given back at once: nobody can say it was unwanted.
     """
-    if outcome.failed or not (outcome.acked or outcome.rejected):
-        return [outcome] * len(message_ids)
-    if outcome.acked and not taken:
+    if failed:
         return [Resolution(failed=1)] * len(message_ids)
-    return [Resolution(acked=1) if m in taken else Resolution(rejected=1) for m in message_ids]
+    return [
+        Resolution(acked=1) if m in taken else Resolution(rejected=1) if everyone_saw else Resolution()
+        for m in message_ids
+    ]
 
 
 @dataclass(frozen=True)

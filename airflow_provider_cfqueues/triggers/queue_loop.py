@@ -32,7 +32,7 @@ import socket
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ from ..api.loop_rules import (
     merge_watchers,
 )
 from ..api.models import PulledMessage
-from ..api.stream_advance import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance
+from ..api.stream_advance import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
 from .polling import poll_messages
@@ -143,18 +143,11 @@ class LoopBatch:
     failed: bool = False
 
     def resolutions(self) -> list[Resolution]:
-        """
-        One resolution per message: after a failure every message is given back with the backoff; a
-        message some watcher took is acked; one that every watcher of the audience saw and none took is
-        rejected; one that a watcher of the audience never saw (it left first) is given back at once.
-        """
-        if self.failed:
-            return [Resolution(failed=1)] * len(self.messages)
+        """One resolution per message (:func:`~airflow_provider_cfqueues.api.stream_advance.resolve_batch`)."""
         everyone_saw = bool(self.audience) and self.audience <= self.seen
-        return [
-            Resolution(acked=1) if m.id in self.taken else Resolution(rejected=1) if everyone_saw else Resolution()
-            for m in self.messages
-        ]
+        return resolve_batch(
+            [m.id for m in self.messages], failed=self.failed, everyone_saw=everyone_saw, taken=self.taken
+        )
 
 
 class Tap:
@@ -434,15 +427,17 @@ class QueueLoop:
         else:
             self._checked_at = time.monotonic()
 
+    async def _guarded(self, check: Callable[[], Awaitable[object]]) -> None:
+        """Run a registry check; when the registry fails, hold: nobody can tell what else runs."""
+        try:
+            await check()
+        except Exception:
+            self.verdict = Verdict(False, "the loop registry (Airflow Variables) cannot be read or written")
+            self.log.warning("Queue %s: the loop registry failed; not pulling", self.name, exc_info=True)
+
     async def _heartbeats(self) -> None:
         while True:
-            try:
-                await self.check_deployment()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.verdict = Verdict(False, "the loop registry (Airflow Variables) cannot be read or written")
-                self.log.warning("Queue %s: the loop registry failed; not pulling", self.name, exc_info=True)
+            await self._guarded(self.check_deployment)
             self._changed.set()
             await asyncio.sleep(self.directory.heartbeat)
 
@@ -460,10 +455,7 @@ class QueueLoop:
             self._changed.clear()
             if self.plan.pull is not None and self.plan.settle is not None and self._every_watcher_tapped():
                 if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
-                    try:
-                        await self._recheck()
-                    except Exception:
-                        self.verdict = Verdict(False, "the loop registry (Airflow Variables) cannot be read or written")
+                    await self._guarded(self._recheck)
                 if not self.verdict.pull:
                     self._log_hold(self.verdict.reason)
                 elif not self._announced():

@@ -57,26 +57,22 @@ def test_settlement_of_each_outcome(resolution: Resolution, on_rejected: str, ex
 
 
 @pytest.mark.parametrize(
-    ("outcome", "taken", "expected"),
+    ("failed", "everyone_saw", "taken", "expected"),
     [
         # watchers fired what they wanted and their events were stored: the rest was nobody's
-        (
-            Resolution(acked=1, rejected=1),
-            {"a", "c"},
-            [Resolution(acked=1), Resolution(rejected=1), Resolution(acked=1)],
-        ),
-        # a watcher failed: every message of the batch comes again, taken or not
-        (Resolution(acked=1, failed=1), {"a"}, [Resolution(acked=1, failed=1)] * 3),
-        # every watcher wanted none of it
-        (Resolution(rejected=2), set(), [Resolution(rejected=1)] * 3),
-        # nobody subscribed
-        (Resolution(), set(), [Resolution()] * 3),
-        # stored events but no message marked taken: nobody can tell which were fired, so none is acked
-        (Resolution(acked=1), set(), [Resolution(failed=1)] * 3),
+        (False, True, {"a", "c"}, [Resolution(acked=1), Resolution(rejected=1), Resolution(acked=1)]),
+        # a watcher's event was not confirmed stored: every message of the batch comes again, taken or not
+        (True, True, {"a"}, [Resolution(failed=1)] * 3),
+        # every watcher saw it and wanted none of it
+        (False, True, set(), [Resolution(rejected=1)] * 3),
+        # a watcher left before it saw the batch: nobody can say the untaken ones were unwanted
+        (False, False, {"b"}, [Resolution(), Resolution(acked=1), Resolution()]),
     ],
 )
-def test_a_batch_resolves_per_message(outcome: Resolution, taken: set[str], expected: list[Resolution]) -> None:
-    assert resolve_batch(outcome, ["a", "b", "c"], taken) == expected
+def test_a_batch_resolves_per_message(
+    failed: bool, everyone_saw: bool, taken: set[str], expected: list[Resolution]
+) -> None:
+    assert resolve_batch(["a", "b", "c"], failed=failed, everyone_saw=everyone_saw, taken=taken) == expected
 
 
 def test_delays_follow_the_attempts_and_the_users_retry_delay() -> None:

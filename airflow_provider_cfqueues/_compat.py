@@ -18,7 +18,8 @@ AIRFLOW_3 = Version(AIRFLOW_VERSION).major >= 3
 
 if AIRFLOW_3:  # the Task SDK
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue, conf
-    from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY
+    from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_RETRY_DELAY
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
     from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
     from airflow.sdk.log import mask_secret
     from airflow.sdk.module_loading import import_string  # type: ignore[attr-defined]
@@ -27,7 +28,8 @@ else:  # pragma: no cover - Airflow 2.11
     from airflow.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException  # type: ignore
     from airflow.hooks.base import BaseHook  # type: ignore
     from airflow.models import BaseOperator, Connection  # type: ignore
-    from airflow.models.abstractoperator import DEFAULT_QUEUE, DEFAULT_RETRY_DELAY  # type: ignore
+    from airflow.models.abstractoperator import DEFAULT_RETRY_DELAY  # type: ignore
+    from airflow.models.mappedoperator import OperatorPartial  # type: ignore
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
     from airflow.utils.module_loading import import_string  # type: ignore
@@ -52,7 +54,6 @@ def reject_shared_stream_event() -> None:
 __all__ = [
     "AIRFLOW_3",
     "AIRFLOW_VERSION",
-    "DEFAULT_QUEUE",
     "DEFAULT_RETRY_DELAY",
     "AirflowException",
     "AirflowProviderDeprecationWarning",
@@ -63,6 +64,7 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Connection",
+    "OperatorPartial",
     "PokeReturnValue",
     "TriggerEvent",
     "conf",

@@ -5,7 +5,8 @@ and connection arguments, the hook of one task execution, and small helpers.
 The Cloudflare queue is ``cloudflare_queue=``. ``queue=`` and ``retry_delay=`` are Airflow's own
 (``BaseOperator``'s executor queue, which Celery and Kubernetes route tasks by, and the delay between
 task retries): they reach Airflow untouched, from arguments, ``default_args``, ``.partial()`` and
-``.expand()`` alike.
+``.expand()`` alike. A ``queue=`` written on the task without a ``cloudflare_queue=`` is refused when the
+DAG is parsed, and so are other providers' argument names (:mod:`.guidance`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .._compat import DEFAULT_QUEUE, AirflowException, AirflowSkipException, BaseOperator, import_string
+from .._compat import AirflowException, AirflowSkipException, BaseOperator, OperatorPartial, import_string
 from ..api.errors import (
     CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
@@ -22,6 +23,7 @@ from ..api.errors import (
     CloudflareQueuesValidationError,
 )
 from ..hooks.queues import CloudflareQueuesHook
+from .guidance import executor_queue_error, foreign_names_error
 
 ExecuteT = TypeVar("ExecuteT", bound=Callable[..., Any])
 
@@ -66,6 +68,43 @@ def closes_hook(method: ExecuteT) -> ExecuteT:
     return cast(ExecuteT, run_then_close)
 
 
+def check_arguments(operator: type[BaseOperator], task_id: object, given: dict[str, Any]) -> None:
+    """
+    Refuse, with guidance, arguments that mean something else here: another provider's names, and
+    ``queue=`` (Airflow's executor queue) given without ``cloudflare_queue=``. ``given`` holds only what
+    the DAG author wrote on the task (``default_args`` are merged later, and stay Airflow's).
+    """
+    if error := foreign_names_error(operator.__name__, given):
+        raise TypeError(error)
+    if "queue" in given and given.get("cloudflare_queue") is None:
+        raise CloudflareQueuesConfigError(executor_queue_error(operator.__name__, str(task_id), given["queue"]))
+
+
+class _CheckedPartial(OperatorPartial):
+    """``.partial()`` of a Cloudflare operator: ``.expand()`` / ``.expand_kwargs()`` checks the arguments of
+    both calls together (:func:`check_arguments`), then maps as Airflow does."""
+
+    given: dict[str, Any]
+
+    def expand(self, **mapped_kwargs: Any) -> Any:
+        self._expand_called = True  # a refusal below is the error to show, not "never mapped"
+        check_arguments(self.operator_class, self.kwargs["task_id"], {**self.given, **mapped_kwargs})
+        return super().expand(**mapped_kwargs)
+
+    def expand_kwargs(self, kwargs: Any, *, strict: bool = True) -> Any:
+        self._expand_called = True
+        if isinstance(kwargs, list) and all(isinstance(item, dict) for item in kwargs):
+            for item in kwargs:
+                check_arguments(self.operator_class, self.kwargs["task_id"], {**self.given, **item})
+        elif "queue" in self.given and self.given.get("cloudflare_queue") is None:
+            # the keys come from an XCom at run time: too late to tell which queue queue= meant
+            raise CloudflareQueuesConfigError(
+                executor_queue_error(self.operator_class.__name__, str(self.kwargs["task_id"]), self.given["queue"])
+                + " With .expand_kwargs() of an XCom, name cloudflare_queue in .partial()."
+            )
+        return super().expand_kwargs(kwargs, strict=strict)
+
+
 class CloudflareQueuesBaseOperator(BaseOperator):
     """
     The arguments every Cloudflare Queues operator (and the sensor) takes.
@@ -94,9 +133,26 @@ class CloudflareQueuesBaseOperator(BaseOperator):
         self.account_id = account_id
         self.cloudflare_queues_conn_id = cloudflare_queues_conn_id
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Check the arguments as written on the task, before Airflow merges ``default_args`` into them (a
+        mapped task's were checked by ``.expand()``)."""
+        if not kwargs.get("_airflow_from_mapped"):
+            check_arguments(cls, kwargs.get("task_id"), kwargs)
+        return super().__new__(cls)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Airflow's ``.partial()``, whose ``.expand()`` refuses arguments that mean something else here."""
+        if error := foreign_names_error(cls.__name__, kwargs):
+            raise TypeError(error)
+        made = super().partial(**kwargs)
+        checked = _CheckedPartial(operator_class=made.operator_class, kwargs=made.kwargs, params=made.params)
+        checked.given = kwargs
+        made._expand_called = True  # replaced by ``checked``: no "never mapped" warning for it
+        return checked
+
     #: the hook of the current task execution (see :attr:`hook`)
     _task_hook: CloudflareQueuesHook | None = None
-    _warned_default_queue = False
 
     @property
     def hook(self) -> CloudflareQueuesHook:
@@ -130,19 +186,6 @@ class CloudflareQueuesBaseOperator(BaseOperator):
                     f"set the 'queue' extra of connection {self.cloudflare_queues_conn_id!r}. (queue= is "
                     f"Airflow's executor queue, the Celery or Kubernetes queue this task runs on: "
                     f"{self.queue!r} here)"
-                )
-            if self.queue != DEFAULT_QUEUE and not self._warned_default_queue:
-                self._warned_default_queue = True
-                self.log.warning(
-                    "Task %r acts on Cloudflare queue %r, the 'queue' extra of connection %r, and runs on executor "
-                    "queue %r. If %r was meant as the Cloudflare queue, write cloudflare_queue=%r: queue= is "
-                    "Airflow's executor queue",
-                    self.task_id,
-                    queue,
-                    self.cloudflare_queues_conn_id,
-                    self.queue,
-                    self.queue,
-                    self.queue,
                 )
             return queue
         if not isinstance(queue, str) or not queue.strip():

@@ -104,6 +104,17 @@ def test_mapped_tasks_equal_plain_ones(
 ) -> None:
     dag_args = {k: v for k, v in DEFAULTS[defaults].items() if k == "default_args"}
     task_args = {k: v for k, v in DEFAULTS[defaults].items() if k != "default_args"}
+    if "queue" in task_args and "cloudflare_queue" not in {*common, mapped}:
+        from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
+
+        with DAG("mapping_probe", schedule=None, start_date=datetime(2026, 1, 1)):  # refused alike in every form
+            with pytest.raises(CloudflareQueuesConfigError):
+                operator(task_id="plain", **common, **task_args, **{mapped: value})
+            with pytest.raises(CloudflareQueuesConfigError):
+                operator.partial(task_id="expanded", **common, **task_args).expand(**{mapped: [value]})
+            with pytest.raises(CloudflareQueuesConfigError):
+                operator.partial(task_id="kw", **common, **task_args).expand_kwargs([{mapped: value}])
+        return
     with DAG("mapping_probe", schedule=None, start_date=datetime(2026, 1, 1), **dag_args) as dag:
         plain = operator(task_id="plain", **common, **task_args, **{mapped: value})
         expanded = operator.partial(task_id="expanded", **common, **task_args).expand(**{mapped: [value]})
@@ -136,37 +147,69 @@ def test_the_three_mapping_defects_are_gone() -> None:
     assert plain.cloudflare_queue is None and plain.message_retry_delay is None
 
 
-def test_no_module_overrides_partial() -> None:
-    import airflow_provider_cfqueues.operators.base as base
-
-    for cls in (
-        base.CloudflareQueuesBaseOperator,
-        CloudflareQueuesPullAndAckOperator,
-        CloudflareQueuesBacklogSensor,
-        CloudflareQueuesCreateQueueOperator,
-    ):
-        assert not any(
-            "partial" in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith("airflow_provider")
-        )
-
-
-def test_a_queue_argument_meant_as_the_cloudflare_queue_is_pointed_out(
-    emulator: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """After the rename, a leftover queue="orders" is the executor queue: the task says which queue it used."""
+def test_a_queue_argument_meant_as_the_cloudflare_queue_is_refused_when_the_dag_is_parsed() -> None:
+    """queue= without cloudflare_queue= is refused in every form, whatever the connection holds (it is not
+    read); queue= beside cloudflare_queue=, and a queue from default_args, are Airflow's and untouched."""
     from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
 
-    emulator.create_queue("from-extra")
-    for name, value in emulator.airflow_connection_env(queue="from-extra").items():
-        monkeypatch.setenv(name, value)
-    leftover = CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1])
-    assert leftover.execute({})["messages"] == 1  # type: ignore[arg-type]
-    said = capsys.readouterr().out + caplog.text
-    assert "acts on Cloudflare queue 'from-extra'" in said and "write cloudflare_queue='orders'" in said
-    for name, value in emulator.airflow_connection_env().items():  # no queue extra
-        monkeypatch.setenv(name, value)
-    with pytest.raises(CloudflareQueuesConfigError, match=r"queue= is Airflow's executor queue.*'orders' here"):
-        CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1]).execute({})  # type: ignore[arg-type]
+    refused = r"got queue=\[?'orders'\]? and no cloudflare_queue=.*executor queue.*cloudflare_queue=\[?'orders'"
+    with DAG("refusals", schedule=None, start_date=datetime(2026, 1, 1), default_args=WORKERS):
+        forms: dict[str, Any] = {  # each is refused
+            "plain": lambda: CloudflareQueuesPushOperator(task_id="push", queue="orders", messages=[1]),
+            "sensor": lambda: CloudflareQueuesBacklogSensor(task_id="wait", queue="orders", min_backlog=1),
+            "partial": lambda: CloudflareQueuesPullAndAckOperator.partial(
+                task_id="drain", queue="orders", process=print
+            ).expand(max_messages=[1]),
+            "expand": lambda: CloudflareQueuesPullOperator.partial(task_id="pull").expand(queue=["orders"]),
+            "expand_kwargs": lambda: CloudflareQueuesPushOperator.partial(
+                task_id="push2", queue="orders"
+            ).expand_kwargs([{"messages": [1]}]),
+        }
+        for build in forms.values():
+            with pytest.raises(CloudflareQueuesConfigError, match=refused):
+                build()
+        kept = [
+            CloudflareQueuesPushOperator(task_id="a", queue="gpu", cloudflare_queue="orders", messages=[1]),
+            CloudflareQueuesPushOperator.partial(task_id="b", queue="gpu", messages=[1]).expand(
+                cloudflare_queue=["orders"]
+            ),
+            CloudflareQueuesPushOperator.partial(task_id="c", queue="gpu").expand_kwargs(
+                [{"cloudflare_queue": "orders", "messages": [1]}]
+            ),
+        ]
+        from_defaults = CloudflareQueuesPushOperator(task_id="d", messages=[1])
+    assert [task.queue for task in kept] == ["gpu"] * 3
+    assert (from_defaults.queue, from_defaults.cloudflare_queue) == ("cfq-workers", None)
+
+
+FOREIGN = [
+    (CloudflareQueuesPushOperator, {"message_content": "x"}, "Amazon SQS's name.: here, messages="),
+    (CloudflareQueuesPushOperator, {"sqs_queue": "q", "messages": [1]}, "cloudflare_queue="),
+    (CloudflareQueuesPullAndAckOperator, {"queue_url": "https://x", "process": print}, "not a URL"),
+    (CloudflareQueuesPullAndAckOperator, {"max_number_of_messages": 10, "process": print}, "batch_size="),
+    (CloudflareQueuesPullAndAckOperator, {"num_batches": 3, "process": print}, "max_batches="),
+    (CloudflareQueuesPullOperator, {"wait_time_seconds": 20}, "no long polling"),
+    (CloudflareQueuesPullOperator, {"delete_message_on_reception": True}, r"PullOperator\(ack=True\)"),
+    (CloudflareQueuesPullAndAckOperator, {"subscription": "s", "process": print}, "no subscriptions"),
+    (CloudflareQueuesPullAndAckOperator, {"topics": ["t"], "process": print}, r"expand\(cloudflare_queue"),
+    (CloudflareQueuesPullAndAckOperator, {"apply_function": print}, "process="),
+    (CloudflareQueuesBacklogSensor, {"aws_conn_id": "aws"}, "cloudflare_queues_conn_id="),
+    (CloudflareQueuesAckOperator, {"message_attributes": {}, "acks": []}, "no attributes"),
+]
+
+
+@pytest.mark.parametrize(("operator", "arguments", "guidance"), FOREIGN, ids=[next(iter(c[1])) for c in FOREIGN])
+def test_other_providers_names_get_this_providers_name(
+    operator: type[Any], arguments: dict[str, Any], guidance: str
+) -> None:
+    """Plain, .partial() and .expand() alike: the message names the argument, whose it is, and ours."""
+    name = next(iter(arguments))
+    with DAG("moved", schedule=None, start_date=datetime(2026, 1, 1)):
+        attempts = [
+            lambda: operator(task_id="plain", cloudflare_queue="orders", **arguments),
+            lambda: operator.partial(task_id="partial", **arguments).expand(cloudflare_queue=["orders"]),
+            lambda: operator.partial(task_id="expand", cloudflare_queue="orders").expand(**{name: [arguments[name]]}),
+        ]
+        for attempt in attempts:
+            with pytest.raises(TypeError, match=f"(?s){name}=.*{guidance}.*docs/migrating.md"):
+                attempt()

@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 DOCS = Path(__file__).parents[2] / "docs" / "migrating.md"
 
 
@@ -25,3 +27,19 @@ def test_the_moved_dag_of_the_migration_page() -> None:
     assert tasks["take"].ack is True and tasks["pull"].ack is False
     assert tasks["wait"].deferrable is True
     assert tasks["ack"].upstream_task_ids == {"pull"}
+
+
+def test_the_page_lists_every_name_that_gets_guidance() -> None:
+    """The list on the page is the table the operators check, and its example is the message they give."""
+    import re
+
+    from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
+    from airflow_provider_cfqueues.operators.guidance import FOREIGN_NAMES
+
+    page = DOCS.read_text()
+    listed = page.split("with the name to use here", 1)[1].split("For example", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) == set(FOREIGN_NAMES)
+    example = page.split("```text\n", 1)[1].split("```", 1)[0].strip()
+    with pytest.raises(TypeError) as refused:
+        CloudflareQueuesPullAndAckOperator(task_id="t", cloudflare_queue="q", process=print, max_number_of_messages=10)
+    assert f"TypeError: {refused.value}".startswith(example)

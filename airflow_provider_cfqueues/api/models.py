@@ -579,15 +579,6 @@ class ReceivedMessage:
             raise TypeError(f"{cls.__name__} form {version} is newer than this provider reads ({cls.__version__})")
         return cls(**data)
 
-    def forwarded(self) -> OutgoingMessage:
-        """
-        A copy to push to another queue (a poison queue): text and JSON bodies as they are; ``bytes``
-        and ``v8`` bodies, or a body that did not decode, wrapped as ``{"raw_body", "content_type"}``.
-        """
-        if self.content_type in ("text", "json") and self.decode_error is None:
-            return OutgoingMessage(body=self.body, content_type=self.content_type)  # type: ignore[arg-type]
-        return OutgoingMessage(body={"raw_body": self.raw_body, "content_type": self.content_type}, content_type="json")
-
     def __repr__(self) -> str:  # bodies can be large: show what identifies the message
         return f"{type(self).__name__}(id={self.id!r}, attempts={self.attempts}, content_type={self.content_type!r})"
 

@@ -20,9 +20,9 @@ from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
 from ..hooks.queues import CloudflareQueuesHook
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook, resolve_callable
-from .drain import Drainer
+from .drain import Drainer, PoisonRoute
 from .drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
-from .leases import poison_queue_router
+from .poison_routes import callable_route, queue_route
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +40,9 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`. With ``process_mode="batch"``
         it is called as ``process(messages, **process_kwargs)`` and returns ``None`` when all succeeded,
         raises when the batch failed, or returns the failed messages (the ``PulledMessage`` objects, or
-        their ``id`` or ``lease_id``); anything else fails the task and acks nothing of the batch.
+        their ``id`` or ``lease_id``; ``Rejected(message, reason)`` items to reject some); anything else
+        fails the task and acks nothing of the batch. Raise ``RejectMessage(reason)`` to take a message
+        (the batch, in batch mode) out of the flow at once: ``docs/operators.md``, "Rejecting a message".
     :param process_kwargs: keyword arguments for ``process`` (templated).
     :param process_mode: ``"message"`` (default) or ``"batch"``.
     :param cloudflare_queue: queue id or name (templated); default: the connection's ``queue`` extra.
@@ -62,8 +64,12 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     :param fail_on_error: fail the task at the end when any message failed (they are retried either
         way; messages routed as poison are handled, not failed).
     :param on_poison: where a message goes that ``process`` failed for on its ``max_attempts``-th
-        delivery (or that arrives with more): the id or name of a queue to push it to (templated; it
-        must exist), or a callable (or dotted import path) called with it. Acked once routed.
+        delivery (or that arrives with more), or that ``process`` rejected
+        (:class:`~airflow_provider_cfqueues.api.poison.RejectMessage`): the id or name of a queue to push
+        it to in a poison envelope (templated; it must exist), or a callable (or dotted import path)
+        called as ``on_poison(message)``, or ``on_poison(message, reason=...)`` when it takes ``reason``.
+        Acked once routed. Without it, a rejected message's envelope goes to the consumer's
+        dead-letter queue.
     :param max_attempts: with ``on_poison``: the deliveries ``process`` gets before a failure routes
         the message; default (and at most) every delivery the consumer allows.
     :param wait_for_in_flight: after an empty pull, keep polling for up to this long (``timedelta`` or
@@ -161,13 +167,24 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         )
         process = resolve_callable(self.process, "process")
         assert process is not None
+        ti = context.get("ti")
+        routed_by = {
+            "dag_id": self.dag_id,
+            "task_id": self.task_id,
+            "run_id": context.get("run_id"),
+            "map_index": getattr(ti, "map_index", -1),
+            "try_number": getattr(ti, "try_number", None),
+        }
         self._drainer = drainer = Drainer(
             hook.worker_copy,
             queue,
             plan,
             process,
             process_kwargs=self.process_kwargs,
-            on_poison=self._poison_route(hook, queue),
+            on_poison=self._poison_route(hook, queue, routed_by),
+            dead_letter_route=lambda dead_letter_queue: queue_route(
+                hook, dead_letter_queue, source=queue, routed_by=routed_by
+            ),
             log=self.log,
         )
         try:
@@ -207,18 +224,22 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         if self._drainer is not None:
             self._drainer.stop("the task was killed or timed out", interrupted=True)
 
-    def _poison_route(self, hook: CloudflareQueuesHook, queue: str) -> Callable[[PulledMessage], Any] | None:
-        """``on_poison`` as a callable: the user's, or a router to the poison queue once it is known to
-        exist and not to be the drained queue."""
+    def _poison_route(self, hook: CloudflareQueuesHook, queue: str, routed_by: dict[str, Any]) -> PoisonRoute | None:
+        """``on_poison`` as a route: the user's callable, or a router to the poison queue once it is known
+        to exist and not to be the drained queue."""
         route = self.on_poison
-        if route is None or callable(route):
-            return route
+        if route is None:
+            return None
+        if callable(route):
+            return callable_route(route)
         if not isinstance(route, str) or not route.strip():
             raise CloudflareQueuesValidationError(
                 f"on_poison must be a queue id or name, or a callable (or its dotted import path); got {route!r}"
             )
         if "." in route:  # queue names have no dots: a dotted import path
-            return resolve_callable(route, "on_poison")
+            resolved = resolve_callable(route, "on_poison")
+            assert resolved is not None
+            return callable_route(resolved)
         try:
             poison_id = hook.resolve_queue_id(route)
         except CloudflareQueuesNotFoundError:
@@ -230,4 +251,4 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             raise CloudflareQueuesValidationError(
                 f"on_poison names {route!r}, the queue being drained: route poison messages elsewhere"
             )
-        return poison_queue_router(hook, poison_id)
+        return queue_route(hook, poison_id, source=queue, routed_by=routed_by)

@@ -7,7 +7,8 @@ threads, quotas, lease windows, pulls and sends.
 
 Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
 
-* a message is acked only after ``process`` returned for it (or it was routed as poison);
+* a message is acked only after ``process`` returned for it (or it was routed as poison: after
+  ``max_attempts``, or at once when ``process`` rejected it with ``RejectMessage``);
 * ``process`` sees a message at most once per run: a failed message that comes back before the run
   ends is held, not processed again, and given back when the run ends;
 * every delivery costs one of the message's attempts, so the drain reads the consumer's budget
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.attempts import AttemptBudget
-from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
+from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
 from ..api.models import PulledMessage
+from ..api.poison import RejectMessage
 from ..hooks.queues import CloudflareQueuesHook
 from .drain_plan import DrainPlan, DrainSummary
 from .drain_policy import (
@@ -49,6 +51,8 @@ from .drain_policy import (
 STOP_GRACE_SECONDS = 20.0
 
 ProcessFn = Callable[..., Any]
+#: where a poison message goes: called with the message and why (:mod:`.leases`)
+PoisonRoute = Callable[[PulledMessage, str], Any]
 
 
 class _Quota:
@@ -105,6 +109,7 @@ class _Batch:
     released: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
     failed: int = 0
     poisoned: int = 0
+    rejected: int = 0
 
     def decided(self) -> set[str]:
         return {m.lease_id for m in self.acks} | {m.lease_id for m, _ in (*self.retries, *self.released)}
@@ -120,8 +125,10 @@ class Drainer:
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
         batch mode (see :func:`~.drain_policy.batch_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
-    :param on_poison: called as ``on_poison(message)`` for a message ``process`` has seen
-        ``max_attempts`` times; acked when it returns.
+    :param on_poison: called as ``on_poison(message, reason)`` for a message ``process`` has seen
+        ``max_attempts`` times, or rejected; acked when it returns.
+    :param dead_letter_route: without ``on_poison``, where a rejected message goes: called with the name
+        of the consumer's dead-letter queue, returns the route that pushes a copy there.
     :param budget: the consumer's attempt budget; read from the queue when ``None``.
     :param log: where to log.
     :param clock: monotonic seconds (tests inject one).
@@ -135,7 +142,8 @@ class Drainer:
         process: ProcessFn,
         *,
         process_kwargs: dict[str, Any] | None = None,
-        on_poison: Callable[[PulledMessage], Any] | None = None,
+        on_poison: PoisonRoute | None = None,
+        dead_letter_route: Callable[[str], PoisonRoute] | None = None,
         budget: AttemptBudget | None = None,
         log: Any,
         clock: Callable[[], float] = time.monotonic,
@@ -146,6 +154,9 @@ class Drainer:
         self.process = process
         self.process_kwargs = process_kwargs or {}
         self.on_poison = on_poison
+        self.dead_letter_route = dead_letter_route
+        self._reject_route: PoisonRoute | None = None
+        self._reject_where = ""
         self.budget = budget
         self.log = log
         self.clock = clock
@@ -225,6 +236,11 @@ class Drainer:
                 )
                 poison_limit = budget.deliveries
         self._policy = DrainPolicy(budget, self.plan.retry_delay, poison_limit, self.plan.safety_margin)
+        if self.on_poison is not None:
+            self._reject_route, self._reject_where = self.on_poison, "on_poison"
+        elif budget.dead_letter_queue and self.dead_letter_route is not None:
+            self._reject_route = self.dead_letter_route(budget.dead_letter_queue)
+            self._reject_where = f"the consumer's dead-letter queue {budget.dead_letter_queue}"
         self.log.info(
             "Consumer budget: %d deliveries per message (max_retries=%d), then the service %s; failed "
             "messages come back after %s",
@@ -471,6 +487,8 @@ class Drainer:
             started = self.clock()
             try:
                 self.process(message, **self.process_kwargs)
+            except RejectMessage as rejection:
+                outcome = self._rejection(rejection)
             except Exception as err:
                 outcome = Outcome.failed(f"{type(err).__name__}: {err}")
             else:
@@ -484,19 +502,21 @@ class Drainer:
         if not messages:
             return seconds_per_item
         started = self.clock()
-        failures: dict[str, str]
+        failures: dict[str, Outcome]
         try:
             returned = self.process(messages, **self.process_kwargs)
+        except RejectMessage as rejection:
+            failures = dict.fromkeys((m.id for m in messages), self._rejection(rejection))
         except Exception as err:
-            failures = dict.fromkeys((m.id for m in messages), f"{type(err).__name__}: {err}")
+            failures = dict.fromkeys((m.id for m in messages), Outcome.failed(f"{type(err).__name__}: {err}"))
         else:
             try:
-                failures = dict.fromkeys(batch_failures(messages, returned), "reported as failed by process()")
+                failures = batch_failures(messages, returned)
             except BatchResultError as err:  # cannot tell what succeeded: ack nothing, fail the task
                 with self._lock:
                     self._errors.append(err)
                 self.stop("process() returned a batch result that does not name messages of its batch", error=True)
-                failures = dict.fromkeys((m.id for m in messages), f"{type(err).__name__}: {err}")
+                failures = dict.fromkeys((m.id for m in messages), Outcome.failed(f"{type(err).__name__}: {err}"))
             else:
                 if len(failures) == len(messages) > 1:
                     self.log.warning(
@@ -507,10 +527,31 @@ class Drainer:
         seconds_per_item = elapsed if seconds_per_item == 0 else 0.7 * seconds_per_item + 0.3 * elapsed
         # successes first: a batch that partly succeeded shows that process() works
         for message in sorted(messages, key=lambda m: m.id in failures):
-            error = failures.get(message.id)
-            outcome = SUCCEEDED if error is None else Outcome.failed(error)
+            outcome = failures.get(message.id, SUCCEEDED)
+            if outcome.kind == "rejected" and self._reject_route is None:
+                outcome = self._rejection(RejectMessage(outcome.detail))
             self._apply(message, self.policy.decide(self._delivery(message), outcome), batch)
         return seconds_per_item
+
+    def _rejection(self, rejection: RejectMessage) -> Outcome:
+        """
+        ``process`` rejected a message: route it at once when there is somewhere to route it; else fail
+        the task (once) and retry the message like any failure, acking nothing on a guess.
+        """
+        if self._reject_route is not None:
+            return Outcome.rejected(rejection.reason)
+        error = CloudflareQueuesConfigError(
+            f"process() rejected a message ({rejection.reason}), but there is nowhere to route it: the drain has no "
+            "on_poison and the consumer no dead-letter queue. The message is retried like a failure. Set "
+            "on_poison=<queue or callable>, or give the consumer a dead-letter queue"
+        )
+        with self._lock:
+            first = not any(isinstance(e, CloudflareQueuesConfigError) for e in self._errors)
+            if first:
+                self._errors.append(error)
+        if first:
+            self.stop("process() rejected a message with nowhere to route it", error=True)
+        return Outcome.failed(f"RejectMessage: {rejection.reason} (nowhere to route it)")
 
     # -- carrying decisions out ----------------------------------------------------------------
 
@@ -522,7 +563,7 @@ class Drainer:
         if decision.action is Action.ACK:
             batch.acks.append(message)
         elif decision.action is Action.POISON:
-            self._route(message, batch)
+            self._route(message, decision, batch)
         elif decision.action is Action.RETRY:
             batch.retries.append((message, decision))
             batch.failed += 1
@@ -556,17 +597,21 @@ class Drainer:
         )
         self.stop(f"{limit} consecutive process() failures", abort=True)
 
-    def _route(self, message: PulledMessage, batch: _Batch) -> None:
+    def _route(self, message: PulledMessage, decision: Decision, batch: _Batch) -> None:
         """Route a poison message and ack it; when routing fails, retry it (the service's budget still applies)."""
-        assert self.on_poison is not None
+        route, where = (self._reject_route, self._reject_where) if decision.rejected else (self.on_poison, "on_poison")
+        assert route is not None
         try:
-            self.on_poison(message)
+            route(message, decision.error)
         except Exception as err:
-            error = f"on_poison failed: {type(err).__name__}: {err}"
+            error = f"routing to {where} failed: {type(err).__name__}: {err}"
             self._apply(message, self.policy.decide(self._delivery(message), Outcome.routing_failed(error)), batch)
             return
         batch.acks.append(message)
-        batch.poisoned += 1
+        if decision.rejected:
+            batch.rejected += 1
+        else:
+            batch.poisoned += 1
         with self._lock:  # handled: not a failure of this run
             if message.id in self._failed_ids:
                 self.summary.failed_ids.remove(message.id)
@@ -635,6 +680,7 @@ class Drainer:
             summary.released += len(released)
             self._given_back_ids.update(m.id for m in released)
             summary.poisoned += batch.poisoned
+            summary.rejected += batch.rejected
             summary.ack_warnings += len(result.warnings)
 
     def _warn_last_delivery(self, messages: Sequence[PulledMessage]) -> None:

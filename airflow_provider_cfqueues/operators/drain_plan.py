@@ -26,7 +26,9 @@ class DrainResult(TypedDict):
     :param acked: messages acknowledged (processed, or routed as poison).
     :param retried: failed messages given back that come back after their retry delay.
     :param failed: messages whose ``process`` failed and that were not routed as poison, each once.
-    :param poisoned: messages routed as poison (``on_poison``): handled, not failed.
+    :param poisoned: messages routed as poison (``on_poison``) after ``max_attempts``: handled, not failed.
+    :param rejected: messages ``process`` rejected (``RejectMessage``), routed at once to ``on_poison``
+        or the consumer's dead-letter queue: handled, not failed.
     :param released: messages given back unprocessed; each release spends a delivery attempt.
     :param dead_lettered: failed messages on their last delivery: the service moved them to the
         consumer's dead-letter queue.
@@ -46,6 +48,7 @@ class DrainResult(TypedDict):
     retried: int
     failed: int
     poisoned: int
+    rejected: int
     released: int
     dead_lettered: int
     deleted: int
@@ -74,6 +77,7 @@ class DrainSummary:
     retried: int = 0
     failed: int = 0
     poisoned: int = 0
+    rejected: int = 0
     released: int = 0
     dead_lettered: int = 0
     deleted: int = 0
@@ -99,6 +103,8 @@ class DrainSummary:
             parts.append(f"failed {self.failed} ({', '.join(fates)})")
         if self.poisoned:
             parts.append(f"routed {self.poisoned} as poison")
+        if self.rejected:
+            parts.append(f"rejected {self.rejected} (routed at once)")
         if self.released:
             parts.append(f"gave back {self.released} unprocessed (one delivery attempt each)")
         return ", ".join(parts)
@@ -111,6 +117,7 @@ class DrainSummary:
             retried=self.retried,
             failed=self.failed,
             poisoned=self.poisoned,
+            rejected=self.rejected,
             released=self.released,
             dead_lettered=self.dead_lettered,
             deleted=self.deleted,

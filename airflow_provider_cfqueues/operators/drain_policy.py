@@ -23,6 +23,9 @@ no time left (or stopping)    RELEASE now (delay 0; after its retry delay once t
                               giving it back would end it too
 succeeded                     ACK; resets the breaker
 failed, poison limit reached  POISON (counts as handled, not as a failure)
+rejected (``RejectMessage``)  POISON at once, with its reason, whatever deliveries it has left (the
+                              drain routes it to ``on_poison`` or the consumer's dead-letter queue,
+                              and refuses it when there is neither)
 failed, last delivery         RETRY without delay: the service dead-letters or deletes it now
 failed, deliveries left       RETRY after the message retry delay
 routing to poison failed      RETRY as a failure (the service's budget still applies)
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from ..api.attempts import AttemptBudget, MessageRetryDelay
 from ..api.errors import CloudflareQueuesValidationError
 from ..api.models import PulledMessage
+from ..api.poison import Rejected
 
 
 class Action(enum.Enum):
@@ -93,8 +97,9 @@ class Outcome:
     """
     What happened to a delivery: use the constants and constructors below.
 
-    :param kind: ``pulled``, ``succeeded``, ``failed``, ``unprocessed`` or ``routing_failed``.
-    :param detail: the error (failed, routing_failed) or why it was not processed (unprocessed).
+    :param kind: ``pulled``, ``succeeded``, ``failed``, ``rejected``, ``unprocessed`` or ``routing_failed``.
+    :param detail: the error (failed, routing_failed), the reason (rejected) or why it was not processed
+        (unprocessed).
     :param breaker_tripped: (unprocessed) the run's breaker has tripped: the release waits for the
         message retry delay instead of coming back at once.
     """
@@ -108,6 +113,10 @@ class Outcome:
         return Outcome("failed", error)
 
     @staticmethod
+    def rejected(reason: str) -> Outcome:
+        return Outcome("rejected", reason)
+
+    @staticmethod
     def unprocessed(why: str, *, breaker_tripped: bool = False) -> Outcome:
         return Outcome("unprocessed", why, breaker_tripped)
 
@@ -118,6 +127,7 @@ class Outcome:
 
 PULLED = Outcome("pulled")
 SUCCEEDED = Outcome("succeeded")
+REPORTED_FAILED = Outcome.failed("reported as failed by process()")
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,9 @@ class Decision:
     :param breaker: what this does to the run of consecutive failures.
     :param level: the log level of ``log`` (``logging.ERROR``...).
     :param log: the log line, or ``""``.
-    :param error: for RETRY: the error that failed the message.
+    :param error: for RETRY: the error that failed the message; for POISON: why it is routed (the
+        poison envelope's ``reason``).
+    :param rejected: for POISON: ``process`` rejected the message (:class:`~..api.poison.RejectMessage`).
     """
 
     action: Action
@@ -142,6 +154,7 @@ class Decision:
     level: int = logging.INFO
     log: str = ""
     error: str = ""
+    rejected: bool = False
 
     @property
     def is_failure(self) -> bool:
@@ -186,6 +199,15 @@ class DrainPolicy:
                     f"{outcome.detail}: giving it back would end it too",
                 )
             return Decision(Action.RELEASE, self._delay(delivery) if outcome.breaker_tripped else 0)
+        if outcome.kind == "rejected":
+            return Decision(
+                Action.POISON,
+                level=logging.WARNING,
+                log=f"process() rejected message {delivery.message_id} on delivery {delivery.attempts} "
+                f"({outcome.detail}): routed as poison at once and acked",
+                error=f"rejected by process(): {outcome.detail}",
+                rejected=True,
+            )
         if outcome.kind == "failed" and self.poison_limit is not None and delivery.attempts >= self.poison_limit:
             return self._poison(delivery, outcome.detail)
         if outcome.kind in ("failed", "routing_failed"):
@@ -237,11 +259,17 @@ class DrainPolicy:
         )
 
     def _poison(self, delivery: Delivery, error: str) -> Decision:
+        why = (
+            f"process() failed on delivery {delivery.attempts} (max_attempts={self.poison_limit}): {error}"
+            if error
+            else f"it arrived on delivery {delivery.attempts}, past max_attempts={self.poison_limit}"
+        )
         return Decision(
             Action.POISON,
             level=logging.WARNING,
             log=f"message {delivery.message_id} reached {delivery.attempts} attempt(s)"
             f"{f' (last error: {error})' if error else ''}: routed as poison and acked",
+            error=why,
         )
 
 
@@ -249,16 +277,17 @@ class BatchResultError(CloudflareQueuesValidationError):
     """``process`` in batch mode reported failures that are not messages of its batch."""
 
 
-def batch_failures(messages: Sequence[PulledMessage], returned: object) -> set[str]:
+def batch_failures(messages: Sequence[PulledMessage], returned: object) -> dict[str, Outcome]:
     """
-    The ids of the messages a batch ``process`` reported as failed. It returns ``None`` (or an empty
-    collection) when all succeeded, or a collection of the failed messages: the ``PulledMessage``
-    objects of this batch, or their ``id`` or ``lease_id`` strings. Anything else raises
+    The outcome of each message a batch ``process`` reported as failed or rejected, by message id. It
+    returns ``None`` (or an empty collection) when all succeeded, or a collection of the failed messages:
+    the ``PulledMessage`` objects of this batch, or their ``id`` or ``lease_id`` strings, and
+    :class:`~..api.poison.Rejected` items for messages it rejects. Anything else raises
     :class:`BatchResultError`, naming the items: nothing of the batch may be acked on a guess.
     """
     if returned is None:
-        return set()
-    if isinstance(returned, (str, bytes, dict, PulledMessage)) or not isinstance(returned, Iterable):
+        return {}
+    if isinstance(returned, (str, bytes, dict, PulledMessage, Rejected)) or not isinstance(returned, Iterable):
         raise BatchResultError(
             f"in batch mode, process() returns None (all succeeded) or a collection of the failed messages "
             f"(PulledMessage objects of the batch, or their id or lease_id), got {_describe(returned)}"
@@ -267,21 +296,23 @@ def batch_failures(messages: Sequence[PulledMessage], returned: object) -> set[s
     for message in messages:
         by_key[message.id] = message.id
         by_key[message.lease_id] = message.id
-    failed: set[str] = set()
+    failed: dict[str, Outcome] = {}
     unmatched: list[object] = []
     for item in returned:
-        key = item.lease_id if isinstance(item, PulledMessage) else item
+        outcome = Outcome.rejected(item.reason) if isinstance(item, Rejected) else REPORTED_FAILED
+        target = item.message if isinstance(item, Rejected) else item
+        key = target.lease_id if isinstance(target, PulledMessage) else target
         message_id = by_key.get(key) if isinstance(key, str) else None
         if message_id is None:
             unmatched.append(item)
         else:
-            failed.add(message_id)
+            failed[message_id] = outcome
     if unmatched:
         shown = ", ".join(_describe(item) for item in unmatched[:5])
         raise BatchResultError(
             f"process() reported {len(unmatched)} failure(s) that are not messages of this batch: {shown}"
             f"{', ...' if len(unmatched) > 5 else ''}. Return the failed PulledMessage objects, or their id "
-            "or lease_id. No message of this batch was acked: all of them are retried"
+            "or lease_id (in Rejected(...) to reject them). No message of this batch was acked: all of them are retried"
         )
     return failed
 

@@ -1,26 +1,13 @@
-"""Leases given back after an error, and poison messages pushed to another queue."""
+"""Leases given back after an error."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from ..api.errors import CloudflareQueuesError
 from ..api.models import PulledMessage
 from ..hooks.queues import CloudflareQueuesHook
-
-
-def poison_queue_router(hook: CloudflareQueuesHook, queue_id: str) -> Callable[[PulledMessage], None]:
-    """An ``on_poison`` that pushes the message to another queue (bytes/v8 bodies wrapped in JSON)."""
-
-    lock = threading.Lock()  # the workers share this hook's session
-
-    def route(message: PulledMessage) -> None:
-        with lock:
-            hook.push_message(message.forwarded(), queue=queue_id)
-
-    return route
 
 
 def release_on_error(

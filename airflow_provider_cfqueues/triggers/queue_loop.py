@@ -34,6 +34,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from ..api.attempts import AttemptBudget, resolve_retry_delay
@@ -55,7 +56,8 @@ from ..api.loop_rules import (
     deployment_verdict,
     merge_watchers,
 )
-from ..api.models import PulledMessage
+from ..api.models import OutgoingMessage, PulledMessage
+from ..api.poison import PoisonEnvelope
 from ..api.stream_advance import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
@@ -616,16 +618,42 @@ class QueueLoop:
         )
 
     async def _route_poison(self, plan: AdvancePlan) -> None:
+        """Push each poison message to the poison queue in a poison envelope; what cannot be pushed is
+        given back with the backoff, to be routed when it comes again."""
         if not plan.poison:
             return
-        poison = plan.poison
+        routed_by = {
+            "triggerer": self.directory.where,
+            "assets": sorted({asset for spec in self.watchers.values() for asset in spec.assets}),
+        }
+        now = datetime.now(timezone.utc)
+        poison: list[PulledMessage] = []
+        copies: list[OutgoingMessage] = []
+        for message in plan.poison:
+            try:
+                copies.append(
+                    PoisonEnvelope.wrap(
+                        message,
+                        reason="no watcher of the queue wanted it (on_rejected='poison')",
+                        queue=self.name,
+                        queue_id=self.identity.queue_id,
+                        routed_by=routed_by,
+                        routed_at=now,
+                    )
+                )
+                poison.append(message)
+            except CloudflareQueuesValidationError as err:
+                self.log.error("Queue %s: %s", self.name, err)
+        too_big = [m for m in plan.poison if m not in poison]
+        plan.poison = poison
         try:
-            await self.hook.apush_messages([m.forwarded() for m in poison], queue=self._poison_queue_id)
+            if copies:
+                await self.hook.apush_messages(copies, queue=self._poison_queue_id)
         except CloudflareQueuesPushError as err:
             pushed = {poison[i].lease_id for i in err.pushed}
             self.log.warning("Routing poison of queue %s failed part-way (%s)", self.name, err)
             plan.acks.extend(m for m in poison if m.lease_id in pushed)
-            plan.poison = [m for m in poison if m.lease_id not in pushed]
+            plan.poison = [m for m in poison if m.lease_id not in pushed] + too_big
             plan.poison_not_routed()
             return
         except CloudflareQueuesError as err:
@@ -636,9 +664,12 @@ class QueueLoop:
                 self.name,
                 err,
             )
+            plan.poison = poison + too_big
             plan.poison_not_routed()
             return
         plan.poison_routed()
+        plan.poison = too_big
+        plan.poison_not_routed()
 
     async def _ack(self, plan: AdvancePlan) -> None:
         if not (plan.acks or plan.retries):

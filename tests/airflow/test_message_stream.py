@@ -21,6 +21,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.loop_rules import WatcherSpec
+from airflow_provider_cfqueues.api.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.testing import MemoryStore, WatcherHarness
@@ -159,7 +160,9 @@ def test_rejected_messages_go_to_the_poison_queue(
 
     asyncio.run(go())
     assert emulator.metrics("inbox")["backlog_count"] == 0  # both acked: the second once it was routed
-    assert bodies(emulator, "unrouted") == [{"kind": "mystery"}]
+    (envelope,) = map(PoisonEnvelope.read, bodies(emulator, "unrouted"))  # the copy keeps its context
+    assert envelope.original().body == {"kind": "mystery"} and envelope.source["queue"] == "inbox"
+    assert envelope.source["attempts"] == 1 and envelope.reason.startswith("no watcher of the queue wanted it")
 
 
 def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
@@ -291,7 +294,9 @@ def test_two_filtered_watchers_share_one_loop(emulator: CloudflareQueuesEmulator
     assert all("lease_id" not in m for m in triggerer.messages(first))  # the DAG acks nothing
     delivered, acked = Counter(journal_ids(emulator, "inbox", "deliver")), Counter(journal_ids(emulator, "inbox"))
     assert set(delivered.values()) == {1} and set(acked.values()) == {1} and len(acked) == 80  # once each
-    assert sorted(b["n"] for b in bodies(emulator, "unrouted")) == [0, 1, 2, 3, 4]  # only the mysteries
+    unrouted = [PoisonEnvelope.read(b) for b in bodies(emulator, "unrouted")]
+    assert sorted(e.body["n"] for e in unrouted) == [0, 1, 2, 3, 4]  # only the mysteries
+    assert {tuple(e.routed_by["assets"]) for e in unrouted} == {("orders", "refunds")}
 
 
 def test_a_watcher_that_never_stores_makes_the_messages_come_again(

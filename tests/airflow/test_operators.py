@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from airflow_provider_cfqueues.api.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
@@ -173,7 +174,9 @@ def test_pull_and_ack_with_failures_backoff_and_poison(
         # max_attempts=2: the second failure routes them to the poison queue, and acks them: handled, not failed
         assert (summary["pulled"], summary["failed"], summary["poisoned"], summary["acked"]) == (8, 0, 8, 8)
         assert summary["retried"] == 0 and summary["backlog_after"] == 0
-        poison = sorted(json.loads(base64.b64decode(m.body))["n"] for m in emulator.messages("work-poison"))
+        copies = [PoisonEnvelope.read(json.loads(base64.b64decode(m.body))) for m in emulator.messages("work-poison")]
+        poison = sorted(copy.body["n"] for copy in copies)
+        assert {copy.source["attempts"] for copy in copies} == {2}
         assert poison == [b["n"] for b in bad]
 
 

@@ -8,6 +8,7 @@ a restart that waits for its watchers, and filters that must answer a bool.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import textwrap
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_cfqueues.api.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.testing import MemoryStore, WatcherHarness
@@ -115,9 +117,9 @@ def test_watchers_that_disagree_on_settling_hold_the_loop_and_name_each_other(
     asyncio.run(go())
     assert "asset(s) 'o' (trigger" in caplog.text and "asset(s) 'r' (trigger" in caplog.text
     assert "give every watcher of the queue the same on_rejected, poison_queue and message_retry_delay" in caplog.text
-    assert [json.loads(__import__("base64").b64decode(m.body))["kind"] for m in emulator.messages("unrouted")] == [
-        "mystery"
-    ]
+    assert [
+        PoisonEnvelope.read(json.loads(base64.b64decode(m.body))).body["kind"] for m in emulator.messages("unrouted")
+    ] == ["mystery"]
     assert not journal(emulator, "drop")
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_cfqueues.api.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
@@ -353,8 +354,11 @@ def test_two_dags_share_one_queue_and_a_killed_triggerer_loses_nothing(
     assert set(journal(emulator, "example-shop", "deliver").values()) == {1}  # pulled once: one loop for both
     acks = journal(emulator, "example-shop", "ack")
     assert len(acks) == 500 and set(acks.values()) == {1}  # acked once each, the mysteries after routing
-    unrouted = [json.loads(base64.b64decode(m.body)) for m in emulator.messages("example-shop-unrouted")]
-    assert sorted(b["kind"] for b in unrouted) == ["mystery"] * 10  # two competing loops would poison half
+    unrouted = [
+        PoisonEnvelope.read(json.loads(base64.b64decode(m.body))) for m in emulator.messages("example-shop-unrouted")
+    ]
+    assert sorted(b.body["kind"] for b in unrouted) == ["mystery"] * 10  # two competing loops would poison half
+    assert all(b.source["queue"] == "example-shop" and "pid" in b.routed_by["triggerer"] for b in unrouted)
     pulls = emulator.app.queue_requests["pull", shop] - pulls_before
     print(f"\nrouting: 500 messages to 2 DAGs through one pull loop in {took:.0f} s, {pulls} pulls")
 

@@ -24,6 +24,7 @@ import pytest
 from airflow_provider_cfqueues._compat import AIRFLOW_3
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.models import PulledMessage
+from airflow_provider_cfqueues.api.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.operators.drain import Drainer
@@ -311,9 +312,9 @@ def test_an_always_failing_message(
 
     on_poison = None
     if route == "poison queue":
-        from airflow_provider_cfqueues.operators.leases import poison_queue_router
+        from airflow_provider_cfqueues.operators.poison_routes import queue_route
 
-        on_poison = poison_queue_router(hook, hook.resolve_queue_id("q-poison"))
+        on_poison = queue_route(hook, "q-poison", source="q", routed_by={"test": "always failing"})
     summaries = []
     with caplog.at_level(logging.WARNING, logger=log.name):
         for _ in range(4):  # the consumer allows 4 deliveries
@@ -333,6 +334,10 @@ def test_an_always_failing_message(
     else:  # max_attempts defaults to the consumer's 4 deliveries: routed when the 4th fails
         assert (last.poisoned, last.acked, last.deleted) == (1, 1, 0)
         assert emulator.metrics("q-poison")["backlog_count"] == 1
+        (copy,) = emulator.messages("q-poison")
+        envelope = PoisonEnvelope.read(json.loads(base64.b64decode(copy.body)))  # where it came from, and why
+        assert envelope.source["attempts"] == 4 and envelope.original().body == {"n": 3, "poison": True}
+        assert "failed on delivery 4 (max_attempts=4): ValueError: cannot parse order 3" in envelope.reason
 
 
 def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(

@@ -10,8 +10,10 @@ import pytest
 
 from airflow_provider_cfqueues.api.attempts import DEFAULT_BACKOFF, AttemptBudget, ConsumerDelay, FixedDelay
 from airflow_provider_cfqueues.api.models import PulledMessage
+from airflow_provider_cfqueues.api.poison import Rejected
 from airflow_provider_cfqueues.operators.drain_policy import (
     PULLED,
+    REPORTED_FAILED,
     SUCCEEDED,
     Action,
     BatchResultError,
@@ -153,6 +155,30 @@ TABLE: list[tuple[str, DrainPolicy, int, bool, Outcome, Action, Any, Fate | None
         "on_poison failed",
     ),
     (
+        "rejected on its first delivery",
+        DLQ,
+        1,
+        False,
+        Outcome.rejected("not JSON"),
+        Action.POISON,
+        None,
+        None,
+        Breaker.NEUTRAL,
+        "rejected message m1 on delivery 1 (not JSON): routed as poison at once",
+    ),
+    (
+        "rejected before the poison limit",
+        POISON_AT_2,
+        1,
+        False,
+        Outcome.rejected("unknown schema"),
+        Action.POISON,
+        None,
+        None,
+        Breaker.NEUTRAL,
+        "routed as poison at once",
+    ),
+    (
         "no time left",
         PLAIN,
         2,
@@ -213,6 +239,9 @@ def test_decision(
     assert decision.is_failure == (action is Action.RETRY)
     if action is Action.RETRY:
         assert decision.level == logging.ERROR and decision.error in decision.log and "m1" in decision.log
+    if action is Action.POISON:  # the poison envelope's reason, and whether process() rejected it
+        assert decision.error and decision.rejected == (outcome.kind == "rejected")
+        assert outcome.detail in decision.error
 
 
 RETRY_IN_30 = PLAIN.decide(Delivery("m1", 1), FAILED)
@@ -267,7 +296,16 @@ BATCH = [
     ],
 )
 def test_what_a_batch_process_reported(returned: object, failed: set[str]) -> None:
-    assert batch_failures(BATCH, returned) == failed
+    assert batch_failures(BATCH, returned) == dict.fromkeys(failed, REPORTED_FAILED)
+
+
+def test_a_batch_rejects_some_messages_and_fails_others() -> None:
+    returned = [Rejected(BATCH[0], "not JSON"), "id1", Rejected("lease2", "unknown schema")]
+    assert batch_failures(BATCH, returned) == {
+        "id0": Outcome.rejected("not JSON"),
+        "id1": REPORTED_FAILED,
+        "id2": Outcome.rejected("unknown schema"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -275,6 +313,8 @@ def test_what_a_batch_process_reported(returned: object, failed: set[str]) -> No
     [
         ("id0", "got str"),  # a bare string is not a collection of failures
         (BATCH[0], "got PulledMessage"),
+        (Rejected(BATCH[0], "bad"), "got Rejected"),  # one rejection is returned in a collection
+        ([Rejected("id9", "bad")], "not messages of this batch: Rejected"),
         ({"id": "id0"}, "got dict"),
         (3, "got int"),
         ([0, 2], "2 failure(s) that are not messages of this batch: int 0, int 2"),

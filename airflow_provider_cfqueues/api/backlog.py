@@ -13,12 +13,15 @@ from .errors import CloudflareQueuesValidationError
 from .models import QueueMetrics
 from .units import count, duration
 
+#: how the thresholds combine
+MATCHES = ("all", "any")
+
 
 @dataclass(frozen=True)
 class BacklogCriteria:
     """
-    Thresholds on a queue's metrics; every threshold that is set must hold. Primitives only, so the
-    trigger serializes it as is.
+    Thresholds on a queue's metrics: every threshold that is set must hold (``match="all"``), or any one
+    of them (``match="any"``). Primitives only, so the trigger serializes it as is.
 
     :param min_backlog: at least this many unacknowledged messages (work has piled up).
     :param max_backlog: at most this many (the queue is drained: ``max_backlog=0``).
@@ -26,6 +29,8 @@ class BacklogCriteria:
     :param max_backlog_bytes: at most this many bytes.
     :param min_oldest_age_seconds: the oldest unacknowledged message is at least this old.
     :param max_oldest_age_seconds: the oldest unacknowledged message is at most this old (or none).
+    :param match: ``"all"`` (default): every threshold set must hold; ``"any"``: one is enough (at least
+        500 messages *or* the oldest older than 10 minutes).
     """
 
     min_backlog: int | None = None
@@ -34,6 +39,7 @@ class BacklogCriteria:
     max_backlog_bytes: int | None = None
     min_oldest_age_seconds: float | None = None
     max_oldest_age_seconds: float | None = None
+    match: str = "all"
 
     @classmethod
     def build(
@@ -45,6 +51,7 @@ class BacklogCriteria:
         max_backlog_bytes: object = None,
         min_oldest_age: timedelta | float | None = None,
         max_oldest_age: timedelta | float | None = None,
+        match: str = "all",
     ) -> BacklogCriteria:
         """Validate user input (counts may be templated strings) into criteria."""
         criteria = cls(
@@ -54,8 +61,11 @@ class BacklogCriteria:
             max_backlog_bytes=count(max_backlog_bytes, "max_backlog_bytes"),
             min_oldest_age_seconds=duration(min_oldest_age, "min_oldest_age"),
             max_oldest_age_seconds=duration(max_oldest_age, "max_oldest_age"),
+            match=match,
         )
-        if all(value is None for value in asdict(criteria).values()):
+        if match not in MATCHES:
+            raise CloudflareQueuesValidationError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+        if all(value is None for key, value in asdict(criteria).items() if key != "match"):
             raise CloudflareQueuesValidationError(
                 "set at least one threshold: min_backlog and/or max_backlog (or the bytes / age thresholds)"
             )
@@ -65,7 +75,7 @@ class BacklogCriteria:
             ("min_oldest_age_seconds", "max_oldest_age_seconds"),
         ):
             lo, hi = getattr(criteria, low), getattr(criteria, high)
-            if lo is not None and hi is not None and lo > hi:
+            if match == "all" and lo is not None and hi is not None and lo > hi:
                 raise CloudflareQueuesValidationError(f"{low} ({lo}) is greater than {high} ({hi}): never met")
         return criteria
 
@@ -108,11 +118,16 @@ def evaluate(criteria: BacklogCriteria, metrics: QueueMetrics, now_ms: int) -> t
                 f"oldest message age <= {criteria.max_oldest_age_seconds:g} s",
             )
         )
-    unmet = [text for ok, text in checks if not ok]
     seen = (
         f"backlog_count={metrics.backlog_count}, backlog_bytes={metrics.backlog_bytes}, "
         f"oldest age={'none' if age is None else f'{age:.1f} s'}"
     )
+    if criteria.match == "any":
+        held = [text for ok, text in checks if ok]
+        if held:
+            return True, f"met: {' or '.join(held)} ({seen})"
+        return False, f"waiting for any of {' or '.join(text for _, text in checks)} ({seen})"
+    unmet = [text for ok, text in checks if not ok]
     if unmet:
         return False, f"waiting for {', '.join(unmet)} ({seen})"
     return True, f"met: {', '.join(text for _, text in checks)} ({seen})"

@@ -21,8 +21,9 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
     """
     Wait until a queue's backlog crosses a threshold: at least ``min_backlog`` messages (work has
     piled up) and/or at most ``max_backlog`` (the queue is drained), optionally also on bytes and on
-    the age of the oldest message. It reads the metrics endpoint, which leases nothing, so it never
-    takes messages away from consumers.
+    the age of the oldest message; every threshold set must hold, or any one with ``match="any"``
+    ("500 messages or the oldest older than 10 minutes", in one sensor). It reads the metrics
+    endpoint, which leases nothing, so it never takes messages away from consumers.
 
     Works in ``poke`` and ``reschedule`` modes, and deferred (``deferrable=True``; default from
     ``[operators] default_deferrable``) with :class:`CloudflareQueuesBacklogTrigger` on the triggerer;
@@ -40,6 +41,8 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
     :param max_backlog_bytes: wait for at most this many bytes (templated).
     :param min_oldest_age: wait until the oldest message is at least this old (``timedelta`` or seconds).
     :param max_oldest_age: wait until the oldest message is at most this old, or the queue is empty.
+    :param match: ``"all"`` (default): every threshold set must hold; ``"any"``: the first one that holds
+        ends the wait.
     :param deferrable: wait on the triggerer instead of a worker slot.
     :param account_id: account id (templated).
     :param cloudflare_queues_conn_id: the Airflow connection (templated).
@@ -63,6 +66,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
         max_backlog_bytes: int | str | None = None,
         min_oldest_age: timedelta | float | None = None,
         max_oldest_age: timedelta | float | None = None,
+        match: str = "all",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -73,6 +77,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
         self.max_backlog_bytes = max_backlog_bytes
         self.min_oldest_age = min_oldest_age
         self.max_oldest_age = max_oldest_age
+        self.match = match
         self.deferrable = deferrable
         if not any(isinstance(v, str) for v in (min_backlog, max_backlog, min_backlog_bytes, max_backlog_bytes)):
             self.criteria  # noqa: B018 - fail at DAG parse time when the thresholds are wrong
@@ -86,6 +91,7 @@ class CloudflareQueuesBacklogSensor(CloudflareQueuesBaseOperator, BaseSensorOper
             max_backlog_bytes=self.max_backlog_bytes,
             min_oldest_age=self.min_oldest_age,
             max_oldest_age=self.max_oldest_age,
+            match=self.match,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

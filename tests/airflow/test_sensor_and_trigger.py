@@ -153,6 +153,11 @@ def test_criteria_validation() -> None:
     with pytest.raises(CloudflareQueuesValidationError, match="whole number"):
         BacklogCriteria.build(min_backlog="many")
     assert BacklogCriteria.build(min_backlog="12").min_backlog == 12
+    with pytest.raises(CloudflareQueuesValidationError, match="match must be one of all, any"):
+        BacklogCriteria.build(min_backlog=1, match="or")
+    # with "any", a minimum above a maximum is two ways to be met, not a contradiction
+    assert BacklogCriteria.build(min_backlog=10, max_backlog=0, match="any").match == "any"
+    assert BacklogCriteria(min_backlog=1).to_dict()["match"] == "all"  # triggers serialized before "match"
 
 
 @pytest.mark.airflow3
@@ -299,6 +304,40 @@ def test_age_criteria_follow_the_emulators_clock(
             trigger_events(CloudflareQueuesBacklogTrigger(cloudflare_queue="aged", criteria=criteria), 1)
         )
         assert event["status"] == "success" and "oldest age=3601" in event["message"]
+
+
+def test_any_threshold_ends_the_wait_of_the_sensor_and_of_its_trigger(
+    emulator_connection: Callable[[CloudflareQueuesEmulator], None],
+) -> None:
+    """ "At least 500 messages OR the oldest older than 10 minutes": one sensor, poking or deferred, on the
+    emulator's clock; the same thresholds with match="all" still wait."""
+    from airflow_provider_cfqueues.emulator import ManualClock
+    from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
+
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 2.11
+        from airflow.exceptions import TaskDeferred
+
+    thresholds: dict[str, Any] = {"min_backlog": 500, "min_oldest_age": timedelta(minutes=10)}
+    with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock(start=1_800_000_000.0)) as emulator:
+        emulator_connection(emulator)
+        emulator.create_queue("either")
+        CloudflareQueuesHook(queue="either").push_messages([1, 2, 3])
+        either = CloudflareQueuesBacklogSensor(
+            task_id="either", cloudflare_queue="either", match="any", deferrable=True, poke_interval=0.05, **thresholds
+        )
+        both = CloudflareQueuesBacklogSensor(task_id="both", cloudflare_queue="either", **thresholds)
+        with pytest.raises(TaskDeferred) as deferred:  # neither holds yet: it defers
+            either.execute(context={})  # type: ignore[arg-type]
+        trigger = deferred.value.trigger
+        assert trigger.serialize()[1]["criteria"]["match"] == "any"
+        emulator.clock.advance(601)
+        assert not both.poke({}).is_done  # type: ignore[arg-type]
+        assert either.poke({}).is_done  # type: ignore[arg-type]
+        (event,) = asyncio.run(trigger_events(trigger, 1))
+        assert event["status"] == "success" and "met: oldest message age >= 600 s" in event["message"]
+        assert "backlog_count >= 500" not in event["message"].split("(")[0]
 
 
 def test_the_deferral_recipe_of_the_testing_docs(emulator_connection: Any) -> None:

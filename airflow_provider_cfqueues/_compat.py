@@ -17,7 +17,15 @@ from packaging.version import Version
 AIRFLOW_3 = Version(AIRFLOW_VERSION).major >= 3
 
 if AIRFLOW_3:  # the Task SDK
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, PokeReturnValue, conf
+    from airflow.sdk import (
+        BaseHook,
+        BaseNotifier,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        PokeReturnValue,
+        conf,
+    )
     from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_RETRY_DELAY
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
     from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
@@ -30,6 +38,7 @@ else:  # pragma: no cover - Airflow 2.11
     from airflow.models import BaseOperator, Connection  # type: ignore
     from airflow.models.abstractoperator import DEFAULT_RETRY_DELAY  # type: ignore
     from airflow.models.mappedoperator import OperatorPartial  # type: ignore
+    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore
     from airflow.utils.module_loading import import_string  # type: ignore
@@ -60,6 +69,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
+    "BaseNotifier",
     "BaseOperator",
     "BaseSensorOperator",
     "BaseTrigger",

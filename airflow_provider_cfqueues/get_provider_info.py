@@ -56,5 +56,6 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": provider_info_behaviour(),
             }
         ],
+        "notifications": [f"{modules}.notifications.cloudflare_queues.CloudflareQueuesNotifier"],
         "queues": [f"{modules}.queues.cloudflare.CloudflareQueuesMessageQueueProvider"],
     }

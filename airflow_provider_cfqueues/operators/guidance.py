@@ -67,6 +67,10 @@ FOREIGN_NAMES: Mapping[str, tuple[str, str]] = {
         "nothing: CloudflareQueuesPullAndAckOperator acks each message when process returns",
     ),
     "message_content": ("Amazon SQS", "messages=[...] on CloudflareQueuesPushOperator (one message: [body])"),
+    "message_body": (
+        "Amazon SQS",
+        "message= on CloudflareQueuesNotifier; messages=[...] on CloudflareQueuesPushOperator",
+    ),
     "producer_function": ("Kafka", "messages= on CloudflareQueuesPushOperator (a list, or an XCom of one)"),
     "message_attributes": (
         "Amazon SQS",

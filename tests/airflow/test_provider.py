@@ -93,6 +93,8 @@ def test_providers_manager_sees_hook_form_and_queue_class(airflow_db: str) -> No
     assert "airflow_provider_cfqueues.queues.cloudflare.CloudflareQueuesMessageQueueProvider" in (
         manager.queue_class_names
     )
+    notifier = "airflow_provider_cfqueues.notifications.cloudflare_queues.CloudflareQueuesNotifier"
+    assert notifier in manager.notification  # `airflow providers notifications` lists it
 
 
 def test_both_connection_forms_describe_the_same_fields() -> None:

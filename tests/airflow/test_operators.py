@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -281,3 +282,18 @@ def test_purge_refs_from_templates_are_read_back_or_refused(emulator: Cloudflare
     assert xcom(run, "purge_rendered_list") == {"purged": 2, "not_purged": {}, "duplicates": []}
     assert emulator.app.requests["purge_messages"] == 1  # the None one sent nothing
     assert sorted(m.attempts for m in emulator.messages("tpl-q")) == [0, 0]
+
+
+def test_the_testing_docs_recipe_retries_at_once_under_dag_test(airflow_db: str) -> None:
+    """docs/testing.md, "Task retry delays": its snippet, as written, on a DAG whose retries wait 10 minutes."""
+    from pathlib import Path
+
+    from tests.dags.cfqueues_test_dags import slow_retries_dag
+
+    docs = (Path(__file__).parents[2] / "docs" / "testing.md").read_text()
+    recipe = next(block for block in docs.split("```python\n") if "def without_retry_waits" in block)
+    namespace: dict[str, Any] = {"dag": slow_retries_dag}
+    exec(recipe.split("```", 1)[0], namespace)  # noqa: S102 - our own documentation
+    run = namespace["run"]
+    assert task_states(run) == {"flaky": "success"} and xcom(run, "flaky") == 2  # the retry ran
+    assert (run.end_date - run.start_date).total_seconds() < 300  # and did not wait its 10 minutes

@@ -223,3 +223,20 @@ with DAG("cfq_test_purge_templates", schedule=None, start_date=START, params=QUE
         cloudflare_queue="{{ params.queue }}",
         refs="{{ ti.xcom_pull(task_ids='no_such_task') }}",  # renders None
     )
+
+
+with DAG(
+    "cfq_test_slow_retries",
+    schedule=None,
+    start_date=START,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=10), "retry_exponential_backoff": True},
+) as slow_retries_dag:
+
+    @task
+    def flaky(**context: Any) -> int:
+        """Fails its first try: under dag.test() the retry would wait ten real minutes."""
+        if context["ti"].try_number == 1:
+            raise ConnectionError("warehouse busy")
+        return int(context["ti"].try_number)
+
+    flaky()

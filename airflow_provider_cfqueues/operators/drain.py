@@ -51,7 +51,7 @@ from .drain_policy import (
 STOP_GRACE_SECONDS = 20.0
 
 ProcessFn = Callable[..., Any]
-#: where a poison message goes: called with the message and why (:mod:`.leases`)
+#: where a poison message goes: called with the message and why (:mod:`.poison_routes`)
 PoisonRoute = Callable[[PulledMessage, str], Any]
 
 

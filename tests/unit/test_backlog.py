@@ -34,6 +34,12 @@ def metrics(count: int = 0, size: int = 0, oldest_age_s: float | None = None) ->
         ({"max_oldest_age": 60}, metrics(), True),
         ({"max_oldest_age": 60}, metrics(1, 1, 61), False),
         ({"min_backlog": 1, "max_oldest_age": 60}, metrics(1, 1, 30), True),
+        # "any": one threshold that holds is enough
+        ({"min_backlog": 500, "min_oldest_age": 600, "match": "any"}, metrics(3, 3, 601), True),
+        ({"min_backlog": 500, "min_oldest_age": 600, "match": "any"}, metrics(500, 3, 10), True),
+        ({"min_backlog": 500, "min_oldest_age": 600, "match": "any"}, metrics(499, 3, 599), False),
+        ({"min_backlog": 500, "min_oldest_age": 600}, metrics(3, 3, 601), False),  # "all", the default
+        ({"min_backlog": 10, "max_backlog": 0, "match": "any"}, metrics(0), True),
     ],
 )
 def test_evaluate(criteria: dict[str, object], seen: QueueMetrics, met: bool) -> None:
@@ -52,5 +58,6 @@ def test_criteria_round_trip_as_primitives() -> None:
         "max_backlog_bytes": None,
         "min_oldest_age_seconds": None,
         "max_oldest_age_seconds": 3600.0,
+        "match": "all",
     }
     assert BacklogCriteria(**criteria.to_dict()) == criteria

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from common import Row, table
 
+from airflow_provider_cfqueues.consume.drain import Drainer
+from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import EmulatorProcess
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer
-from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 LATENCY = 0.05
 SERVICE_LIMIT = 5_000

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException
-from ..api.attempts import MessageRetryDelay, resolve_retry_delay
 from ..api.errors import (
     CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
@@ -18,11 +17,12 @@ from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import PulledMessage
 from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
+from ..consume.attempts import MessageRetryDelay, resolve_retry_delay
+from ..consume.drain import Drainer, PoisonRoute
+from ..consume.drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
+from ..consume.poison_routes import callable_route, queue_route
 from ..hooks.queues import CloudflareQueuesHook
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook, resolve_callable
-from .drain import Drainer, PoisonRoute
-from .drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
-from .poison_routes import callable_route, queue_route
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,7 +34,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
     ``process``; when it returns, the message is acked; when it raises, the message is retried after
     ``message_retry_delay``. A batch's acks and retries go out in one request, after the whole batch
     was processed. Delivery guarantees, the attempt budget, the circuit breaker and poison handling:
-    ``docs/operators.md``. Returns :class:`~airflow_provider_cfqueues.operators.drain_plan.DrainResult`.
+    ``docs/operators.md``. Returns :class:`~airflow_provider_cfqueues.consume.drain_plan.DrainResult`.
 
     :param process: a callable (or its dotted import path) called as ``process(message, **process_kwargs)``
         with a :class:`~airflow_provider_cfqueues.api.models.PulledMessage`. With ``process_mode="batch"``
@@ -65,7 +65,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         way; messages routed as poison are handled, not failed).
     :param on_poison: where a message goes that ``process`` failed for on its ``max_attempts``-th
         delivery (or that arrives with more), or that ``process`` rejected
-        (:class:`~airflow_provider_cfqueues.api.poison.RejectMessage`): the id or name of a queue to push
+        (:class:`~airflow_provider_cfqueues.consume.poison.RejectMessage`): the id or name of a queue to push
         it to in a poison envelope (templated; it must exist), or a callable (or dotted import path)
         called as ``on_poison(message)``, or ``on_poison(message, reason=...)`` when it takes ``reason``.
         Acked once routed. Without it, a rejected message's envelope goes to the consumer's

@@ -12,15 +12,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException
-from ..api.attempts import MessageRetryDelay, resolve_retry_delay
 from ..api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import AckResult, PulledMessage
 from ..api.operations import is_queue_id, lease_texts, normalize_acks
 from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
+from ..consume.attempts import MessageRetryDelay, resolve_retry_delay
+from ..consume.release import release_on_error
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
-from .leases import release_on_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -17,13 +17,13 @@ from .._compat import (
     reject_shared_stream_event,
 )
 from ..api import units
-from ..api.attempts import CONSUMER_RETRY_DELAY
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.loop_rules import PullWishes, WatcherSpec
 from ..api.message_filter import parse_field_filter
 from ..api.models import PulledMessage
-from ..api.stream_advance import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
+from ..consume.attempts import CONSUMER_RETRY_DELAY
+from ..consume.stream_rules import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import QueueTriggerArguments
 from .message_stream import (

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..api.attempts import AttemptBudget, resolve_retry_delay
 from ..api.errors import (
     CloudflareQueuesAckError,
     CloudflareQueuesError,
@@ -57,8 +56,9 @@ from ..api.loop_rules import (
     merge_watchers,
 )
 from ..api.models import OutgoingMessage, PulledMessage
-from ..api.poison import PoisonEnvelope
-from ..api.stream_advance import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
+from ..consume.attempts import AttemptBudget, resolve_retry_delay
+from ..consume.poison import PoisonEnvelope
+from ..consume.stream_rules import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
 from .polling import poll_messages
@@ -145,7 +145,7 @@ class LoopBatch:
     failed: bool = False
 
     def resolutions(self) -> list[Resolution]:
-        """One resolution per message (:func:`~airflow_provider_cfqueues.api.stream_advance.resolve_batch`)."""
+        """One resolution per message (:func:`~airflow_provider_cfqueues.consume.stream_rules.resolve_batch`)."""
         everyone_saw = bool(self.audience) and self.audience <= self.seen
         return resolve_batch(
             [m.id for m in self.messages], failed=self.failed, everyone_saw=everyone_saw, taken=self.taken

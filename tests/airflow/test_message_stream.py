@@ -21,7 +21,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.loop_rules import WatcherSpec
-from airflow_provider_cfqueues.api.poison import PoisonEnvelope
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.testing import MemoryStore, WatcherHarness

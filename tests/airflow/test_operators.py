@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cfqueues.api.poison import PoisonEnvelope
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 

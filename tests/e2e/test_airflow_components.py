@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cfqueues.api.poison import PoisonEnvelope
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 

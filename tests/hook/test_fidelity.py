@@ -11,10 +11,10 @@ import pytest
 from airflow_provider_cfqueues.api import flows
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesDeliveryPausedError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
+from airflow_provider_cfqueues.consume.drain import Drainer
+from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer
-from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 from ..conftest import FAST_RETRY
 

@@ -8,14 +8,14 @@ from collections import Counter
 
 import pytest
 
-from airflow_provider_cfqueues.api.attempts import FixedDelay
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesServerError
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.api.retry import RetryPolicy
+from airflow_provider_cfqueues.consume.attempts import FixedDelay
+from airflow_provider_cfqueues.consume.drain import Drainer
+from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer
-from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 from ..conftest import FAST_RETRY
 

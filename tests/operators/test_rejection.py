@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.api.poison import PoisonEnvelope, Rejected, RejectMessage
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope, Rejected, RejectMessage
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator

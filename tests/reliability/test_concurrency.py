@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 
 from airflow_provider_cfqueues.api.models import PulledMessage
+from airflow_provider_cfqueues.consume.drain import Drainer
+from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer
-from airflow_provider_cfqueues.operators.drain_plan import DrainPlan
 
 from ..conftest import FAST_RETRY, TEST_TOKEN
 

@@ -24,12 +24,12 @@ import pytest
 from airflow_provider_cfqueues._compat import AIRFLOW_3
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.api.poison import PoisonEnvelope
+from airflow_provider_cfqueues.consume.drain import Drainer
+from airflow_provider_cfqueues.consume.drain_plan import DrainPlan, DrainSummary
+from airflow_provider_cfqueues.consume.drain_rules import BatchResultError
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.drain import Drainer
-from airflow_provider_cfqueues.operators.drain_plan import DrainPlan, DrainSummary
-from airflow_provider_cfqueues.operators.drain_policy import BatchResultError
 
 from ..airflow.conftest import task_states, trigger_events
 from ..conftest import FAST_RETRY, TEST_TOKEN
@@ -312,7 +312,7 @@ def test_an_always_failing_message(
 
     on_poison = None
     if route == "poison queue":
-        from airflow_provider_cfqueues.operators.poison_routes import queue_route
+        from airflow_provider_cfqueues.consume.poison_routes import queue_route
 
         on_poison = queue_route(hook, "q-poison", source="q", routed_by={"test": "always failing"})
     summaries = []

@@ -9,7 +9,11 @@ from datetime import timedelta
 import pytest
 
 from airflow_provider_cfqueues.api import flows
-from airflow_provider_cfqueues.api.attempts import (
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesTransportError, CloudflareQueuesValidationError
+from airflow_provider_cfqueues.api.models import AckResult, Queue
+from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
+from airflow_provider_cfqueues.api.retry import RetryPolicy
+from airflow_provider_cfqueues.consume.attempts import (
     DEFAULT_BACKOFF,
     AttemptBudget,
     CallableDelay,
@@ -18,10 +22,6 @@ from airflow_provider_cfqueues.api.attempts import (
     FixedDelay,
     resolve_retry_delay,
 )
-from airflow_provider_cfqueues.api.errors import CloudflareQueuesTransportError, CloudflareQueuesValidationError
-from airflow_provider_cfqueues.api.models import AckResult, Queue
-from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
-from airflow_provider_cfqueues.api.retry import RetryPolicy
 
 ACCOUNT = "a" * 32
 QUEUE = "b" * 32

@@ -8,23 +8,22 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cfqueues.api.attempts import DEFAULT_BACKOFF, AttemptBudget, ConsumerDelay, FixedDelay
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.api.poison import Rejected
-from airflow_provider_cfqueues.operators.drain_policy import (
+from airflow_provider_cfqueues.consume.attempts import DEFAULT_BACKOFF, AttemptBudget, ConsumerDelay, FixedDelay
+from airflow_provider_cfqueues.consume.drain_rules import (
     PULLED,
     REPORTED_FAILED,
     SUCCEEDED,
-    Action,
     BatchResultError,
     Breaker,
     Decision,
     Delivery,
     DrainPolicy,
-    Fate,
     Outcome,
     batch_failures,
 )
+from airflow_provider_cfqueues.consume.fate import Action, Fate
+from airflow_provider_cfqueues.consume.poison import Rejected
 
 #: max_retries=3: four deliveries
 BUDGET = AttemptBudget(max_retries=3, retry_delay=20)

@@ -12,8 +12,8 @@ import pytest
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.limits import MAX_BODY_BYTES
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.api.poison import ENVELOPE_KEY, MAX_REASON_CHARS, PoisonEnvelope
 from airflow_provider_cfqueues.api.push_packing import prepare_message
+from airflow_provider_cfqueues.consume.poison import ENVELOPE_KEY, MAX_REASON_CHARS, PoisonEnvelope
 
 ROUTED_AT = datetime(2026, 12, 7, 3, 0, 5, tzinfo=timezone.utc)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_cfqueues.api.attempts import ConsumerDelay, FixedDelay, resolve_retry_delay
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.message_filter import parse_field_filter
 from airflow_provider_cfqueues.api.models import PulledMessage
-from airflow_provider_cfqueues.api.stream_advance import (
+from airflow_provider_cfqueues.consume.attempts import ConsumerDelay, FixedDelay, resolve_retry_delay
+from airflow_provider_cfqueues.consume.fate import Action
+from airflow_provider_cfqueues.consume.stream_rules import (
     Resolution,
     Settlement,
     check_lease_outlasts_ack_window,
@@ -30,26 +31,26 @@ def message(n: int, attempts: int = 1) -> PulledMessage:
     ("resolution", "on_rejected", "expected"),
     [
         # every watcher that was online stored its event: ack
-        (Resolution(acked=2), "retry", Settlement("ack", None, "stored")),
+        (Resolution(acked=2), "retry", Settlement(Action.ACK, None, "stored")),
         # one watcher wanted it, the other's filter did not: ack (the rejection is that watcher's choice)
-        (Resolution(acked=1, rejected=1), "poison", Settlement("ack", None, "stored")),
+        (Resolution(acked=1, rejected=1), "poison", Settlement(Action.ACK, None, "stored")),
         # one watcher failed (ack timeout): its event may be missing, so the message must come again
-        (Resolution(acked=1, failed=1), "retry", Settlement("retry", 30, NOT_STORED)),
+        (Resolution(acked=1, failed=1), "retry", Settlement(Action.RETRY, 30, NOT_STORED)),
         (
             Resolution(failed=1, rejected=1),
             "poison",
-            Settlement("retry", 30, NOT_STORED),
+            Settlement(Action.RETRY, 30, NOT_STORED),
         ),
         # nobody wanted it: as on_rejected says
-        (Resolution(rejected=2), "retry", Settlement("retry", 30, "no watcher wanted it")),
-        (Resolution(rejected=1), "poison", Settlement("poison", None, "no watcher wanted it")),
+        (Resolution(rejected=2), "retry", Settlement(Action.RETRY, 30, "no watcher wanted it")),
+        (Resolution(rejected=1), "poison", Settlement(Action.POISON, None, "no watcher wanted it")),
         (
             Resolution(rejected=1),
             "dead_letter",
-            Settlement("retry", 0, "no watcher wanted it: on its way to the dead-letter queue"),
+            Settlement(Action.RETRY, 0, "no watcher wanted it: on its way to the dead-letter queue"),
         ),
         # broadcast while no watcher was subscribed: given back at once, never acked
-        (Resolution(), "poison", Settlement("retry", 0, "no watcher was subscribed")),
+        (Resolution(), "poison", Settlement(Action.RETRY, 0, "no watcher was subscribed")),
     ],
 )
 def test_settlement_of_each_outcome(resolution: Resolution, on_rejected: str, expected: Settlement) -> None:

@@ -10,12 +10,14 @@ import inspect
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.models import PulledMessage
-from ..api.poison import PoisonEnvelope
-from ..hooks.queues import CloudflareQueuesHook
 from .drain import PoisonRoute
+from .poison import PoisonEnvelope
+
+if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow class
+    from ..hooks.queues import CloudflareQueuesHook
 
 
 def queue_route(

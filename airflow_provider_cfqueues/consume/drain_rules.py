@@ -44,29 +44,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..api.attempts import AttemptBudget, MessageRetryDelay
 from ..api.errors import CloudflareQueuesValidationError
 from ..api.models import PulledMessage
-from ..api.poison import Rejected
-
-
-class Action(enum.Enum):
-    """What to do with one delivery."""
-
-    PROCESS = "process"  #: hand it to ``process``
-    ACK = "ack"  #: acknowledge it: it is done
-    RETRY = "retry"  #: give it back with ``delay``; counts as a failure
-    HOLD = "hold"  #: keep its lease until the run ends, then give it back with ``delay``
-    RELEASE = "release"  #: give it back unprocessed with ``delay``
-    POISON = "poison"  #: route it to ``on_poison`` / the poison queue, then ack it
-
-
-class Fate(enum.Enum):
-    """What the service does with a retried message."""
-
-    COMES_BACK = "comes back"
-    DEAD_LETTERED = "dead-lettered"
-    DELETED = "deleted"
+from .attempts import AttemptBudget, MessageRetryDelay
+from .fate import Action, Fate
+from .poison import Rejected
 
 
 class Breaker(enum.Enum):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.errors import CloudflareQueuesError
 from ..api.models import PulledMessage
-from ..hooks.queues import CloudflareQueuesHook
+
+if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow class
+    from ..hooks.queues import CloudflareQueuesHook
 
 
 def release_on_error(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from typing_extensions import TypedDict
 
-from ..api.attempts import DEFAULT_BACKOFF, MessageRetryDelay
+from .attempts import DEFAULT_BACKOFF, MessageRetryDelay
 
 #: the longest list of failed message ids kept in the XCom summary
 MAX_FAILED_IDS_IN_XCOM = 100

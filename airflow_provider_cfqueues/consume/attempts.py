@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .models import Queue
-from .units import delay_seconds
+from ..api.models import Queue
+from ..api.units import delay_seconds
 
 #: Cloudflare's default ``max_retries`` for a consumer that does not set it.
 DEFAULT_MAX_RETRIES = 3

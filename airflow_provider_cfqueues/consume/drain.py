@@ -2,7 +2,7 @@
 The drain engine behind :class:`~airflow_provider_cfqueues.operators.consume.CloudflareQueuesPullAndAckOperator`:
 workers that pull a batch, hand each message (or the batch) to ``process``, and send the batch's
 acks, retries and releases in one request. What happens to each message is decided by
-:class:`~airflow_provider_cfqueues.operators.drain_policy.DrainPolicy` (pure); this module keeps the
+:class:`~airflow_provider_cfqueues.consume.drain_rules.DrainPolicy` (pure); this module keeps the
 threads, quotas, lease windows, pulls and sends.
 
 Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
@@ -25,27 +25,28 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..api.attempts import AttemptBudget
 from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesDeliveryPausedError, CloudflareQueuesError
 from ..api.models import PulledMessage
-from ..api.poison import RejectMessage
-from ..hooks.queues import CloudflareQueuesHook
+from .attempts import AttemptBudget
 from .drain_plan import DrainPlan, DrainSummary
-from .drain_policy import (
+from .drain_rules import (
     PULLED,
     SUCCEEDED,
-    Action,
     BatchResultError,
     Breaker,
     Decision,
     Delivery,
     DrainPolicy,
-    Fate,
     Outcome,
     batch_failures,
 )
+from .fate import Action, Fate
+from .poison import RejectMessage
+
+if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow class
+    from ..hooks.queues import CloudflareQueuesHook
 
 #: seconds the task waits for its workers to hand back their leases after a timeout or kill
 STOP_GRACE_SECONDS = 20.0

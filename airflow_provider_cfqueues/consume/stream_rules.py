@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
+from ..api.errors import CloudflareQueuesValidationError
+from ..api.models import PulledMessage
 from .attempts import DEFAULT_BACKOFF, MessageRetryDelay
-from .errors import CloudflareQueuesValidationError
-from .models import PulledMessage
+from .fate import Action
 
 #: the ``ack`` modes of the message trigger, in the order the docs explain them
 ACK_MODES = ("persisted", "dag", "emitted")
@@ -45,8 +45,6 @@ DEFAULT_ACK_TIMEOUT = 300.0
 ACK_TIMEOUT_SCAN_SHARE = 0.1
 #: what the lease must outlast beyond the ack window: the advance's ack request and its retries
 LEASE_MARGIN_SECONDS = 60.0
-
-Action = Literal["ack", "retry", "poison"]
 
 
 def minimum_lease_seconds(ack_timeout: float) -> float:
@@ -122,16 +120,16 @@ def settle(
 ) -> Settlement:
     """The action for one message of ``attempts`` deliveries, resolved as ``resolution``."""
     if resolution.failed:
-        return Settlement("retry", DEFAULT_BACKOFF.seconds(attempts), "its asset event may not have been stored")
+        return Settlement(Action.RETRY, DEFAULT_BACKOFF.seconds(attempts), "its asset event may not have been stored")
     if resolution.acked:
-        return Settlement("ack", reason="stored")
+        return Settlement(Action.ACK, reason="stored")
     if resolution.rejected:
         if on_rejected == "poison":
-            return Settlement("poison", reason="no watcher wanted it")
+            return Settlement(Action.POISON, reason="no watcher wanted it")
         if on_rejected == "dead_letter":
-            return Settlement("retry", 0, "no watcher wanted it: on its way to the dead-letter queue")
-        return Settlement("retry", message_retry_delay.seconds(attempts), "no watcher wanted it")
-    return Settlement("retry", 0, "no watcher was subscribed")
+            return Settlement(Action.RETRY, 0, "no watcher wanted it: on its way to the dead-letter queue")
+        return Settlement(Action.RETRY, message_retry_delay.seconds(attempts), "no watcher wanted it")
+    return Settlement(Action.RETRY, 0, "no watcher was subscribed")
 
 
 @dataclass
@@ -151,13 +149,13 @@ class AdvancePlan:
     reasons: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, message: PulledMessage, settlement: Settlement) -> None:
-        if settlement.action == "ack":
+        if settlement.action is Action.ACK:
             self.acks.append(message)
-        elif settlement.action == "poison":
+        elif settlement.action is Action.POISON:
             self.poison.append(message)
         else:
             self.retries.append((message, settlement.delay))
-        key = (settlement.action, settlement.reason)
+        key = (settlement.action.value, settlement.reason)
         self.reasons[key] = self.reasons.get(key, 0) + 1
 
     def poison_routed(self) -> None:

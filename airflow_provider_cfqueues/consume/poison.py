@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import CloudflareQueuesValidationError
-from .limits import MAX_BODY_BYTES
-from .models import OutgoingMessage, ReceivedMessage
+from ..api.errors import CloudflareQueuesValidationError
+from ..api.limits import MAX_BODY_BYTES
+from ..api.models import OutgoingMessage, ReceivedMessage
 
 #: the key that marks a poison envelope, and its value: the envelope's version
 ENVELOPE_KEY = "cfqueues_poison"

@@ -43,7 +43,9 @@ from .drain_rules import (
     batch_failures,
 )
 from .fate import Action, Fate
+from .give_back import Retry, give_back, run_sync
 from .poison import RejectMessage
+from .poison_routes import Router
 
 if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow class
     from ..hooks.queues import CloudflareQueuesHook
@@ -52,8 +54,6 @@ if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow clas
 STOP_GRACE_SECONDS = 20.0
 
 ProcessFn = Callable[..., Any]
-#: where a poison message goes: called with the message and why (:mod:`.poison_routes`)
-PoisonRoute = Callable[[PulledMessage, str], Any]
 
 
 class _Quota:
@@ -108,12 +108,12 @@ class _Batch:
     acks: list[PulledMessage] = field(default_factory=list)
     retries: list[tuple[PulledMessage, Decision]] = field(default_factory=list)
     released: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
+    poison: list[tuple[PulledMessage, Decision]] = field(default_factory=list)
     failed: int = 0
-    poisoned: int = 0
-    rejected: int = 0
 
     def decided(self) -> set[str]:
-        return {m.lease_id for m in self.acks} | {m.lease_id for m, _ in (*self.retries, *self.released)}
+        given_back = (*self.retries, *self.released, *self.poison)
+        return {m.lease_id for m in self.acks} | {m.lease_id for m, _ in given_back}
 
 
 class Drainer:
@@ -126,10 +126,10 @@ class Drainer:
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
         batch mode (see :func:`~.drain_policy.batch_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
-    :param on_poison: called as ``on_poison(message, reason)`` for a message ``process`` has seen
-        ``max_attempts`` times, or rejected; acked when it returns.
+    :param on_poison: where a message goes that ``process`` has seen ``max_attempts`` times, or
+        rejected (:mod:`.poison_routes`); acked once routed.
     :param dead_letter_route: without ``on_poison``, where a rejected message goes: called with the name
-        of the consumer's dead-letter queue, returns the route that pushes a copy there.
+        of the consumer's dead-letter queue, returns the router that pushes a copy there.
     :param budget: the consumer's attempt budget; read from the queue when ``None``.
     :param log: where to log.
     :param clock: monotonic seconds (tests inject one).
@@ -143,8 +143,8 @@ class Drainer:
         process: ProcessFn,
         *,
         process_kwargs: dict[str, Any] | None = None,
-        on_poison: PoisonRoute | None = None,
-        dead_letter_route: Callable[[str], PoisonRoute] | None = None,
+        on_poison: Router | None = None,
+        dead_letter_route: Callable[[str], Router] | None = None,
         budget: AttemptBudget | None = None,
         log: Any,
         clock: Callable[[], float] = time.monotonic,
@@ -156,7 +156,7 @@ class Drainer:
         self.process_kwargs = process_kwargs or {}
         self.on_poison = on_poison
         self.dead_letter_route = dead_letter_route
-        self._reject_route: PoisonRoute | None = None
+        self._reject_route: Router | None = None
         self._reject_where = ""
         self.budget = budget
         self.log = log
@@ -564,15 +564,10 @@ class Drainer:
         if decision.action is Action.ACK:
             batch.acks.append(message)
         elif decision.action is Action.POISON:
-            self._route(message, decision, batch)
+            batch.poison.append((message, decision))  # routed when the batch is given back
         elif decision.action is Action.RETRY:
             batch.retries.append((message, decision))
-            batch.failed += 1
-            with self._lock:
-                if message.id not in self._failed_ids:
-                    self._failed_ids.add(message.id)
-                    self.summary.failed_ids.append(message.id)
-                self.summary.last_errors.append(f"{message.id}: {decision.error}")
+            self._failed(message, decision, batch)
         elif decision.action is Action.RELEASE:
             batch.released.append((message, decision.delay))
         else:  # pragma: no cover - PROCESS and HOLD are handled where they are decided
@@ -598,24 +593,26 @@ class Drainer:
         )
         self.stop(f"{limit} consecutive process() failures", abort=True)
 
-    def _route(self, message: PulledMessage, decision: Decision, batch: _Batch) -> None:
-        """Route a poison message and ack it; when routing fails, retry it (the service's budget still applies)."""
-        route, where = (self._reject_route, self._reject_where) if decision.rejected else (self.on_poison, "on_poison")
-        assert route is not None
-        try:
-            route(message, decision.error)
-        except Exception as err:
-            error = f"routing to {where} failed: {type(err).__name__}: {err}"
-            self._apply(message, self.policy.decide(self._delivery(message), Outcome.routing_failed(error)), batch)
-            return
-        batch.acks.append(message)
-        if decision.rejected:
-            batch.rejected += 1
-        else:
-            batch.poisoned += 1
-        with self._lock:  # handled: not a failure of this run
-            if message.id in self._failed_ids:
-                self.summary.failed_ids.remove(message.id)
+    def _failed(self, message: PulledMessage, decision: Decision, batch: _Batch) -> None:
+        batch.failed += 1
+        with self._lock:
+            if message.id not in self._failed_ids:
+                self._failed_ids.add(message.id)
+                self.summary.failed_ids.append(message.id)
+            self.summary.last_errors.append(f"{message.id}: {decision.error}")
+
+    def _route(self, poison: Sequence[tuple[PulledMessage, str]], rejected: set[str]) -> dict[str, str]:
+        """Route poison: rejections to the rejection route, the rest to ``on_poison``; what failed, and why."""
+        failed: dict[str, str] = {}
+        for router, where, part in (
+            (self._reject_route, self._reject_where, [p for p in poison if p[0].lease_id in rejected]),
+            (self.on_poison, "on_poison", [p for p in poison if p[0].lease_id not in rejected]),
+        ):
+            if not part:
+                continue
+            assert router is not None, where
+            failed.update(router.route(part))
+        return failed
 
     def _give_back_unprocessed(self, messages: list[PulledMessage], why: str, batch: _Batch) -> list[PulledMessage]:
         """Release what can be given back unprocessed; return the messages that must be processed anyway."""
@@ -645,44 +642,74 @@ class Drainer:
 
     def _send(self, hook: CloudflareQueuesHook, batch: _Batch, deadline: float, *, best_effort: bool = False) -> None:
         """
-        Send a batch's acks, retries and releases in one request, then count what the service applied.
-        A retry the policy settles as held keeps its lease until the run ends (:meth:`_give_back_held`).
+        Give the batch back (:func:`.give_back.give_back`): route its poison, then send its acks, retries
+        and releases in one request, and count what the service applied. A retry the rules settle as
+        held keeps its lease until the run ends (:meth:`_give_back_held`); so does a poison message whose
+        routing failed, when its retry would be held.
         """
         seconds_left = deadline - self.clock()
         stopping = best_effort or self._abort.is_set()
         keep: list[_Held] = []
-        retries: list[tuple[PulledMessage, Decision]] = []
-        for message, decision in batch.retries:
-            settled = self.policy.settle(decision, self._delivery(message), seconds_left, stopping=stopping)
-            if settled.action is Action.HOLD:
-                keep.append(_Held(message, deadline, settled.delay, failed=True))
-            else:
-                retries.append((message, settled))
-        sent = [(m, d.delay) for m, d in retries]
+        sent: dict[str, Decision] = {}  # lease id -> the decision of each retry sent
+
+        def settled(message: PulledMessage, decision: Decision) -> Retry | None:
+            final = self.policy.settle(decision, self._delivery(message), seconds_left, stopping=stopping)
+            if final.action is Action.HOLD:
+                keep.append(_Held(message, deadline, final.delay, failed=True))
+                return None
+            sent[message.lease_id] = final
+            return message, final.delay
+
+        def unrouted(message: PulledMessage, error: str) -> Retry | None:
+            decision = self.policy.decide(self._delivery(message), Outcome.routing_failed(error))
+            if decision.log:
+                self.log.log(decision.level, "%s", decision.log[0].upper() + decision.log[1:])
+            self._count(decision)
+            self._failed(message, decision, batch)
+            return settled(message, decision)
+
+        retries = [retry for m, d in batch.retries if (retry := settled(m, d)) is not None]
+        rejected = {m.lease_id for m, d in batch.poison if d.rejected}
+        flow = give_back(batch.acks, [*retries, *batch.released], [(m, d.error) for m, d in batch.poison], unrouted)
         try:
-            result = hook.ack_messages(queue=self.queue, acks=batch.acks, retries=[*sent, *batch.released])
+            done = run_sync(
+                flow,
+                lambda poison: self._route(poison, rejected),
+                lambda acks, retries: hook.ack_messages(queue=self.queue, acks=acks, retries=retries),
+            )
         except CloudflareQueuesError as err:
             if not best_effort:
                 raise
             self.log.warning("Could not settle the batch (%s); its leases expire and the messages come back", err)
             return
-        missed = result.not_applied
+        missed = done.result.not_applied
+        released = {m.lease_id for m, _ in batch.released}
         with self._lock:
             self._held.update((held.message.id, held) for held in keep)
             summary = self.summary
-            summary.acked += sum(m.lease_id not in missed for m in batch.acks)
-            self._acked_ids.update(m.id for m in batch.acks if m.lease_id not in missed)
-            applied = [(m, d) for m, d in retries if m.lease_id not in missed]
-            summary.retried += sum(d.fate is Fate.COMES_BACK for _, d in applied)
-            summary.dead_lettered += sum(d.fate is Fate.DEAD_LETTERED for _, d in applied)
-            summary.deleted += sum(d.fate is Fate.DELETED for _, d in applied)
-            self._given_back_ids.update(m.id for m, d in applied if d.fate is Fate.COMES_BACK)
-            released = [m for m, _ in batch.released if m.lease_id not in missed]
-            summary.released += len(released)
-            self._given_back_ids.update(m.id for m in released)
-            summary.poisoned += batch.poisoned
-            summary.rejected += batch.rejected
-            summary.ack_warnings += len(result.warnings)
+            summary.acked += sum(m.lease_id not in missed for m in done.acks)
+            self._acked_ids.update(m.id for m in done.acks if m.lease_id not in missed)
+            for message in done.routed:  # handled: not a failure of this run
+                if message.lease_id in rejected:
+                    summary.rejected += 1
+                else:
+                    summary.poisoned += 1
+                if message.id in self._failed_ids and message.id in summary.failed_ids:
+                    summary.failed_ids.remove(message.id)
+            for message, _ in done.retries:
+                if message.lease_id in missed:
+                    continue
+                if message.lease_id in released:
+                    summary.released += 1
+                    self._given_back_ids.add(message.id)
+                    continue
+                fate = sent[message.lease_id].fate
+                summary.retried += fate is Fate.COMES_BACK
+                summary.dead_lettered += fate is Fate.DEAD_LETTERED
+                summary.deleted += fate is Fate.DELETED
+                if fate is Fate.COMES_BACK:
+                    self._given_back_ids.add(message.id)
+            summary.ack_warnings += len(done.result.warnings)
 
     def _warn_last_delivery(self, messages: Sequence[PulledMessage]) -> None:
         """Before ``process`` runs: messages that nothing catches if it fails (no poison route, no DLQ)."""

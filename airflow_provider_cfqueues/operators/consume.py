@@ -18,9 +18,9 @@ from ..api.models import PulledMessage
 from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
 from ..consume.attempts import MessageRetryDelay, resolve_retry_delay
-from ..consume.drain import Drainer, PoisonRoute
+from ..consume.drain import Drainer
 from ..consume.drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
-from ..consume.poison_routes import callable_route, queue_route
+from ..consume.poison_routes import CallableRoute, QueueRoute, Router
 from ..hooks.queues import CloudflareQueuesHook
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook, resolve_callable
 
@@ -182,7 +182,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             process,
             process_kwargs=self.process_kwargs,
             on_poison=self._poison_route(hook, queue, routed_by),
-            dead_letter_route=lambda dead_letter_queue: queue_route(
+            dead_letter_route=lambda dead_letter_queue: QueueRoute(
                 hook, dead_letter_queue, source=queue, routed_by=routed_by
             ),
             log=self.log,
@@ -224,14 +224,14 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         if self._drainer is not None:
             self._drainer.stop("the task was killed or timed out", interrupted=True)
 
-    def _poison_route(self, hook: CloudflareQueuesHook, queue: str, routed_by: dict[str, Any]) -> PoisonRoute | None:
+    def _poison_route(self, hook: CloudflareQueuesHook, queue: str, routed_by: dict[str, Any]) -> Router | None:
         """``on_poison`` as a route: the user's callable, or a router to the poison queue once it is known
         to exist and not to be the drained queue."""
         route = self.on_poison
         if route is None:
             return None
         if callable(route):
-            return callable_route(route)
+            return CallableRoute(route)
         if not isinstance(route, str) or not route.strip():
             raise CloudflareQueuesValidationError(
                 f"on_poison must be a queue id or name, or a callable (or its dotted import path); got {route!r}"
@@ -239,7 +239,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
         if "." in route:  # queue names have no dots: a dotted import path
             resolved = resolve_callable(route, "on_poison")
             assert resolved is not None
-            return callable_route(resolved)
+            return CallableRoute(resolved)
         try:
             poison_id = hook.resolve_queue_id(route)
         except CloudflareQueuesNotFoundError:
@@ -251,4 +251,4 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             raise CloudflareQueuesValidationError(
                 f"on_poison names {route!r}, the queue being drained: route poison messages elsewhere"
             )
-        return queue_route(hook, poison_id, source=queue, routed_by=routed_by)
+        return QueueRoute(hook, poison_id, source=queue, routed_by=routed_by)

@@ -28,6 +28,7 @@ from airflow_provider_cfqueues.consume.drain import Drainer
 from airflow_provider_cfqueues.consume.drain_plan import DrainPlan, DrainSummary
 from airflow_provider_cfqueues.consume.drain_rules import BatchResultError
 from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
+from airflow_provider_cfqueues.consume.poison_routes import Router
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
@@ -42,7 +43,7 @@ def drain(
     queue: str,
     process: Callable[..., Any],
     *,
-    on_poison: Callable[[PulledMessage], Any] | None = None,
+    on_poison: Router | None = None,
     clock: Callable[[], float] = time.monotonic,
     **plan: Any,
 ) -> DrainSummary:
@@ -312,9 +313,9 @@ def test_an_always_failing_message(
 
     on_poison = None
     if route == "poison queue":
-        from airflow_provider_cfqueues.consume.poison_routes import queue_route
+        from airflow_provider_cfqueues.consume.poison_routes import QueueRoute
 
-        on_poison = queue_route(hook, "q-poison", source="q", routed_by={"test": "always failing"})
+        on_poison = QueueRoute(hook, "q-poison", source="q", routed_by={"test": "always failing"})
     summaries = []
     with caplog.at_level(logging.WARNING, logger=log.name):
         for _ in range(4):  # the consumer allows 4 deliveries

@@ -125,7 +125,7 @@ def settle(
         return Settlement(Action.ACK, reason="stored")
     if resolution.rejected:
         if on_rejected == "poison":
-            return Settlement(Action.POISON, reason="no watcher wanted it")
+            return Settlement(Action.POISON, reason="no watcher of the queue wanted it (on_rejected='poison')")
         if on_rejected == "dead_letter":
             return Settlement(Action.RETRY, 0, "no watcher wanted it: on its way to the dead-letter queue")
         return Settlement(Action.RETRY, message_retry_delay.seconds(attempts), "no watcher wanted it")
@@ -139,34 +139,24 @@ class AdvancePlan:
 
     :param acks: messages to ack.
     :param retries: messages to give back, with their delays.
-    :param poison: messages to push to the poison queue and then ack.
+    :param poison: messages to push to the poison queue and then ack, with why.
     :param reasons: how many messages got each (action, reason), for the log.
     """
 
     acks: list[PulledMessage] = field(default_factory=list)
     retries: list[tuple[PulledMessage, int | None]] = field(default_factory=list)
-    poison: list[PulledMessage] = field(default_factory=list)
+    poison: list[tuple[PulledMessage, str]] = field(default_factory=list)
     reasons: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, message: PulledMessage, settlement: Settlement) -> None:
         if settlement.action is Action.ACK:
             self.acks.append(message)
         elif settlement.action is Action.POISON:
-            self.poison.append(message)
+            self.poison.append((message, settlement.reason))
         else:
             self.retries.append((message, settlement.delay))
         key = (settlement.action.value, settlement.reason)
         self.reasons[key] = self.reasons.get(key, 0) + 1
-
-    def poison_routed(self) -> None:
-        """The poison queue holds the poison messages now: ack them."""
-        self.acks.extend(self.poison)
-        self.poison = []
-
-    def poison_not_routed(self) -> None:
-        """Pushing them failed: give them back with the backoff (they are pushed again next time)."""
-        self.retries.extend((m, DEFAULT_BACKOFF.seconds(m.attempts)) for m in self.poison)
-        self.poison = []
 
     def describe(self) -> str:
         """``3 ack (stored), 1 retry (no watcher wanted it)``."""

@@ -34,14 +34,12 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..api.errors import (
     CloudflareQueuesAckError,
     CloudflareQueuesError,
     CloudflareQueuesNotFoundError,
-    CloudflareQueuesPushError,
     CloudflareQueuesValidationError,
 )
 from ..api.flows import Collected
@@ -55,9 +53,10 @@ from ..api.loop_rules import (
     deployment_verdict,
     merge_watchers,
 )
-from ..api.models import OutgoingMessage, PulledMessage
-from ..consume.attempts import AttemptBudget, resolve_retry_delay
-from ..consume.poison import PoisonEnvelope
+from ..api.models import PulledMessage
+from ..consume.attempts import DEFAULT_BACKOFF, AttemptBudget, resolve_retry_delay
+from ..consume.give_back import give_back, run_async
+from ..consume.poison_routes import QueueRoute
 from ..consume.stream_rules import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
@@ -589,14 +588,14 @@ class QueueLoop:
             resolved.extend(zip(batch.messages, batch.resolutions(), strict=True))
         on_rejected, _, delay = self.plan.settle or self._checked_settle or ("retry", None, None)
         plan = plan_advance(resolved, str(on_rejected), resolve_retry_delay(delay))
+        acked = 0
         try:
-            await self._route_poison(plan)
-            await self._ack(plan)
+            acked = await self._give_back(plan)
         except Exception:
             self.log.exception("Queue %s: settling failed; the messages come back when their lease expires", self.name)
         finally:
             self.in_flight -= len(resolved)
-            self._hold_after(failed=sum(1 for _, r in resolved if r.failed), acked=len(plan.acks))
+            self._hold_after(failed=sum(1 for _, r in resolved if r.failed), acked=acked)
             self._changed.set()
 
     def _hold_after(self, *, failed: int, acked: int) -> None:
@@ -617,65 +616,30 @@ class QueueLoop:
             self._hold,
         )
 
-    async def _route_poison(self, plan: AdvancePlan) -> None:
-        """Push each poison message to the poison queue in a poison envelope; what cannot be pushed is
-        given back with the backoff, to be routed when it comes again."""
-        if not plan.poison:
-            return
-        routed_by = {
-            "triggerer": self.directory.where,
-            "assets": sorted({asset for spec in self.watchers.values() for asset in spec.assets}),
-        }
-        now = datetime.now(timezone.utc)
-        poison: list[PulledMessage] = []
-        copies: list[OutgoingMessage] = []
-        for message in plan.poison:
-            try:
-                copies.append(
-                    PoisonEnvelope.wrap(
-                        message,
-                        reason="no watcher of the queue wanted it (on_rejected='poison')",
-                        queue=self.name,
-                        queue_id=self.identity.queue_id,
-                        routed_by=routed_by,
-                        routed_at=now,
-                    )
-                )
-                poison.append(message)
-            except CloudflareQueuesValidationError as err:
-                self.log.error("Queue %s: %s", self.name, err)
-        too_big = [m for m in plan.poison if m not in poison]
-        plan.poison = poison
+    async def _give_back(self, plan: AdvancePlan) -> int:
+        """
+        Route the plan's poison to the poison queue (in poison envelopes), then send one ack request
+        (:func:`~..consume.give_back.give_back`, as the drain does). A message whose copy was not
+        confirmed is given back with the backoff, to be routed when it comes again. Returns how many
+        messages were acked.
+        """
+        route = QueueRoute(
+            self.hook,
+            self._poison_queue_id or "",
+            source=self.name,
+            source_id=self.identity.queue_id,
+            routed_by={
+                "triggerer": self.directory.where,
+                "assets": sorted({asset for spec in self.watchers.values() for asset in spec.assets}),
+            },
+        )
+        flow = give_back(plan.acks, plan.retries, plan.poison, lambda m, _: (m, DEFAULT_BACKOFF.seconds(m.attempts)))
         try:
-            if copies:
-                await self.hook.apush_messages(copies, queue=self._poison_queue_id)
-        except CloudflareQueuesPushError as err:
-            pushed = {poison[i].lease_id for i in err.pushed}
-            self.log.warning("Routing poison of queue %s failed part-way (%s)", self.name, err)
-            plan.acks.extend(m for m in poison if m.lease_id in pushed)
-            plan.poison = [m for m in poison if m.lease_id not in pushed] + too_big
-            plan.poison_not_routed()
-            return
-        except CloudflareQueuesError as err:
-            self.log.warning(
-                "Routing %d message(s) of queue %s to its poison queue failed (%s): given back, to be routed when "
-                "they come again",
-                len(poison),
-                self.name,
-                err,
+            done = await run_async(
+                flow,
+                route.aroute,
+                lambda acks, retries: self.hook.aack_messages(queue=self.identity.queue_id, acks=acks, retries=retries),
             )
-            plan.poison = poison + too_big
-            plan.poison_not_routed()
-            return
-        plan.poison_routed()
-        plan.poison = too_big
-        plan.poison_not_routed()
-
-    async def _ack(self, plan: AdvancePlan) -> None:
-        if not (plan.acks or plan.retries):
-            return
-        try:
-            result = await self.hook.aack_messages(queue=self.identity.queue_id, acks=plan.acks, retries=plan.retries)
         except CloudflareQueuesAckError as err:
             self.log.warning(
                 "Settling messages of queue %s failed part-way (%s): those not confirmed come back when their "
@@ -683,18 +647,28 @@ class QueueLoop:
                 self.name,
                 err,
             )
-            return
+            return 0
         except CloudflareQueuesError as err:
             self.log.warning(
                 "Settling %d message(s) of queue %s failed (%s): %s; they come back when their lease expires, "
                 "and may reach the watchers twice",
-                len(plan.acks) + len(plan.retries),
+                len(plan.acks) + len(plan.retries) + len(plan.poison),
                 self.name,
                 err,
                 "the service may have applied it" if err.outcome_unknown else "nothing was applied",
             )
-            return
-        self.log.info("Settled queue %s: %s", self.name, plan.describe())
+            return 0
+        if done.unrouted:
+            self.log.warning(
+                "Routing %d message(s) of queue %s to its poison queue failed (%s): given back, to be routed when "
+                "they come again",
+                len(done.unrouted),
+                self.name,
+                "; ".join(sorted({error for _, error in done.unrouted})),
+            )
+        result = done.result
+        if done.acks or done.retries:
+            self.log.info("Settled queue %s: %s", self.name, plan.describe())
         if result.not_applied or result.unconfirmed:
             self.log.warning(
                 "Queue %s: %d lease(s) not applied (their lease had run out: they come again) and %d unconfirmed",
@@ -702,6 +676,7 @@ class QueueLoop:
                 len(result.not_applied),
                 len(result.unconfirmed),
             )
+        return len(done.acks)
 
 
 class Directory:

@@ -6,9 +6,10 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.message_filter import parse_field_filter
-from airflow_provider_cfqueues.api.models import PulledMessage
+from airflow_provider_cfqueues.api.models import AckResult, PulledMessage
 from airflow_provider_cfqueues.consume.attempts import ConsumerDelay, FixedDelay, resolve_retry_delay
 from airflow_provider_cfqueues.consume.fate import Action
+from airflow_provider_cfqueues.consume.give_back import give_back, run_sync
 from airflow_provider_cfqueues.consume.stream_rules import (
     Resolution,
     Settlement,
@@ -21,6 +22,15 @@ from airflow_provider_cfqueues.consume.stream_rules import (
 
 BACKOFF = resolve_retry_delay(None)
 NOT_STORED = "its asset event may not have been stored"
+UNWANTED = "no watcher of the queue wanted it (on_rejected='poison')"
+
+
+def ACKED(acks: object, retries: object) -> AckResult:
+    return AckResult()
+
+
+def backoff(message: PulledMessage, error: str) -> tuple[PulledMessage, int | None]:
+    return message, BACKOFF.seconds(message.attempts)
 
 
 def message(n: int, attempts: int = 1) -> PulledMessage:
@@ -43,7 +53,7 @@ def message(n: int, attempts: int = 1) -> PulledMessage:
         ),
         # nobody wanted it: as on_rejected says
         (Resolution(rejected=2), "retry", Settlement(Action.RETRY, 30, "no watcher wanted it")),
-        (Resolution(rejected=1), "poison", Settlement(Action.POISON, None, "no watcher wanted it")),
+        (Resolution(rejected=1), "poison", Settlement(Action.POISON, None, UNWANTED)),
         (
             Resolution(rejected=1),
             "dead_letter",
@@ -94,18 +104,20 @@ def test_a_plan_groups_the_actions_for_one_request() -> None:
     ]
     plan = plan_advance(items, "poison", BACKOFF)
     assert [m.id for m in plan.acks] == ["m1", "m5"]
-    assert [m.id for m in plan.poison] == ["m2"]
+    assert [(m.id, why) for m, why in plan.poison] == [("m2", UNWANTED)]
     assert [(m.id, d) for m, d in plan.retries] == [("m3", 60), ("m4", 0)]
     assert plan.describe() == (
-        "2 ack (stored), 1 poison (no watcher wanted it), 1 retry (its asset event may not have been stored), "
+        f"2 ack (stored), 1 poison ({UNWANTED}), 1 retry (its asset event may not have been stored), "
         "1 retry (no watcher was subscribed)"
     )
-    plan.poison_routed()
-    assert [m.id for m in plan.acks] == ["m1", "m5", "m2"] and plan.poison == []
+    # the loop gives the plan back as the drain does: route the poison, then one ack request
+    routed = run_sync(give_back(plan.acks, plan.retries, plan.poison, backoff), lambda poison: {}, ACKED)
+    assert [m.id for m in routed.acks] == ["m1", "m5", "m2"]
 
     unrouted = plan_advance([(message(6, attempts=3), Resolution(rejected=1))], "poison", BACKOFF)
-    unrouted.poison_not_routed()  # the push failed: give it back, to be routed when it comes again
-    assert [(m.id, d) for m, d in unrouted.retries] == [("m6", 120)] and unrouted.acks == []
+    push_failed = give_back(unrouted.acks, unrouted.retries, unrouted.poison, backoff)
+    done = run_sync(push_failed, lambda poison: {"l6": "routing to unrouted failed: 503"}, ACKED)
+    assert [(m.id, d) for m, d in done.retries] == [("m6", 120)] and done.acks == []  # routed when it comes again
 
 
 def test_the_lease_must_outlast_the_ack_window() -> None:

@@ -165,6 +165,27 @@ def test_rejected_messages_go_to_the_poison_queue(
     assert envelope.source["attempts"] == 1 and envelope.reason.startswith("no watcher of the queue wanted it")
 
 
+def test_a_poison_copy_the_poison_queue_did_not_take_is_given_back_not_acked(
+    emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The poison queue was deleted after the loop checked it: the push fails, so the original is given
+    back with the backoff (to be routed when it comes again), never acked."""
+    emulator.create_queue("unrouted")
+    inbox.push_messages([{"kind": "mystery"}])
+
+    async def go() -> None:
+        loop, tap, spec = await open_loop(trigger(on_rejected="poison", poison_queue="unrouted"))
+        (batch,) = await batches(tap)
+        CloudflareQueuesHook().delete_queue("unrouted")
+        await tap.resolve([mark(loop, spec, batch)])  # nobody's
+        await close(loop, tap, spec)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(go())
+    assert states(emulator) == {json.dumps({"kind": "mystery"}): ("delayed", 1)}
+    assert "Routing 1 message(s) of queue inbox to its poison queue failed" in caplog.text
+
+
 def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
     emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
 ) -> None:

@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{modules}.operators.consume",
                     f"{modules}.operators.pull_ack",
                     f"{modules}.operators.peek",
+                    f"{modules}.operators.purge",
                     f"{modules}.operators.admin",
                 ],
             }
@@ -44,7 +45,12 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [f"{modules}.triggers.queues", f"{modules}.triggers.message"],
+                "python-modules": [
+                    f"{modules}.triggers.queues",
+                    f"{modules}.triggers.backlog",
+                    f"{modules}.triggers.purge",
+                    f"{modules}.triggers.message",
+                ],
             }
         ],
         "connection-types": [
@@ -57,5 +63,5 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "notifications": [f"{modules}.notifications.cloudflare_queues.CloudflareQueuesNotifier"],
-        "queues": [f"{modules}.queues.cloudflare.CloudflareQueuesMessageQueueProvider"],
+        "queues": [f"{modules}.messaging.provider.CloudflareQueuesMessageQueueProvider"],
     }

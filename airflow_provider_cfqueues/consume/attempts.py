@@ -30,7 +30,7 @@ DELAYS_SHOWN = 4
 class MessageRetryDelay:
     """
     How long a failed message waits before it comes back, resolved once from the user's
-    ``message_retry_delay`` (:func:`resolve_retry_delay`) and used by every layer: the drain, the Ack
+    ``message_retry_delay`` (:func:`resolve_message_retry_delay`) and used by every layer: the drain, the Ack
     operator, the logs. :meth:`seconds` is what goes with a retry; ``None`` there means one thing
     only: send no delay, so that the consumer's ``retry_delay`` applies.
     """
@@ -179,7 +179,7 @@ class AttemptBudget:
         return "deletes it (the consumer has no dead-letter queue)"
 
 
-def resolve_retry_delay(value: object, name: str = "message_retry_delay") -> MessageRetryDelay:
+def resolve_message_retry_delay(value: object, name: str = "message_retry_delay") -> MessageRetryDelay:
     """
     A user's ``message_retry_delay`` as one typed value: ``None`` is :data:`DEFAULT_BACKOFF`;
     ``"consumer"`` is :class:`ConsumerDelay`; a :class:`MessageRetryDelay` is kept; another callable

@@ -236,7 +236,7 @@ class Drainer:
                     budget.deliveries,
                 )
                 poison_limit = budget.deliveries
-        self._policy = DrainPolicy(budget, self.plan.retry_delay, poison_limit, self.plan.safety_margin)
+        self._policy = DrainPolicy(budget, self.plan.message_retry_delay, poison_limit, self.plan.safety_margin)
         if self.on_poison is not None:
             self._reject_route, self._reject_where = self.on_poison, "on_poison"
         elif budget.dead_letter_queue and self.dead_letter_route is not None:
@@ -248,7 +248,7 @@ class Drainer:
             budget.deliveries,
             budget.max_retries,
             budget.fate,
-            self.plan.retry_delay.describe(budget),
+            self.plan.message_retry_delay.describe(budget),
         )
 
     def _run_workers(self) -> None:

@@ -142,7 +142,7 @@ class DrainPlan:
     :param visibility_timeout: lease duration in seconds.
     :param concurrency: workers.
     :param batch_mode: call ``process`` once per batch.
-    :param retry_delay: the message retry delay.
+    :param message_retry_delay: the message retry delay.
     :param max_attempts: with a poison route, ``process`` sees a message at most this many times
         (default: every delivery the consumer allows).
     :param max_consecutive_failures: stop pulling after this many failures in a row (``None``: never).
@@ -157,7 +157,7 @@ class DrainPlan:
     visibility_timeout: float = 300.0
     concurrency: int = 1
     batch_mode: bool = False
-    retry_delay: MessageRetryDelay = DEFAULT_BACKOFF
+    message_retry_delay: MessageRetryDelay = DEFAULT_BACKOFF
     max_attempts: int | None = None
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
     wait_for_in_flight: float | None = 0.0

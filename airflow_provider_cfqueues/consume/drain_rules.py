@@ -150,14 +150,14 @@ class DrainPolicy:
     The per-message rules of one drain run.
 
     :param budget: the consumer's delivery budget.
-    :param retry_delay: the message retry delay.
+    :param message_retry_delay: the message retry delay.
     :param poison_limit: with a poison route, the delivery whose failure routes the message; ``None``
         without one.
     :param safety_margin: seconds kept free at the end of a lease for the ack request.
     """
 
     budget: AttemptBudget
-    retry_delay: MessageRetryDelay
+    message_retry_delay: MessageRetryDelay
     poison_limit: int | None = None
     safety_margin: float = 1.0
 
@@ -204,12 +204,12 @@ class DrainPolicy:
         """
         if decision.action is not Action.RETRY or stopping or decision.fate is not Fate.COMES_BACK:
             return decision
-        if self.retry_delay.wait(delivery.attempts, self.budget) < seconds_left - self.safety_margin:
+        if self.message_retry_delay.wait(delivery.attempts, self.budget) < seconds_left - self.safety_margin:
             return Decision(Action.HOLD, decision.delay, Fate.COMES_BACK)
         return decision
 
     def _delay(self, delivery: Delivery) -> int | None:
-        return self.retry_delay.seconds(delivery.attempts)
+        return self.message_retry_delay.seconds(delivery.attempts)
 
     def _retry(self, delivery: Delivery, error: str) -> Decision:
         budget = self.budget

@@ -12,10 +12,10 @@ from typing import Any
 
 from .._compat import AIRFLOW_3, BaseNotifier
 from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
+from ..api.guidance import foreign_names_error
 from ..api.models import PushResult
 from ..api.units import delay_seconds as read_delay
 from ..hooks.queues import CloudflareQueuesHook
-from ..operators.guidance import foreign_names_error
 
 #: the longest exception text the default message keeps
 MAX_EXCEPTION_CHARS = 2_000

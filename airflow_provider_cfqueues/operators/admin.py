@@ -19,7 +19,7 @@ from ..api.errors import CloudflareQueuesApiError, CloudflareQueuesNotFoundError
 from ..api.models import Consumer, Queue
 from ..api.units import interval
 from ..hooks.queues import CloudflareQueuesHook
-from ..triggers.queues import CloudflareQueuesPurgeTrigger
+from ..triggers.purge import CloudflareQueuesPurgeTrigger
 from .base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
 if TYPE_CHECKING:

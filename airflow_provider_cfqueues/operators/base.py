@@ -15,15 +15,15 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .._compat import AirflowException, AirflowSkipException, BaseOperator, OperatorPartial, import_string
+from .._compat import AirflowException, AirflowSkipException, BaseOperator, OperatorPartial
 from ..api.errors import (
     CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
     CloudflareQueuesError,
     CloudflareQueuesValidationError,
 )
+from ..api.guidance import executor_queue_error, foreign_names_error
 from ..hooks.queues import CloudflareQueuesHook
-from .guidance import executor_queue_error, foreign_names_error
 
 ExecuteT = TypeVar("ExecuteT", bound=Callable[..., Any])
 
@@ -39,20 +39,6 @@ def choice(value: str, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise CloudflareQueuesValidationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-def resolve_callable(value: Callable[..., Any] | str | None, name: str) -> Callable[..., Any] | None:
-    """A callable, or the one a dotted import path names; ``None`` stays ``None``."""
-    if value is None or callable(value):
-        return value
-    if isinstance(value, str):
-        try:
-            resolved = import_string(value)
-        except ImportError as err:
-            raise CloudflareQueuesValidationError(f"{name}: cannot import {value!r}: {err}") from None
-        if callable(resolved):
-            return resolved  # type: ignore[no-any-return]
-    raise CloudflareQueuesValidationError(f"{name} must be a callable or its dotted import path, got {value!r}")
 
 
 def closes_hook(method: ExecuteT) -> ExecuteT:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._compat import AirflowException
+from ..api.callables import resolve_callable
 from ..api.errors import (
     CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
@@ -17,12 +18,12 @@ from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import PulledMessage
 from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
-from ..consume.attempts import MessageRetryDelay, resolve_retry_delay
+from ..consume.attempts import MessageRetryDelay, resolve_message_retry_delay
 from ..consume.drain import Drainer
 from ..consume.drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
 from ..consume.poison_routes import CallableRoute, QueueRoute, Router
 from ..hooks.queues import CloudflareQueuesHook
-from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook, resolve_callable
+from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -126,7 +127,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
                 "max_attempts needs on_poison: without a poison route, the consumer's max_retries and "
                 "dead-letter queue decide what happens to a message that keeps failing"
             )
-        resolve_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
+        resolve_message_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
         self.process = process
         self.process_kwargs = process_kwargs or {}
         self.batch_size = batch_size
@@ -160,7 +161,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             visibility_timeout=self.visibility_timeout,
             concurrency=self.concurrency,
             batch_mode=self.process_mode == "batch",
-            retry_delay=resolve_retry_delay(self.message_retry_delay),
+            message_retry_delay=resolve_message_retry_delay(self.message_retry_delay),
             max_attempts=self.max_attempts,
             max_consecutive_failures=self.max_consecutive_failures,
             wait_for_in_flight=self.wait_for_in_flight,

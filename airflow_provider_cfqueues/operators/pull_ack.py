@@ -18,7 +18,7 @@ from ..api.models import AckResult, PulledMessage
 from ..api.operations import is_queue_id, lease_texts, normalize_acks
 from ..api.units import batch_size as read_batch_size
 from ..api.units import count, duration, known_lease_seconds
-from ..consume.attempts import MessageRetryDelay, resolve_retry_delay
+from ..consume.attempts import MessageRetryDelay, resolve_message_retry_delay
 from ..consume.release import release_on_error
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
@@ -227,7 +227,7 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        resolve_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
+        resolve_message_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
         self.acks = acks
         self.retry_leases = retry_leases
         self.retry_unacked_from = retry_unacked_from
@@ -256,7 +256,7 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         acks = normalize_acks(self._items(self.acks))
-        delay = resolve_retry_delay(self.message_retry_delay)
+        delay = resolve_message_retry_delay(self.message_retry_delay)
         retries: list[Any] = [self._with_delay(item, delay) for item in self._items(self.retry_leases)]
         acked = set(acks)
         for item in self._items(self.retry_unacked_from):

@@ -11,7 +11,7 @@ from .._compat import AirflowException, AirflowSensorTimeout, BaseSensorOperator
 from ..api.backlog import BacklogCriteria, evaluate
 from ..api.errors import CloudflareQueuesError
 from ..operators.base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
-from ..triggers.queues import CloudflareQueuesBacklogTrigger
+from ..triggers.backlog import CloudflareQueuesBacklogTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

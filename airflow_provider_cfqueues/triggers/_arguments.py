@@ -13,6 +13,8 @@ import difflib
 import inspect
 from typing import Any
 
+from ..api.guidance import foreign_names_error
+
 #: the parameters every trigger has, serialized after the queue
 _COMMON = ("account_id", "cloudflare_queues_conn_id")
 #: names users reach for, and the argument they mean
@@ -25,8 +27,11 @@ def _parameters(cls: type) -> list[str]:
 
 
 def unknown_arguments_message(cls: type, unknown: dict[str, Any]) -> str:
-    """``Cls got unexpected argument(s) x (did you mean y?); it takes a, b, c``."""
+    """``Cls got unexpected argument(s) x (did you mean y?); it takes a, b, c``; other providers' names
+    get this provider's (:mod:`..api.guidance`)."""
     accepted = _parameters(cls)
+    if foreign := foreign_names_error(cls.__name__, [name for name in unknown if name not in _MEANT]):
+        return f"{foreign}\n{cls.__name__} takes {', '.join(accepted)}"
     parts = []
     for name in sorted(unknown):
         close = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, accepted, n=1)
@@ -42,6 +47,8 @@ class QueueTriggerArguments:
 
     #: the subclass's own arguments, in the order serialize() gives them
     _fields: tuple[str, ...] = ()
+    #: the module its serialized classpath names (a public import path that stays when the class moves)
+    _serialized_module: str | None = None
     cloudflare_queue: str | None
     account_id: str | None
     cloudflare_queues_conn_id: str
@@ -57,4 +64,5 @@ class QueueTriggerArguments:
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         fields = ("cloudflare_queue", *self._fields, *_COMMON)
-        return f"{type(self).__module__}.{type(self).__qualname__}", {name: getattr(self, name) for name in fields}
+        module = self._serialized_module or type(self).__module__
+        return f"{module}.{type(self).__qualname__}", {name: getattr(self, name) for name in fields}

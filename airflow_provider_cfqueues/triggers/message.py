@@ -13,10 +13,10 @@ from .._compat import (
     AirflowProviderDeprecationWarning,
     BaseTrigger,
     TriggerEvent,
-    import_string,
     reject_shared_stream_event,
 )
 from ..api import units
+from ..api.callables import resolve_callable
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.loop_rules import PullWishes, WatcherSpec
@@ -85,7 +85,7 @@ def _ack_mode(ack: str | None, ack_on_emit: bool | None) -> str:
     return ack
 
 
-def _retry_delay_form(value: object) -> int | str | None:
+def _message_retry_delay_form(value: object) -> int | str | None:
     """``message_retry_delay`` as it travels to the triggerer: ``None``, ``"consumer"`` or whole seconds."""
     if value is None or value == CONSUMER_RETRY_DELAY:
         return value
@@ -210,7 +210,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         self.poll_interval = units.interval(poll_interval, "poll_interval")
         self.max_poll_interval = max(units.interval(max_poll_interval, "max_poll_interval"), self.poll_interval)
         self.paused_poll_interval = units.interval(paused_poll_interval, "paused_poll_interval")
-        self.message_retry_delay = _retry_delay_form(message_retry_delay)
+        self.message_retry_delay = _message_retry_delay_form(message_retry_delay)
         self.on_rejected = on_rejected
         self.poison_queue = poison_queue or None
         self.message_filter = message_filter
@@ -257,17 +257,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
         if spec is None:
             return None
         if isinstance(spec, str):
-            if "." not in spec:
-                raise CloudflareQueuesValidationError(
-                    f"message_filter {spec!r} is neither a dict nor a dotted import path (module.function)"
-                )
-            try:
-                function = import_string(spec)
-            except ImportError as err:
-                raise CloudflareQueuesValidationError(f"message_filter: cannot import {spec!r}: {err}") from None
-            if not callable(function):
-                raise CloudflareQueuesValidationError(f"message_filter: {spec!r} is not a function")
-            return function  # type: ignore[no-any-return]
+            return resolve_callable(spec, "message_filter")
         return parse_field_filter(spec).matches
 
     # -- ack="persisted": the shared stream -------------------------------------------------------

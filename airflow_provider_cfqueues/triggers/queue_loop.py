@@ -54,7 +54,7 @@ from ..api.loop_rules import (
     merge_watchers,
 )
 from ..api.models import PulledMessage
-from ..consume.attempts import DEFAULT_BACKOFF, AttemptBudget, resolve_retry_delay
+from ..consume.attempts import DEFAULT_BACKOFF, AttemptBudget, resolve_message_retry_delay
 from ..consume.give_back import give_back, run_async
 from ..consume.poison_routes import QueueRoute
 from ..consume.stream_rules import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
@@ -587,7 +587,7 @@ class QueueLoop:
         for batch in batches:
             resolved.extend(zip(batch.messages, batch.resolutions(), strict=True))
         on_rejected, _, delay = self.plan.settle or self._checked_settle or ("retry", None, None)
-        plan = plan_advance(resolved, str(on_rejected), resolve_retry_delay(delay))
+        plan = plan_advance(resolved, str(on_rejected), resolve_message_retry_delay(delay))
         acked = 0
         try:
             acked = await self._give_back(plan)

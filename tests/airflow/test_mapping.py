@@ -20,8 +20,9 @@ from airflow_provider_cfqueues.operators.admin import (
     CloudflareQueuesUpdateConsumerOperator,
 )
 from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
-from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperator, CloudflareQueuesPurgeMessagesOperator
+from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperator
 from airflow_provider_cfqueues.operators.pull_ack import CloudflareQueuesAckOperator, CloudflareQueuesPullOperator
+from airflow_provider_cfqueues.operators.purge import CloudflareQueuesPurgeMessagesOperator
 from airflow_provider_cfqueues.operators.push import CloudflareQueuesPushOperator
 from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
 

@@ -425,7 +425,7 @@ def test_the_lease_is_checked_against_the_ack_timeout(monkeypatch: pytest.Monkey
         ({"poison_queue": "elsewhere"}, "needs poison_queue"),
         ({"ack": "dag", "message_filter": {"field": "kind", "equals": "x"}}, "message_filter settle messages"),
         ({"ack": "emitted", "on_rejected": "poison"}, "on_rejected, poison_queue|on_rejected settle"),
-        ({"message_filter": "nodots"}, "neither a dict nor a dotted import path"),
+        ({"message_filter": "nodots"}, "not a dotted import path"),
         ({"message_filter": "tests.nowhere.wanted"}, "cannot import 'tests.nowhere.wanted'"),
         ({"message_filter": {"field": "kind"}}, "takes one of equals, in, exists"),
         ({"message_retry_delay": lambda n: 5}, "cannot be a function"),

@@ -33,8 +33,8 @@ def test_the_page_lists_every_name_that_gets_guidance() -> None:
     """The list on the page is the table the operators check, and its example is the message they give."""
     import re
 
+    from airflow_provider_cfqueues.api.guidance import FOREIGN_NAMES
     from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
-    from airflow_provider_cfqueues.operators.guidance import FOREIGN_NAMES
 
     page = DOCS.read_text()
     listed = page.split("with the name to use here", 1)[1].split("For example", 1)[0]

@@ -90,7 +90,7 @@ def test_providers_manager_sees_hook_form_and_queue_class(airflow_db: str) -> No
     behaviour = manager.field_behaviours["cloudflare_queues"]
     assert behaviour["relabeling"] == {"host": "API base URL", "password": "API token"}
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
-    assert "airflow_provider_cfqueues.queues.cloudflare.CloudflareQueuesMessageQueueProvider" in (
+    assert "airflow_provider_cfqueues.messaging.provider.CloudflareQueuesMessageQueueProvider" in (
         manager.queue_class_names
     )
     notifier = "airflow_provider_cfqueues.notifications.cloudflare_queues.CloudflareQueuesNotifier"
@@ -181,7 +181,7 @@ def test_the_package_imports_without_common_messaging() -> None:
         "import airflow_provider_cfqueues.sensors.queues, airflow_provider_cfqueues.triggers.queues\n"
         "import airflow_provider_cfqueues.get_provider_info\n"
         "try:\n"
-        "    import airflow_provider_cfqueues.queues.cloudflare\n"
+        "    import airflow_provider_cfqueues.messaging.provider\n"
         "except ImportError:\n"
         "    print('OK')\n"
     )

@@ -180,10 +180,8 @@ with DAG(
 
 with DAG("cfq_test_peek_purge", schedule=None, start_date=START, params=QUEUE_PARAMS) as peek_purge_dag:
     # peek, select the known-poison messages with a function, purge those by ref: no attempt spent
-    from airflow_provider_cfqueues.operators.peek import (
-        CloudflareQueuesPeekOperator,
-        CloudflareQueuesPurgeMessagesOperator,
-    )
+    from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperator
+    from airflow_provider_cfqueues.operators.purge import CloudflareQueuesPurgeMessagesOperator
 
     peeked = CloudflareQueuesPeekOperator(task_id="peek", cloudflare_queue="{{ params.queue }}", batch_size=50)
 
@@ -199,10 +197,8 @@ with DAG("cfq_test_peek_purge", schedule=None, start_date=START, params=QUEUE_PA
 with DAG("cfq_test_purge_templates", schedule=None, start_date=START, params=QUEUE_PARAMS) as purge_templates_dag:
     # refs from templates: a list rendered as text is read back; an XCom pull that found nothing ("None")
     # fails the task before anything is sent
-    from airflow_provider_cfqueues.operators.peek import (
-        CloudflareQueuesPeekOperator,
-        CloudflareQueuesPurgeMessagesOperator,
-    )
+    from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperator
+    from airflow_provider_cfqueues.operators.purge import CloudflareQueuesPurgeMessagesOperator
 
     peeked_for_templates = CloudflareQueuesPeekOperator(
         task_id="peek", cloudflare_queue="{{ params.queue }}", batch_size=50

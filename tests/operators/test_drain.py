@@ -116,7 +116,7 @@ def test_batch_mode_retries_what_process_reports(emulator: CloudflareQueuesEmula
     def odd_ones_fail(messages: list[PulledMessage]) -> list[PulledMessage]:
         return [m for m in messages if m.body % 2]
 
-    plan = DrainPlan(batch_size=10, max_batches=1, batch_mode=True, retry_delay=FixedDelay(60))
+    plan = DrainPlan(batch_size=10, max_batches=1, batch_mode=True, message_retry_delay=FixedDelay(60))
     summary = Drainer(make_hook, "q", plan, odd_ones_fail, log=log).run()
     assert (summary.acked, summary.retried, summary.failed) == (5, 5, 5)
     assert sorted(m.state for m in emulator.messages("q")) == ["delayed"] * 5

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_cfqueues.api.callables import resolve_callable
 from airflow_provider_cfqueues.api.errors import (
     CloudflareQueuesAuthError,
     CloudflareQueuesConfigError,
@@ -28,7 +29,6 @@ from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.emulator.app import Reply
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
-from airflow_provider_cfqueues.operators.base import resolve_callable
 from airflow_provider_cfqueues.operators.queues import (
     CloudflareQueuesAckOperator,
     CloudflareQueuesPullAndAckOperator,

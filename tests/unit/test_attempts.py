@@ -20,7 +20,7 @@ from airflow_provider_cfqueues.consume.attempts import (
     ConsumerDelay,
     ExponentialBackoff,
     FixedDelay,
-    resolve_retry_delay,
+    resolve_message_retry_delay,
 )
 
 ACCOUNT = "a" * 32
@@ -39,21 +39,23 @@ def test_the_default_backoff_doubles_per_attempt_up_to_an_hour() -> None:
 
 def test_retry_delay_spellings_resolve_to_one_typed_value() -> None:
     budget = AttemptBudget(max_retries=2, retry_delay=45)
-    assert resolve_retry_delay(None) is DEFAULT_BACKOFF
-    consumer = resolve_retry_delay("consumer")
+    assert resolve_message_retry_delay(None) is DEFAULT_BACKOFF
+    consumer = resolve_message_retry_delay("consumer")
     assert isinstance(consumer, ConsumerDelay) and consumer.seconds(1) is None and consumer.wait(1, budget) == 45
-    assert resolve_retry_delay(0) == FixedDelay(0) and resolve_retry_delay(timedelta(minutes=2)) == FixedDelay(120)
-    assert resolve_retry_delay("90").seconds(3) == 90  # a rendered template
+    assert resolve_message_retry_delay(0) == FixedDelay(0) and resolve_message_retry_delay(
+        timedelta(minutes=2)
+    ) == FixedDelay(120)
+    assert resolve_message_retry_delay("90").seconds(3) == 90  # a rendered template
     custom = ExponentialBackoff(base=1)
-    assert resolve_retry_delay(custom) is custom
-    by_attempt = resolve_retry_delay(lambda n: timedelta(seconds=10 * n))
+    assert resolve_message_retry_delay(custom) is custom
+    by_attempt = resolve_message_retry_delay(lambda n: timedelta(seconds=10 * n))
     assert isinstance(by_attempt, CallableDelay) and by_attempt.seconds(3) == 30
-    assert resolve_retry_delay(lambda n: None).seconds(1) is None  # the consumer's
+    assert resolve_message_retry_delay(lambda n: None).seconds(1) is None  # the consumer's
     with pytest.raises(CloudflareQueuesValidationError, match=r"message_retry_delay\(2\)"):
-        resolve_retry_delay(lambda n: -n).seconds(2)
+        resolve_message_retry_delay(lambda n: -n).seconds(2)
     for bad in ("soon", -1, 100_000, True):
         with pytest.raises(CloudflareQueuesValidationError, match="message_retry_delay"):
-            resolve_retry_delay(bad)
+            resolve_message_retry_delay(bad)
 
 
 def test_retry_delays_are_described_for_the_retries_the_consumer_allows() -> None:

@@ -39,8 +39,19 @@ def test_the_api_core_imports_nothing_from_airflow() -> None:
 @pytest.mark.parametrize(
     "module", ["airflow_provider_cfqueues.sensors.queues", "airflow_provider_cfqueues.operators.admin"]
 )
-def test_the_sensor_and_the_admin_operators_do_not_import_the_drain(module: str) -> None:
+def test_the_sensor_and_the_admin_operators_do_not_import_the_drain_or_the_stream(module: str) -> None:
     loaded = loaded_after_importing(module)
     assert "airflow_provider_cfqueues.operators.base" in loaded
-    drain = {"consume", "drain", "drain_policy", "drain_plan", "pull_ack", "push", "leases"}
-    assert not {name for name in loaded if name.rpartition(".")[2] in drain and ".operators." in name}
+    operators = {"consume", "pull_ack", "push"}
+    assert not {name for name in loaded if name.rpartition(".")[2] in operators and ".operators." in name}
+    assert not {name for name in loaded if name.startswith("airflow_provider_cfqueues.consume")}
+    stream = {"message", "message_stream", "queue_loop", "loop_registry"}
+    assert not {name for name in loaded if name.rpartition(".")[2] in stream and ".triggers." in name}
+
+
+def test_a_messages_fate_is_decided_without_airflow() -> None:
+    """consume/ (the rules, the give-back flow, the drain engine) imports no Airflow module: the hook is
+    passed in."""
+    loaded = loaded_after_importing("airflow_provider_cfqueues.consume")
+    assert "airflow_provider_cfqueues.consume.give_back" in loaded
+    assert not {name for name in loaded if name == "airflow" or name.startswith("airflow.")}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
-from airflow_provider_cfqueues.operators.peek import rendered_refs
+from airflow_provider_cfqueues.operators.purge import rendered_refs
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.message_filter import parse_field_filter
 from airflow_provider_cfqueues.api.models import AckResult, PulledMessage
-from airflow_provider_cfqueues.consume.attempts import ConsumerDelay, FixedDelay, resolve_retry_delay
+from airflow_provider_cfqueues.consume.attempts import ConsumerDelay, FixedDelay, resolve_message_retry_delay
 from airflow_provider_cfqueues.consume.fate import Action
 from airflow_provider_cfqueues.consume.give_back import give_back, run_sync
 from airflow_provider_cfqueues.consume.stream_rules import (
@@ -20,7 +20,7 @@ from airflow_provider_cfqueues.consume.stream_rules import (
     settle,
 )
 
-BACKOFF = resolve_retry_delay(None)
+BACKOFF = resolve_message_retry_delay(None)
 NOT_STORED = "its asset event may not have been stored"
 UNWANTED = "no watcher of the queue wanted it (on_rejected='poison')"
 

@@ -17,9 +17,8 @@ from typing import Any
 
 from airflow.providers.common.messaging.providers.base_provider import BaseMessageQueueProvider
 
-from ..triggers.message import CloudflareQueuesMessageTrigger
+from ..triggers.message import SCHEME, CloudflareQueuesMessageTrigger
 
-SCHEME = "cloudflare+queues"
 URI_PREFIX = f"{SCHEME}://"
 
 

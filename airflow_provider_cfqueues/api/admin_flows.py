@@ -46,7 +46,7 @@ from .operations import ApiRequest
 
 
 def create_queue(
-    ctx: FlowContext, name: str, settings: QueueSettingsRequest, jurisdiction: str | None = None
+    ctx: FlowContext, *, name: str, settings: QueueSettingsRequest, jurisdiction: str | None = None
 ) -> Flow[Queue]:
     """
     Create a queue; its id joins the name cache. When an attempt's answer was lost and the resend
@@ -61,22 +61,24 @@ def create_queue(
         if not (record.resent_after_unknown and err.status in (400, 409)):
             raise
         ctx.log.warning("Creating queue %s: an answer was lost and the resend found the name taken (%s)", name, err)
-        found = yield from get_queue(ctx, name)
+        found = yield from get_queue(ctx, queue=name)
         return found
     queue: Queue = required(envelope, "create_queue")
     ctx.names.put(ctx.scope, ctx.account_id, queue.queue_name, queue.queue_id)
     return queue
 
 
-def update_queue(ctx: FlowContext, queue: str, settings: QueueSettingsRequest) -> Flow[Queue]:
+def update_queue(ctx: FlowContext, *, queue: str, settings: QueueSettingsRequest) -> Flow[Queue]:
     """Change the given settings (``PATCH``: the others stay as they are) of the queue named."""
     target = yield from resolve_named_queue(ctx, queue, "update_queue")
-    envelope = yield from on_queue(ctx, target, lambda qid: update_queue_request(ctx.account_id, qid, settings))
+    envelope = yield from on_queue(
+        ctx, target=target, build=lambda qid: update_queue_request(ctx.account_id, qid, settings)
+    )
     updated: Queue = required(envelope, "update_queue")
     return updated
 
 
-def delete_queue(ctx: FlowContext, queue: str) -> Flow[str]:
+def delete_queue(ctx: FlowContext, *, queue: str) -> Flow[str]:
     """Delete the queue named and every message in it; returns its id and forgets its name."""
     target = yield from resolve_named_queue(ctx, queue, "delete_queue")
     yield from _delete(ctx, target, lambda qid: delete_queue_request(ctx.account_id, qid))
@@ -85,10 +87,10 @@ def delete_queue(ctx: FlowContext, queue: str) -> Flow[str]:
     return target.queue_id
 
 
-def purge_queue(ctx: FlowContext, queue: str, *, wait: bool, timeout: float, poll_interval: float) -> Flow[PurgeStatus]:
+def purge_queue(ctx: FlowContext, *, queue: str, wait: bool, timeout: float, poll_interval: float) -> Flow[PurgeStatus]:
     """Start deleting every message of the queue named; when ``wait``, poll the purge until it completes."""
     target = yield from resolve_named_queue(ctx, queue, "purge")
-    yield from on_queue(ctx, target, lambda qid: purge_request(ctx.account_id, qid))
+    yield from on_queue(ctx, target=target, build=lambda qid: purge_request(ctx.account_id, qid))
     started = ctx.monotonic()
     slept = 0.0  # counted too: the time waited, even where sleeping is simulated
     while True:
@@ -105,18 +107,18 @@ def purge_queue(ctx: FlowContext, queue: str, *, wait: bool, timeout: float, pol
         slept += poll_interval
 
 
-def purge_status(ctx: FlowContext, queue: str | None) -> Flow[PurgeStatus]:
+def purge_status(ctx: FlowContext, *, queue: str | None) -> Flow[PurgeStatus]:
     target = yield from resolve_queue(ctx, queue)
     return (yield from _purge_status(ctx, target))
 
 
 def _purge_status(ctx: FlowContext, target: QueueTarget) -> Flow[PurgeStatus]:
-    envelope = yield from on_queue(ctx, target, lambda qid: purge_status_request(ctx.account_id, qid))
+    envelope = yield from on_queue(ctx, target=target, build=lambda qid: purge_status_request(ctx.account_id, qid))
     status: PurgeStatus = required(envelope, "purge_status")
     return status
 
 
-def create_consumer(ctx: FlowContext, queue: str, settings: ConsumerSettings) -> Flow[Consumer]:
+def create_consumer(ctx: FlowContext, *, queue: str, settings: ConsumerSettings) -> Flow[Consumer]:
     """
     Add an HTTP pull consumer to the queue named; settings left ``None`` take the service's defaults.
     When an answer was lost and the resend finds a consumer there, the lost attempt added it: that one
@@ -127,13 +129,15 @@ def create_consumer(ctx: FlowContext, queue: str, settings: ConsumerSettings) ->
     record = CallRecord()
     try:
         envelope = yield from on_queue(
-            ctx, target, lambda qid: create_consumer_request(ctx.account_id, qid, body), record
+            ctx, target=target, build=lambda qid: create_consumer_request(ctx.account_id, qid, body), record=record
         )
     except CloudflareQueuesApiError as err:
         if not (record.resent_after_unknown and err.status in (400, 409)):
             raise
         ctx.log.warning("Adding a consumer to queue %s: an answer was lost and the resend found one (%s)", queue, err)
-        found = _pull_consumer((yield from list_consumers(ctx, target.queue_id)), None, target.ref, "create_consumer")
+        found = _pull_consumer(
+            (yield from list_consumers(ctx, queue=target.queue_id)), None, target.ref, "create_consumer"
+        )
         return found
     consumer: Consumer = required(envelope, "create_consumer")
     return consumer
@@ -153,7 +157,7 @@ def _pull_consumer(consumers: list[Consumer], consumer_id: str | None, queue: st
 
 
 def update_consumer(
-    ctx: FlowContext, queue: str, consumer_id: str | None, settings: ConsumerSettings
+    ctx: FlowContext, *, queue: str, consumer_id: str | None, settings: ConsumerSettings
 ) -> Flow[Consumer]:
     """
     Change the given settings of the queue's HTTP pull consumer (``consumer_id``, or the queue's one);
@@ -167,7 +171,7 @@ def update_consumer(
     dlq = settings.dlq()
     target = yield from resolve_named_queue(ctx, queue, "update_consumer")
     current = _pull_consumer(
-        (yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref, "update_consumer"
+        (yield from list_consumers(ctx, queue=target.queue_id)), consumer_id, target.ref, "update_consumer"
     )
     if current.type != "http_pull":
         raise CloudflareQueuesValidationError(
@@ -191,7 +195,7 @@ def update_consumer(
     assert current.consumer_id is not None
     consumer_id = current.consumer_id
     again = _pull_consumer(
-        (yield from list_consumers(ctx, target.queue_id)), consumer_id, target.ref, "update_consumer"
+        (yield from list_consumers(ctx, queue=target.queue_id)), consumer_id, target.ref, "update_consumer"
     )
     if _state(again) != _state(current):
         raise CloudflareQueuesConflictError(
@@ -201,7 +205,7 @@ def update_consumer(
             operation="update_consumer",
         )
     envelope = yield from on_queue(
-        ctx, target, lambda qid: replace_consumer_request(ctx.account_id, qid, consumer_id, body)
+        ctx, target=target, build=lambda qid: replace_consumer_request(ctx.account_id, qid, consumer_id, body)
     )
     consumer: Consumer = required(envelope, "update_consumer")
     return consumer
@@ -215,10 +219,10 @@ def _state(consumer: Consumer) -> dict[str, object]:
     }
 
 
-def delete_consumer(ctx: FlowContext, queue: str, consumer_id: str | None) -> Flow[str]:
+def delete_consumer(ctx: FlowContext, *, queue: str, consumer_id: str | None) -> Flow[str]:
     """Remove a consumer of the queue named (``consumer_id``, or its HTTP pull one); returns its id."""
     target = yield from resolve_named_queue(ctx, queue, "delete_consumer")
-    consumers = yield from list_consumers(ctx, target.queue_id)
+    consumers = yield from list_consumers(ctx, queue=target.queue_id)
     current = _pull_consumer(consumers, consumer_id, target.ref, "delete_consumer")
     assert current.consumer_id is not None
     removed = current.consumer_id
@@ -230,7 +234,7 @@ def _delete(ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiReq
     """Send a ``DELETE``; a 404 after an attempt whose answer was lost means that attempt deleted it."""
     record = CallRecord()
     try:
-        yield from on_queue(ctx, target, build, record)
+        yield from on_queue(ctx, target=target, build=build, record=record)
     except CloudflareQueuesNotFoundError:
         if not record.resent_after_unknown:
             raise

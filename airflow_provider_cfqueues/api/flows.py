@@ -440,7 +440,7 @@ def _list_page(ctx: FlowContext, page: int, name: str | None = None) -> Flow[tup
 
 
 def on_queue(
-    ctx: FlowContext, target: QueueTarget, build: Callable[[str], ApiRequest], record: CallRecord | None = None
+    ctx: FlowContext, *, target: QueueTarget, build: Callable[[str], ApiRequest], record: CallRecord | None = None
 ) -> Flow[Envelope[Any]]:
     """Call ``build(queue_id)``; when a cached name answers 404, look the name up again once."""
     try:
@@ -470,16 +470,19 @@ def _metrics(answer: PushAnswer | PullAnswer | None) -> QueueMetrics | None:
 
 
 def push_message(
-    ctx: FlowContext, body: object, queue: str | None, content_type: str | None, delay_seconds: object
+    ctx: FlowContext, *, body: object, queue: str | None, content_type: str | None, delay_seconds: object
 ) -> Flow[PushResult]:
     prepared = prepare_message(0, body, content_type, delay_seconds)
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: push_message_request(ctx.account_id, qid, prepared))
+    envelope = yield from on_queue(
+        ctx, target=target, build=lambda qid: push_message_request(ctx.account_id, qid, prepared)
+    )
     return PushResult(queue_id=target.queue_id, messages=1, requests=1, metrics=_metrics(envelope.result))
 
 
 def push_messages(
     ctx: FlowContext,
+    *,
     messages: Iterable[object],
     queue: str | None,
     delay_seconds: object,
@@ -497,7 +500,7 @@ def push_messages(
     metrics: QueueMetrics | None = None
     for n, step in enumerate(steps):
         try:
-            envelope = yield from on_queue(ctx, target, step.build)
+            envelope = yield from on_queue(ctx, target=target, build=step.build)
         except CloudflareQueuesError as err:
             if not pushed and not err.outcome_unknown:
                 raise  # nothing was enqueued: the plain error says it all
@@ -521,12 +524,12 @@ def push_messages(
 
 
 def pull_messages(
-    ctx: FlowContext, queue: str | None, batch_size: object, visibility_timeout: object
+    ctx: FlowContext, *, queue: str | None, batch_size: object, visibility_timeout: object
 ) -> Flow[PullResult]:
     size = units.batch_size(batch_size)  # checked before anything is sent
     lease = units.lease_seconds(visibility_timeout)
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: pull_request(ctx.account_id, qid, size, lease))
+    envelope = yield from on_queue(ctx, target=target, build=lambda qid: pull_request(ctx.account_id, qid, size, lease))
     answer: PullAnswer = required(envelope, "pull")
     metrics = _metrics(answer)
     backlog = answer.message_backlog_count
@@ -540,16 +543,16 @@ def pull_messages(
     )
 
 
-def peek_messages(ctx: FlowContext, queue: str | None, batch_size: object) -> Flow[PeekResult]:
+def peek_messages(ctx: FlowContext, *, queue: str | None, batch_size: object) -> Flow[PeekResult]:
     """Up to ``batch_size`` messages, not leased: no delivery attempt is spent, and they stay available."""
     size = units.batch_size(batch_size)
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: peek_request(ctx.account_id, qid, size))
+    envelope = yield from on_queue(ctx, target=target, build=lambda qid: peek_request(ctx.account_id, qid, size))
     answer: PeekAnswer = required(envelope, "peek")
     return PeekResult(queue_id=target.queue_id, messages=[PeekedMessage.from_wire(m) for m in answer.messages])
 
 
-def purge_messages(ctx: FlowContext, queue: str, refs: object) -> Flow[PurgeMessagesResult]:
+def purge_messages(ctx: FlowContext, *, queue: str, refs: object) -> Flow[PurgeMessagesResult]:
     """
     Delete the messages a peek showed, by their refs, from the queue named (never a default one). A
     purge does not count as a delivery. A ref the service warns about (unknown, or its message was
@@ -601,6 +604,7 @@ class Collected:
 
 def collect_messages(
     ctx: FlowContext,
+    *,
     queue: str | None,
     batch_size: int,
     max_messages: int,
@@ -618,7 +622,9 @@ def collect_messages(
     while len(collected.messages) < max_messages:
         wanted = min(batch_size, max_messages - len(collected.messages))
         try:
-            result = yield from pull_messages(ctx, queue, wanted, visibility_timeout)
+            result = yield from pull_messages(
+                ctx, queue=queue, batch_size=wanted, visibility_timeout=visibility_timeout
+            )
         except CloudflareQueuesError as err:
             collected.error = err
             break
@@ -634,7 +640,7 @@ def collect_messages(
 
 
 def ack_messages(
-    ctx: FlowContext, queue: str | None, acks: Iterable[object], retries: Iterable[object]
+    ctx: FlowContext, *, queue: str | None, acks: Iterable[object], retries: Iterable[object]
 ) -> Flow[AckResult]:
     """Acknowledge and retry leases in as few requests as allowed; see :class:`CloudflareQueuesAckError`."""
     ack_ids = normalize_acks(acks)
@@ -649,7 +655,7 @@ def ack_messages(
     for n, step in enumerate(steps):
         record = CallRecord()
         try:
-            envelope = yield from on_queue(ctx, target, step.build, record)
+            envelope = yield from on_queue(ctx, target=target, build=step.build, record=record)
         except CloudflareQueuesError as err:
             if n == 0 and not err.outcome_unknown:
                 raise  # nothing was applied
@@ -713,25 +719,27 @@ def _not_applied(leases: Sequence[str], applied: int, warnings: Mapping[str, str
     return {lease: warnings.get(lease, fallback) for lease in suspects}
 
 
-def get_metrics(ctx: FlowContext, queue: str | None) -> Flow[QueueMetrics]:
+def get_metrics(ctx: FlowContext, *, queue: str | None) -> Flow[QueueMetrics]:
     """The queue's metrics, with when the service answered (for ages: see :class:`QueueMetrics`)."""
     target = yield from resolve_queue(ctx, queue)
     record = CallRecord()
-    envelope = yield from on_queue(ctx, target, lambda qid: metrics_request(ctx.account_id, qid), record)
+    envelope = yield from on_queue(
+        ctx, target=target, build=lambda qid: metrics_request(ctx.account_id, qid), record=record
+    )
     metrics: QueueMetrics = required(envelope, "metrics")
     return metrics.observed_at(record.server_time_ms)
 
 
-def get_queue(ctx: FlowContext, queue: str | None) -> Flow[Queue]:
+def get_queue(ctx: FlowContext, *, queue: str | None) -> Flow[Queue]:
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: get_queue_request(ctx.account_id, qid))
+    envelope = yield from on_queue(ctx, target=target, build=lambda qid: get_queue_request(ctx.account_id, qid))
     found: Queue = required(envelope, "get_queue")
     return found
 
 
-def list_consumers(ctx: FlowContext, queue: str | None) -> Flow[list[Consumer]]:
+def list_consumers(ctx: FlowContext, *, queue: str | None) -> Flow[list[Consumer]]:
     target = yield from resolve_queue(ctx, queue)
-    envelope = yield from on_queue(ctx, target, lambda qid: list_consumers_request(ctx.account_id, qid))
+    envelope = yield from on_queue(ctx, target=target, build=lambda qid: list_consumers_request(ctx.account_id, qid))
     return list(envelope.result or [])
 
 
@@ -749,7 +757,7 @@ def list_queues(ctx: FlowContext) -> Flow[list[Queue]]:
     )
 
 
-def check_connection(ctx: FlowContext, queue: str | None) -> Flow[tuple[bool, str]]:
+def check_connection(ctx: FlowContext, *, queue: str | None) -> Flow[tuple[bool, str]]:
     """
     ``(ok, message)``: checks the token and the account, and, when a queue is set, that it exists and
     has an HTTP pull consumer. Messages say how to fix what is wrong.
@@ -762,7 +770,7 @@ def check_connection(ctx: FlowContext, queue: str | None) -> Flow[tuple[bool, st
                 f"Connected to account {account}: {len(queues)} queue(s). No default queue is set "
                 "(optional 'queue' extra)."
             )
-        queue_info = yield from get_queue(ctx, queue)
+        queue_info = yield from get_queue(ctx, queue=queue)
     except CloudflareQueuesAuthError as err:
         return False, (
             f"The API token was refused for account {account} ({err.detail}). Use a token with the "

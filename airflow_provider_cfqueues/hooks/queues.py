@@ -265,7 +265,15 @@ class CloudflareQueuesHook(BaseHook):
         :param content_type: ``"text"`` or ``"json"``; chosen from the body when ``None``.
         :param delay_seconds: seconds (0 to 86,400) before the message can be delivered.
         """
-        return self._run(flows.push_message(self._context(self.settings), body, queue, content_type, delay_seconds))
+        return self._run(
+            flows.push_message(
+                self._context(self.settings),
+                body=body,
+                queue=queue,
+                content_type=content_type,
+                delay_seconds=delay_seconds,
+            )
+        )
 
     def push_messages(
         self,
@@ -291,7 +299,12 @@ class CloudflareQueuesHook(BaseHook):
             by size would need fewer requests (Cloudflare Queues does not guarantee order anyway).
         """
         flow = flows.push_messages(
-            self._context(self.settings), messages, queue, delay_seconds, content_type, preserve_order
+            self._context(self.settings),
+            messages=messages,
+            queue=queue,
+            delay_seconds=delay_seconds,
+            content_type=content_type,
+            preserve_order=preserve_order,
         )
         return self._run(flow)
 
@@ -308,7 +321,11 @@ class CloudflareQueuesHook(BaseHook):
         :param visibility_timeout: how long the messages stay leased: seconds or a ``timedelta``
             (1 ms to 12 hours; default: the consumer's setting, 30 s unless changed).
         """
-        return self._run(flows.pull_messages(self._context(self.settings), queue, batch_size, visibility_timeout))
+        return self._run(
+            flows.pull_messages(
+                self._context(self.settings), queue=queue, batch_size=batch_size, visibility_timeout=visibility_timeout
+            )
+        )
 
     def peek_messages(self, *, queue: str | None = None, batch_size: int | None = None) -> PeekResult:
         """
@@ -316,7 +333,7 @@ class CloudflareQueuesHook(BaseHook):
         delivery attempt is spent and they stay available to pulls. Each carries a ``ref`` to purge it by
         (:meth:`purge_messages`). Peeking again shows the same first messages: a peek does not page.
         """
-        return self._run(flows.peek_messages(self._context(self.settings), queue, batch_size))
+        return self._run(flows.peek_messages(self._context(self.settings), queue=queue, batch_size=batch_size))
 
     def purge_messages(self, queue: str, refs: Iterable[Any]) -> PurgeMessagesResult:
         """
@@ -325,7 +342,7 @@ class CloudflareQueuesHook(BaseHook):
         delivery. Refs the service warns about (their message was delivered or purged since the peek, or
         unknown) are listed in ``warnings`` and not counted as purged.
         """
-        return self._run(flows.purge_messages(self._context(self.settings), queue, refs))
+        return self._run(flows.purge_messages(self._context(self.settings), queue=queue, refs=refs))
 
     def collect_messages(
         self,
@@ -343,7 +360,12 @@ class CloudflareQueuesHook(BaseHook):
         pulled before it are returned, still leased.
         """
         flow = flows.collect_messages(
-            self._context(self.settings), queue, batch_size, max_messages, visibility_timeout, enough
+            self._context(self.settings),
+            queue=queue,
+            batch_size=batch_size,
+            max_messages=max_messages,
+            visibility_timeout=visibility_timeout,
+            enough=enough,
         )
         return self._run(flow)
 
@@ -357,15 +379,15 @@ class CloudflareQueuesHook(BaseHook):
         :param retries: lease ids, pulled messages, mappings (with optional ``delay_seconds``), or
             ``(lease id or message, delay_seconds)`` pairs.
         """
-        return self._run(flows.ack_messages(self._context(self.settings), queue, acks, retries))
+        return self._run(flows.ack_messages(self._context(self.settings), queue=queue, acks=acks, retries=retries))
 
     def get_metrics(self, queue: str | None = None) -> QueueMetrics:
         """The queue's backlog metrics (leases nothing)."""
-        return self._run(flows.get_metrics(self._context(self.settings), queue))
+        return self._run(flows.get_metrics(self._context(self.settings), queue=queue))
 
     def get_queue(self, queue: str | None = None) -> Queue:
         """The queue's settings and consumers."""
-        return self._run(flows.get_queue(self._context(self.settings), queue))
+        return self._run(flows.get_queue(self._context(self.settings), queue=queue))
 
     def list_queues(self) -> list[Queue]:
         """Every queue of the account."""
@@ -373,7 +395,7 @@ class CloudflareQueuesHook(BaseHook):
 
     def list_consumers(self, queue: str | None = None) -> list[Consumer]:
         """The queue's consumers."""
-        return self._run(flows.list_consumers(self._context(self.settings), queue))
+        return self._run(flows.list_consumers(self._context(self.settings), queue=queue))
 
     def resolve_queue_id(self, queue: str | None = None) -> str:
         """The id of a queue named by id or name (names are looked up once and cached)."""
@@ -385,7 +407,7 @@ class CloudflareQueuesHook(BaseHook):
             settings = self.settings
         except Exception as err:  # Airflow's UI shows the message: anything must become (False, text)
             return False, str(err)
-        return self._run(flows.check_connection(self._context(settings), None))
+        return self._run(flows.check_connection(self._context(settings), queue=None))
 
     # -- administration (sync) ----------------------------------------------------------------
 
@@ -410,7 +432,11 @@ class CloudflareQueuesHook(BaseHook):
         """
         settings = queue_settings(delivery_delay=delivery_delay, message_retention_period=message_retention_period)
         validate_jurisdiction(jurisdiction)
-        return self._run(admin_flows.create_queue(self._context(self.settings), name, settings, jurisdiction))
+        return self._run(
+            admin_flows.create_queue(
+                self._context(self.settings), name=name, settings=settings, jurisdiction=jurisdiction
+            )
+        )
 
     def update_queue(
         self,
@@ -426,7 +452,7 @@ class CloudflareQueuesHook(BaseHook):
             message_retention_period=message_retention_period,
             delivery_paused=delivery_paused,
         )
-        return self._run(admin_flows.update_queue(self._context(self.settings), queue, settings))
+        return self._run(admin_flows.update_queue(self._context(self.settings), queue=queue, settings=settings))
 
     def delete_queue(self, queue: str) -> str:
         """
@@ -434,7 +460,7 @@ class CloudflareQueuesHook(BaseHook):
         a queue, it acts only on ``queue`` as given (never the hook's default queue), and a name resolved
         from the cache is confirmed with the service first (``api.flows.resolve_named_queue``).
         """
-        return self._run(admin_flows.delete_queue(self._context(self.settings), queue))
+        return self._run(admin_flows.delete_queue(self._context(self.settings), queue=queue))
 
     def pause_delivery(self, queue: str) -> Queue:
         """Pause delivery: pushes are still kept, pulls are refused (409) until :meth:`resume_delivery`."""
@@ -458,7 +484,7 @@ class CloudflareQueuesHook(BaseHook):
         """
         flow = admin_flows.purge_queue(
             self._context(self.settings),
-            queue,
+            queue=queue,
             wait=wait,
             timeout=interval(timeout, "timeout"),
             poll_interval=interval(poll_interval, "poll_interval"),
@@ -467,7 +493,7 @@ class CloudflareQueuesHook(BaseHook):
 
     def purge_status(self, queue: str | None = None) -> PurgeStatus:
         """The last purge of the queue: when it started, whether it completed."""
-        return self._run(admin_flows.purge_status(self._context(self.settings), queue))
+        return self._run(admin_flows.purge_status(self._context(self.settings), queue=queue))
 
     def create_consumer(
         self,
@@ -490,7 +516,7 @@ class CloudflareQueuesHook(BaseHook):
         :param dead_letter_queue: the queue name exhausted messages go to (created by the service if missing).
         """
         settings = ConsumerSettings(batch_size, max_retries, retry_delay, visibility_timeout, dead_letter_queue)
-        return self._run(admin_flows.create_consumer(self._context(self.settings), queue, settings))
+        return self._run(admin_flows.create_consumer(self._context(self.settings), queue=queue, settings=settings))
 
     def update_consumer(
         self,
@@ -514,11 +540,17 @@ class CloudflareQueuesHook(BaseHook):
         # updates of one queue's consumer in this process go one at a time: each reads what the one before
         # it wrote (across processes, the read-again check of the flow catches a change made in between)
         with _CONSUMER_UPDATES[(settings_.base_url, settings_.account_id, queue)]:
-            return self._run(admin_flows.update_consumer(self._context(settings_), queue, consumer_id, settings))
+            return self._run(
+                admin_flows.update_consumer(
+                    self._context(settings_), queue=queue, consumer_id=consumer_id, settings=settings
+                )
+            )
 
     def delete_consumer(self, queue: str, consumer_id: str | None = None) -> str:
         """Remove the queue's HTTP pull consumer (or ``consumer_id``); returns its id."""
-        return self._run(admin_flows.delete_consumer(self._context(self.settings), queue, consumer_id))
+        return self._run(
+            admin_flows.delete_consumer(self._context(self.settings), queue=queue, consumer_id=consumer_id)
+        )
 
     # -- operations (async, for triggers) ------------------------------------------------------
 
@@ -533,7 +565,16 @@ class CloudflareQueuesHook(BaseHook):
     ) -> PushResult:
         """Async :meth:`push_messages`."""
         ctx = self._context(await self.aget_settings())
-        return await self._arun(flows.push_messages(ctx, messages, queue, delay_seconds, content_type, preserve_order))
+        return await self._arun(
+            flows.push_messages(
+                ctx,
+                messages=messages,
+                queue=queue,
+                delay_seconds=delay_seconds,
+                content_type=content_type,
+                preserve_order=preserve_order,
+            )
+        )
 
     async def apull_messages(
         self,
@@ -544,15 +585,19 @@ class CloudflareQueuesHook(BaseHook):
     ) -> PullResult:
         """Async :meth:`pull_messages`."""
         ctx = self._context(await self.aget_settings())
-        return await self._arun(flows.pull_messages(ctx, queue, batch_size, visibility_timeout))
+        return await self._arun(
+            flows.pull_messages(ctx, queue=queue, batch_size=batch_size, visibility_timeout=visibility_timeout)
+        )
 
     async def apeek_messages(self, *, queue: str | None = None, batch_size: int | None = None) -> PeekResult:
         """Async :meth:`peek_messages`."""
-        return await self._arun(flows.peek_messages(self._context(await self.aget_settings()), queue, batch_size))
+        return await self._arun(
+            flows.peek_messages(self._context(await self.aget_settings()), queue=queue, batch_size=batch_size)
+        )
 
     async def apurge_messages(self, queue: str, refs: Iterable[Any]) -> PurgeMessagesResult:
         """Async :meth:`purge_messages`."""
-        return await self._arun(flows.purge_messages(self._context(await self.aget_settings()), queue, refs))
+        return await self._arun(flows.purge_messages(self._context(await self.aget_settings()), queue=queue, refs=refs))
 
     async def acollect_messages(
         self,
@@ -566,7 +611,14 @@ class CloudflareQueuesHook(BaseHook):
         """Async :meth:`collect_messages`."""
         ctx = self._context(await self.aget_settings())
         return await self._arun(
-            flows.collect_messages(ctx, queue, batch_size, max_messages, visibility_timeout, enough)
+            flows.collect_messages(
+                ctx,
+                queue=queue,
+                batch_size=batch_size,
+                max_messages=max_messages,
+                visibility_timeout=visibility_timeout,
+                enough=enough,
+            )
         )
 
     async def aack_messages(
@@ -574,16 +626,16 @@ class CloudflareQueuesHook(BaseHook):
     ) -> AckResult:
         """Async :meth:`ack_messages`."""
         ctx = self._context(await self.aget_settings())
-        return await self._arun(flows.ack_messages(ctx, queue, acks, retries))
+        return await self._arun(flows.ack_messages(ctx, queue=queue, acks=acks, retries=retries))
 
     async def aget_metrics(self, queue: str | None = None) -> QueueMetrics:
         """Async :meth:`get_metrics`."""
-        return await self._arun(flows.get_metrics(self._context(await self.aget_settings()), queue))
+        return await self._arun(flows.get_metrics(self._context(await self.aget_settings()), queue=queue))
 
     async def aget_queue(self, queue: str | None = None) -> Queue:
         """Async :meth:`get_queue`."""
-        return await self._arun(flows.get_queue(self._context(await self.aget_settings()), queue))
+        return await self._arun(flows.get_queue(self._context(await self.aget_settings()), queue=queue))
 
     async def apurge_status(self, queue: str | None = None) -> PurgeStatus:
         """Async :meth:`purge_status`."""
-        return await self._arun(admin_flows.purge_status(self._context(await self.aget_settings()), queue))
+        return await self._arun(admin_flows.purge_status(self._context(await self.aget_settings()), queue=queue))

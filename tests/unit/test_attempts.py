@@ -103,7 +103,9 @@ def _ack(acks: list[str], retries: list[str], answers: list[object]) -> AckResul
         return RawResponse(200, json.dumps(body).encode(), {})
 
     ctx = flows.FlowContext(account_id=ACCOUNT, scope="test", retry=RetryPolicy(initial_backoff=0, max_backoff=0))
-    return flows.run(flows.ack_messages(ctx, QUEUE, acks, [(r, 0) for r in retries]), send, lambda _: None)
+    return flows.run(
+        flows.ack_messages(ctx, queue=QUEUE, acks=acks, retries=[(r, 0) for r in retries]), send, lambda _: None
+    )
 
 
 def test_warnings_that_were_applied_anyway_are_not_failures() -> None:

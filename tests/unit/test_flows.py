@@ -95,7 +95,7 @@ def ctx() -> FlowContext:
 
 def test_transient_failures_are_retried_with_backoff(ctx: FlowContext) -> None:
     script = Script(error(503, 15000, "internal"), LOST, ok(METRICS))
-    assert script.run(flows.get_metrics(ctx, QUEUE_ID)).backlog_count == 0
+    assert script.run(flows.get_metrics(ctx, queue=QUEUE_ID)).backlog_count == 0
     assert script.operations == ["metrics"] * 3
     assert len(script.slept) == 2 and 0 <= script.slept[0] <= 1 and 0 <= script.slept[1] <= 2  # full jitter
 
@@ -103,24 +103,24 @@ def test_transient_failures_are_retried_with_backoff(ctx: FlowContext) -> None:
 def test_retries_stop_at_max_attempts_and_say_how_many(ctx: FlowContext) -> None:
     script = Script(*[error(500, 15000, "internal")] * 4)
     with pytest.raises(CloudflareQueuesServerError, match="after 4 attempts"):
-        script.run(flows.get_metrics(ctx, QUEUE_ID))
+        script.run(flows.get_metrics(ctx, queue=QUEUE_ID))
     assert len(script.sent) == 4
 
 
 def test_retry_after_is_honoured_and_auth_errors_are_not_retried(ctx: FlowContext) -> None:
     script = Script(error(429, 971, "slow down", **{"Retry-After": "7"}), ok(METRICS))
-    script.run(flows.get_metrics(ctx, QUEUE_ID))
+    script.run(flows.get_metrics(ctx, queue=QUEUE_ID))
     assert script.slept[0] >= 7
     script = Script(error(403, 10000, "Authentication error"))
     with pytest.raises(CloudflareQueuesAuthError, match="Queues Edit permission"):
-        script.run(flows.get_metrics(ctx, QUEUE_ID))
+        script.run(flows.get_metrics(ctx, queue=QUEUE_ID))
     assert script.slept == []
 
 
 def test_a_retry_after_past_max_retry_wait_raises_at_once(ctx: FlowContext) -> None:
     script = Script(error(429, 971, "blocked", **{"Retry-After": "900"}))
     with pytest.raises(CloudflareQueuesRateLimitError):
-        script.run(flows.get_metrics(ctx, QUEUE_ID))
+        script.run(flows.get_metrics(ctx, queue=QUEUE_ID))
     assert script.slept == []
 
 
@@ -130,9 +130,9 @@ def test_a_name_is_resolved_once_then_cached(ctx: FlowContext) -> None:
         return ok([queue("orders")], result_info={"page": 1, "per_page": 100, "count": 1})
 
     script = Script(listing, ok(METRICS))
-    script.run(flows.get_metrics(ctx, "orders"))
+    script.run(flows.get_metrics(ctx, queue="orders"))
     script.answers.append(ok(METRICS))
-    script.run(flows.get_metrics(ctx, "orders"))  # no second lookup
+    script.run(flows.get_metrics(ctx, queue="orders"))  # no second lookup
     assert script.operations == ["list_queues", "metrics", "metrics"]
     assert script.sent[1].path.endswith(f"/queues/{QUEUE_ID}/metrics")
 
@@ -144,7 +144,7 @@ def test_a_stale_cached_name_is_looked_up_again_once(ctx: FlowContext) -> None:
         ok([queue("orders", OTHER_ID)], result_info={"page": 1, "count": 1}),
         ok(METRICS),
     )
-    script.run(flows.get_metrics(ctx, "orders"))
+    script.run(flows.get_metrics(ctx, queue="orders"))
     assert script.operations == ["metrics", "list_queues", "metrics"]
     assert OTHER_ID in script.sent[2].path and ctx.names.get(ctx.scope, ACCOUNT, "orders") == OTHER_ID
 
@@ -153,18 +153,27 @@ def test_an_unknown_name_suggests_the_close_ones(ctx: FlowContext) -> None:
     names = [queue("orders"), queue("orders-dlq", OTHER_ID), queue("events", "c" * 32)]
     script = Script(ok([], result_info={"page": 1, "count": 0}), ok(names, result_info={"page": 1, "count": 3}))
     with pytest.raises(CloudflareQueuesNotFoundError, match="no queue named 'ordres'") as caught:
-        script.run(flows.get_metrics(ctx, "ordres"))
+        script.run(flows.get_metrics(ctx, queue="ordres"))
     assert caught.value.hint == "did you mean 'orders' or 'orders-dlq'?"
     script = Script(ok([], result_info={"page": 1, "count": 0}), ok(names, result_info={"page": 1, "count": 3}))
     with pytest.raises(CloudflareQueuesNotFoundError) as caught:
-        script.run(flows.get_metrics(ctx, "billing"))
+        script.run(flows.get_metrics(ctx, queue="billing"))
     assert "wrangler queues create billing" in (caught.value.hint or "")
 
 
 def test_a_push_is_chunked_into_the_fewest_batches(ctx: FlowContext) -> None:
     metrics = {"metadata": {"metrics": {**METRICS, "backlog_count": 250}}}
     script = Script(*[ok(metrics)] * 3)
-    result = script.run(flows.push_messages(ctx, [{"n": n} for n in range(250)], QUEUE_ID, None, None, False))
+    result = script.run(
+        flows.push_messages(
+            ctx,
+            messages=[{"n": n} for n in range(250)],
+            queue=QUEUE_ID,
+            delay_seconds=None,
+            content_type=None,
+            preserve_order=False,
+        )
+    )
     assert (result.messages, result.requests) == (250, 3)
     sizes = [len(json.loads(request.body or b"")["messages"]) for request in script.sent]
     assert sorted(sizes) == [50, 100, 100] and script.operations == ["push_batch"] * 3
@@ -173,7 +182,16 @@ def test_a_push_is_chunked_into_the_fewest_batches(ctx: FlowContext) -> None:
 def test_a_push_that_fails_half_way_says_what_was_sent(ctx: FlowContext) -> None:
     script = Script(ok({}), error(400, 10207, "JSONRequestBodyInvalid"))
     with pytest.raises(CloudflareQueuesPushError) as caught:
-        script.run(flows.push_messages(ctx, list(range(150)), QUEUE_ID, None, None, True))
+        script.run(
+            flows.push_messages(
+                ctx,
+                messages=list(range(150)),
+                queue=QUEUE_ID,
+                delay_seconds=None,
+                content_type=None,
+                preserve_order=True,
+            )
+        )
     err = caught.value
     assert (len(err.pushed), len(err.failed), len(err.not_sent)) == (100, 50, 0)
     assert err.pushed == list(range(100))
@@ -182,11 +200,11 @@ def test_a_push_that_fails_half_way_says_what_was_sent(ctx: FlowContext) -> None
 def test_an_ack_resent_after_a_lost_answer(ctx: FlowContext) -> None:
     # the resend finds the lease acked by the lost attempt: settled
     script = Script(LOST, ok({"ackCount": 0, "retryCount": 0, "warnings": {"l1": "lease already acked; ignored"}}))
-    result = script.run(flows.ack_messages(ctx, QUEUE_ID, ["l1"], []))
+    result = script.run(flows.ack_messages(ctx, queue=QUEUE_ID, acks=["l1"], retries=[]))
     assert result.unconfirmed == {} and result.not_applied == {}
     # the resend cannot tell (the lease expired meanwhile): unconfirmed, never guessed either way
     script = Script(LOST, ok({"ackCount": 0, "retryCount": 0, "warnings": {"l1": "lease expired"}}))
-    result = script.run(flows.ack_messages(ctx, QUEUE_ID, ["l1"], []))
+    result = script.run(flows.ack_messages(ctx, queue=QUEUE_ID, acks=["l1"], retries=[]))
     assert list(result.unconfirmed) == ["l1"] and "may have applied it" in result.unconfirmed["l1"]
     assert result.not_applied == {}
 
@@ -194,7 +212,9 @@ def test_an_ack_resent_after_a_lost_answer(ctx: FlowContext) -> None:
 def test_an_ack_of_more_than_100_leases_is_split(ctx: FlowContext) -> None:
     script = Script(ok({"ackCount": 100, "retryCount": 0, "warnings": {}}), ok({"ackCount": 20, "retryCount": 5}))
     leases = [f"lease-{n}" for n in range(120)]
-    result = script.run(flows.ack_messages(ctx, QUEUE_ID, leases, [(f"r-{n}", 30) for n in range(5)]))
+    result = script.run(
+        flows.ack_messages(ctx, queue=QUEUE_ID, acks=leases, retries=[(f"r-{n}", 30) for n in range(5)])
+    )
     assert (result.ack_count, result.retry_count) == (120, 5)
     bodies = [json.loads(request.body or b"") for request in script.sent]
     assert [len(b["acks"]) + len(b.get("retries", [])) for b in bodies] == [100, 25]
@@ -207,7 +227,7 @@ def test_a_lost_create_answer_returns_the_queue_the_lost_attempt_made(ctx: FlowC
         ok([queue("orders")], result_info={"page": 1, "count": 1}),
         ok(queue("orders")),
     )
-    created = script.run(admin_flows.create_queue(ctx, "orders", queue_settings()))
+    created = script.run(admin_flows.create_queue(ctx, name="orders", settings=queue_settings()))
     assert created.queue_id == QUEUE_ID
     assert script.operations == ["create_queue", "create_queue", "list_queues", "get_queue"]
 
@@ -221,5 +241,5 @@ def test_the_async_driver_runs_the_same_flows(ctx: FlowContext) -> None:
     async def sleep(seconds: float) -> None:
         script.sleep(seconds)
 
-    metrics = asyncio.run(flows.arun(flows.get_metrics(ctx, QUEUE_ID), send, sleep))
+    metrics = asyncio.run(flows.arun(flows.get_metrics(ctx, queue=QUEUE_ID), send, sleep))
     assert metrics.backlog_count == 0 and script.operations == ["metrics", "metrics"] and len(script.slept) == 1

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -47,15 +47,11 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
 import pytest  # noqa: E402
 
 from airflow_provider_cfqueues.api.flows import QUEUE_NAMES  # noqa: E402
-from airflow_provider_cfqueues.api.retry import RetryPolicy  # noqa: E402
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock  # noqa: E402
 
+from .helpers import TEST_TOKEN, point_connection  # noqa: E402
 from .openapi_check import OpenAPIRecorder  # noqa: E402
 from .secrets_check import leaks_in_db  # noqa: E402
-
-TEST_TOKEN = "cfq-test-token-7f3e9a1c"
-#: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
-FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -192,6 +188,11 @@ def _no_cached_queue_names() -> None:
 @pytest.fixture
 def connection(emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
     """The default Airflow connection, pointed at ``emulator``."""
-    for name, value in emulator.airflow_connection_env().items():
-        monkeypatch.setenv(name, value)
-    return "cloudflare_queues_default"
+    return point_connection(monkeypatch, emulator)
+
+
+@pytest.fixture
+def emulator_connection(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[CloudflareQueuesEmulator], str]:
+    """Point the default connection at an emulator a test starts itself (tasks of dag.test() run in this
+    process)."""
+    return lambda emulator: point_connection(monkeypatch, emulator)

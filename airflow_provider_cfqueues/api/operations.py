@@ -237,7 +237,7 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
         chunk_acks = tuple(lease for kind, lease, _ in chunk if kind == "ack")
         chunk_retries = tuple((lease, delay) for kind, lease, delay in chunk if kind == "retry")
         # the shape of models.AckRequest, written directly on this hot path (every drained batch): lease ids
-        # are checked strings already; tests/unit/test_operations.py validates it against AckRequest
+        # are checked strings already; tests/api/test_operations.py validates it against AckRequest
         retry_items = [
             {"lease_id": lease} if delay is None else {"lease_id": lease, "delay_seconds": delay}
             for lease, delay in chunk_retries

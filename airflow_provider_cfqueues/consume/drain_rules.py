@@ -6,7 +6,7 @@ happened to it (:class:`Outcome`), and returns a :class:`Decision`: ack, retry a
 release, route to poison, or process. :meth:`DrainPolicy.settle` then decides, when a batch is
 sent, whether a retry goes out now or is held until the run ends; :func:`batch_failures` reads what
 a batch ``process`` reported. The drain engine
-(:mod:`.drain`) carries the decisions out; ``tests/unit/test_drain_policy.py`` is its table.
+(:mod:`.drain`) carries the decisions out; ``tests/consume/test_drain_rules.py`` is its table.
 
 The rules, one line each:
 

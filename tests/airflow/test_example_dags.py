@@ -12,8 +12,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
-from .conftest import task_states, xcom
+from ..helpers import TEST_TOKEN, task_states, xcom
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 

@@ -18,8 +18,8 @@ from airflow_provider_cfqueues.hooks.connection_form import EXTRA_FIELDS
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesMessageTrigger
 
+from ..helpers import trigger_events
 from ..scripted_faults import ScriptedFaults
-from .conftest import trigger_events
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 

@@ -41,7 +41,7 @@ from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN, point_connection
 from ..secrets_check import leaks_in_db, leaks_in_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow3]
@@ -194,8 +194,7 @@ def connected_emulator(**queues: dict[str, Any]) -> Iterator[CloudflareQueuesEmu
     ):
         for queue, settings in queues.items():
             emulator.create_queue(queue, **settings)
-        for name, value in emulator.airflow_connection_env().items():
-            patch.setenv(name, value)
+        point_connection(patch, emulator)
         yield emulator
 
 

@@ -29,7 +29,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN
 from ..secrets_check import leaks_in_db, leaks_in_files
 from .test_airflow_components import Airflow, connected_emulator
 

@@ -24,6 +24,7 @@ from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, Emulato
 
 from ..contract.ledger import ForeignQueueError, Ledger
 from ..contract.target import Target
+from ..helpers import point_connection
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE_TOKEN = "contract-live-token-5d1c"
@@ -118,8 +119,7 @@ def test_without_credentials_the_live_run_is_skipped_with_one_line(tmp_path: Pat
 def test_a_case_that_fails_half_way_still_deletes_its_queues(
     emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in emulator.airflow_connection_env("cfqueues_contract").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, "cfqueues_contract")
     bystander = emulator.create_queue("bystander")
     target = Target(
         kind="emulator",

@@ -4,7 +4,7 @@ import pytest
 
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY
 
 
 @pytest.fixture

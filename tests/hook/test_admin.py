@@ -19,7 +19,7 @@ from airflow_provider_cfqueues.api.errors import (
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY, point_connection
 from ..scripted_faults import ScriptedFaults
 
 
@@ -239,8 +239,7 @@ def test_a_lost_delete_answer_is_a_deletion(emulator: CloudflareQueuesEmulator, 
 def test_a_read_only_token_fails_with_the_fix(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> None:
     with CloudflareQueuesEmulator(clock=clock, read_only_token="cfq-reader-0a1b2c") as emulator:
         emulator.create_queue("orders")
-        for name, value in emulator.airflow_connection_env("reader", token="cfq-reader-0a1b2c").items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator, "reader", token="cfq-reader-0a1b2c")
         hook = CloudflareQueuesHook("reader", retry_policy=FAST_RETRY)
         assert hook.get_queue("orders").queue_name == "orders"  # reading is allowed
         for change in (

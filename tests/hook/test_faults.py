@@ -13,6 +13,7 @@ from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
+from ..helpers import point_connection
 from ..scripted_faults import ScriptedFaults
 
 
@@ -154,8 +155,7 @@ def test_an_emulator_on_a_port_an_earlier_one_used_starts_with_no_cached_names(
 
     port = emulator.port
     emulator.create_queue("q")
-    for name, value in emulator.airflow_connection_env().items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator)
     CloudflareQueuesHook().push_messages([1], queue="q")  # caches q -> its id for this base URL
     emulator.stop()
     with CloudflareQueuesEmulator(token=emulator.token, port=port) as later:

@@ -16,7 +16,7 @@ from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY
 
 
 def test_a_paused_queue_is_a_typed_error_not_retried(

@@ -20,7 +20,7 @@ from airflow_provider_cfqueues.api.push_packing import batch_capacity, min_batch
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY, point_connection
 
 
 def test_round_trip_with_every_content_type(
@@ -121,8 +121,7 @@ def test_renamed_queue_is_looked_up_again(emulator: CloudflareQueuesEmulator, ho
 
 def test_default_queue_from_the_connection(emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     emulator.create_queue("defaulted")
-    for name, value in emulator.airflow_connection_env("cfq_with_queue", queue="defaulted").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, "cfq_with_queue", queue="defaulted")
     hook = CloudflareQueuesHook("cfq_with_queue")
     hook.push_message({"x": 1})
     assert emulator.metrics("defaulted")["backlog_count"] == 1

@@ -25,7 +25,7 @@ from airflow_provider_cfqueues.api.errors import (
 from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN
 
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 QUEUE = "0" * 32

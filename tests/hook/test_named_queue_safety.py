@@ -21,7 +21,7 @@ from airflow_provider_cfqueues.api.flows import QUEUE_NAMES, QueueNameCache
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY, point_connection
 from ..raw_api import RawApi
 
 
@@ -29,8 +29,7 @@ from ..raw_api import RawApi
 def prod_default(emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch) -> CloudflareQueuesHook:
     """A hook on a connection whose default queue, ``prod-default``, holds 5 messages."""
     emulator.create_queue("prod-default")
-    for name, value in emulator.airflow_connection_env(queue="prod-default").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, queue="prod-default")
     hook = CloudflareQueuesHook(retry_policy=FAST_RETRY)
     hook.push_messages(list(range(5)))
     return hook

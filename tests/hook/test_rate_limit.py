@@ -17,7 +17,7 @@ from airflow_provider_cfqueues.api.throttle import THROTTLES
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN, point_connection
 from ..raw_api import RawApi
 from ..scripted_faults import ScriptedFaults
 
@@ -30,8 +30,7 @@ def clock() -> ManualClock:
 def budgeted(clock: ManualClock, rate_limit: str, monkeypatch: pytest.MonkeyPatch) -> CloudflareQueuesEmulator:
     emulator = CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, rate_limit=rate_limit)
     emulator.start()
-    for name, value in emulator.airflow_connection_env().items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator)
     # the process-wide budget of this token follows the emulator's clock
     THROTTLES.get(emulator.base_url, emulator.account_id).clock = clock.now
     return emulator
@@ -164,8 +163,7 @@ def test_the_pytest_marker_takes_a_rate_limit(cfqueues_emulator: CloudflareQueue
 
 def test_the_emulator_models_a_queues_throughput(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, queue_throughput=150) as emulator:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator)
         queue = emulator.create_queue("q")
         api = RawApi(emulator)
         api.batch(queue.id, [{"body": {"n": n}} for n in range(100)])
@@ -183,8 +181,7 @@ def test_the_free_plans_daily_operations_fail_with_what_to_do(
 ) -> None:
     """Past the Free plan's operations of the day, the hook does not wait for midnight: it says why."""
     with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=clock, plan="free") as emulator:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator)
         emulator.create_queue("q")
         emulator.app.operations.limit = 3  # type: ignore[union-attr]
         hook = hook_on(clock)

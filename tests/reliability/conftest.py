@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN, point_connection
 
 
 @pytest.fixture
@@ -14,6 +14,5 @@ def journaled_emulator(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     """A manual-clock emulator that keeps a journal of every delivery, ack and expiry, as the default
     Airflow connection (for DAG runs in this process and in the processes they start)."""
     with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock(), record_events=True) as emulator:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator)
         yield emulator

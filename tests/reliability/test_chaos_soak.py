@@ -18,8 +18,7 @@ import pytest
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 
-from ..airflow.conftest import task_states, xcom
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN, task_states, xcom
 
 pytestmark = pytest.mark.slow
 

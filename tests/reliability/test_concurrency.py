@@ -15,7 +15,7 @@ from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY, TEST_TOKEN
+from ..helpers import FAST_RETRY, TEST_TOKEN, point_connection
 
 log = logging.getLogger("test-concurrency")
 
@@ -23,8 +23,7 @@ log = logging.getLogger("test-concurrency")
 def test_eight_drains_on_one_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     with CloudflareQueuesEmulator(token=TEST_TOKEN, record_events=True) as emulator:
         emulator.create_queue("shared")
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator)
         CloudflareQueuesHook(queue="shared").push_messages(list(range(4_000)))
         processed: list[tuple[str, int, str]] = []
         lock = threading.Lock()

@@ -32,8 +32,7 @@ from airflow_provider_cfqueues.consume.poison_routes import Router
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..airflow.conftest import task_states, trigger_events
-from ..conftest import FAST_RETRY, TEST_TOKEN
+from ..helpers import FAST_RETRY, TEST_TOKEN, point_connection, task_states, trigger_events
 from ..scripted_faults import ScriptedFaults
 
 log = logging.getLogger("test-consumer-faults")
@@ -75,6 +74,7 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]
 # -- a database outage -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_database_outage_deletes_nothing(
     journaled_emulator: CloudflareQueuesEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -574,13 +574,13 @@ def test_backlog_trigger_times_out_with_the_last_error(emulator: CloudflareQueue
 # -- task timeout with concurrency -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_task_timeout_stops_every_worker(airflow_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """execution_timeout=2 s, 4 workers, 0.1 s per message, 400 messages (10 s of work)."""
     from tests.dags.cfqueues_consumer_fault_dags import timeout_dag
 
     with CloudflareQueuesEmulator(token=TEST_TOKEN, record_events=True) as emulator:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, emulator)
         emulator.create_queue("slow")
         CloudflareQueuesHook(queue="slow").push_messages(list(range(400)))
         log_path = tmp_path / "processed.log"

@@ -20,7 +20,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..airflow.conftest import task_states
+from ..helpers import task_states
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,7 @@ from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from .. import conftest
-from ..airflow.conftest import task_states
-from ..conftest import FAST_RETRY, TEST_TOKEN
+from ..helpers import FAST_RETRY, TEST_TOKEN, task_states
 from ..secrets_check import leaks_in_db, leaks_in_files
 
 

@@ -14,20 +14,12 @@ from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.consume.attempts import FixedDelay
 from airflow_provider_cfqueues.consume.drain import Drainer
 from airflow_provider_cfqueues.consume.drain_plan import DrainPlan
-from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
+from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import FAST_RETRY
+from ..helpers import FAST_RETRY
 
 log = logging.getLogger("test-drain")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -38,15 +30,15 @@ def make_hook(connection: str):  # type: ignore[no-untyped-def]
 def test_lease_window_releases_what_cannot_be_finished(emulator: CloudflareQueuesEmulator, make_hook) -> None:  # type: ignore[no-untyped-def]
     emulator.create_queue("q")
     make_hook().push_messages(list(range(8)))
-    clock = FakeClock()
+    clock = ManualClock(start=0)
     processed: list[int] = []
 
     def slow(message: PulledMessage) -> None:
         processed.append(message.body)
-        clock.now += 3.0  # each message takes 3 s of the 10 s lease
+        clock.advance(3.0)  # each message takes 3 s of the 10 s lease
 
     plan = DrainPlan(batch_size=5, max_batches=1, visibility_timeout=10)
-    summary = Drainer(make_hook, "q", plan, slow, log=log, clock=clock).run()
+    summary = Drainer(make_hook, "q", plan, slow, log=log, clock=clock.now).run()
     # 3 messages fit (3 + 3 + 3 = 9 s, then < 3 s + 1 s margin remain): 2 released for immediate redelivery
     assert (summary.acked, summary.released, summary.retried, summary.failed) == (3, 2, 0, 0)
     states = Counter((m.state, m.attempts) for m in emulator.messages("q"))
@@ -60,11 +52,11 @@ def test_batches_shrink_to_fit_the_lease_window(
 ) -> None:
     emulator.create_queue("q")
     make_hook().push_messages(list(range(12)))
-    clock = FakeClock()
+    clock = ManualClock(start=0)
     pulled_sizes: list[int] = []
 
     def slow(message: PulledMessage) -> None:
-        clock.now += 2.0
+        clock.advance(2.0)
 
     class Recording(Drainer):
         def _handle_batch(self, hook, messages, deadline, seconds_per_item):  # type: ignore[no-untyped-def]
@@ -73,7 +65,7 @@ def test_batches_shrink_to_fit_the_lease_window(
 
     plan = DrainPlan(batch_size=10, visibility_timeout=10)
     with caplog.at_level(logging.WARNING, logger="test-drain"):
-        summary = Recording(make_hook, "q", plan, slow, log=log, clock=clock).run()
+        summary = Recording(make_hook, "q", plan, slow, log=log, clock=clock.now).run()
     assert summary.acked == 12 and summary.stop_reason == "the queue is empty"
     assert pulled_sizes[0] == 10 and max(pulled_sizes[1:]) <= 4  # (10 s - 1 s margin) // 2 s
     assert "only 4 fit in the 10 s visibility timeout" in caplog.text

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 from airflow_provider_cfqueues.notifications.cloudflare_queues import CloudflareQueuesNotifier, callback_event
 
-from .conftest import task_states
+from ..helpers import point_connection, task_states
 
 
 def bodies(emulator: CloudflareQueuesEmulator, queue: str) -> list[Any]:
@@ -21,6 +21,7 @@ def bodies(emulator: CloudflareQueuesEmulator, queue: str) -> list[Any]:
     ]
 
 
+@pytest.mark.slow
 def test_task_and_dag_callbacks_push_their_messages(
     airflow_db: str, emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,8 +29,7 @@ def test_task_and_dag_callbacks_push_their_messages(
 
     for queue in ("alerts", "events", "from-extra"):
         emulator.create_queue(queue)
-    for name, value in emulator.airflow_connection_env(queue="from-extra").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, queue="from-extra")
     run = notifier_dag.test()
     assert task_states(run) == {"load": "success", "flaky": "success", "broken": "failed"}
     (loaded,) = bodies(emulator, "events")  # templated, nested values too

@@ -14,8 +14,7 @@ from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, ManualClock
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
-from ..conftest import TEST_TOKEN
-from .conftest import task_states, xcom
+from ..helpers import TEST_TOKEN, point_connection, task_states, xcom
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +30,7 @@ def test_push_operator_forms(emulator: CloudflareQueuesEmulator, monkeypatch: py
     from tests.dags.cfqueues_test_dags import push_dag
 
     emulator.create_queue("pushed")
-    for name, value in emulator.airflow_connection_env("cfq_other").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, "cfq_other")
     run = push_dag.test(run_conf={"queue": "pushed", "conn_id": "cfq_other", "delay": "0"})
     assert set(task_states(run).values()) == {"success"}, task_states(run)
     assert xcom(run, "push_objects")["messages"] == 4
@@ -75,8 +73,7 @@ def test_mapped_tasks_in_a_real_run_keep_airflow_queue_and_retry_delay(
     from tests.dags.cfqueues_test_dags import mapped_defaults_dag
 
     with CloudflareQueuesEmulator(token=TEST_TOKEN, clock=ManualClock()) as local:
-        for name, value in local.airflow_connection_env(queue="defaults-q").items():
-            monkeypatch.setenv(name, value)
+        point_connection(monkeypatch, local, queue="defaults-q")
         local.create_queue("defaults-q")
         CloudflareQueuesHook().push_messages([{"n": n, "fail": n == 3} for n in range(10)])
         run = mapped_defaults_dag.test()

@@ -24,9 +24,8 @@ from airflow_provider_cfqueues.triggers.queues import (
     CloudflareQueuesPurgeTrigger,
 )
 
-from ..conftest import TEST_TOKEN
+from ..helpers import TEST_TOKEN, task_states, trigger_events, xcom
 from ..scripted_faults import ScriptedFaults
-from .conftest import task_states, trigger_events, xcom
 
 MODES = ("poke", "reschedule", "deferrable")
 

@@ -1,22 +1,33 @@
+"""What the test modules share that is not a fixture: constants, one way to point a connection at an
+emulator, and readers of DAG runs and triggers (fixtures are in the conftest files)."""
+
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 
+TEST_TOKEN = "cfq-test-token-7f3e9a1c"
+#: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
+FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
 
-@pytest.fixture
-def emulator_connection(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[CloudflareQueuesEmulator], None]:
-    """Point the default connection at an emulator (tasks of dag.test() run in this process)."""
 
-    def point(emulator: CloudflareQueuesEmulator) -> None:
-        for name, value in emulator.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
-
-    return point
+def point_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: CloudflareQueuesEmulator,
+    conn_id: str = "cloudflare_queues_default",
+    queue: str | None = None,
+    *,
+    token: str | None = None,
+) -> str:
+    """Define Airflow connection ``conn_id`` as ``emulator`` for this test (with a ``queue`` extra, another
+    ``token``); returns the connection id."""
+    for name, value in emulator.airflow_connection_env(conn_id, queue, token=token).items():
+        monkeypatch.setenv(name, value)
+    return conn_id
 
 
 def task_states(run: Any) -> dict[str, str]:

@@ -17,8 +17,7 @@ from airflow_provider_cfqueues.operators.admin import (
 )
 from airflow_provider_cfqueues.triggers.queues import CloudflareQueuesPurgeTrigger
 
-from ..conftest import TEST_TOKEN
-from .conftest import task_states, trigger_events, xcom
+from ..helpers import TEST_TOKEN, point_connection, task_states, trigger_events, xcom
 
 READER_TOKEN = "cfq-reader-5d6e7f"
 
@@ -66,8 +65,7 @@ def test_create_fails_with_the_fix(emulator: CloudflareQueuesEmulator, monkeypat
     emulator.create_queue("taken")
     run = create_dag.test(run_conf={"queue": "taken"})
     assert task_states(run) == {"create": "failed"}  # if_exists="fail"
-    for name, value in emulator.airflow_connection_env("cfq_reader", token=READER_TOKEN).items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, "cfq_reader", token=READER_TOKEN)
     run = create_dag.test(run_conf={"queue": "fresh", "conn_id": "cfq_reader"})
     assert task_states(run) == {"create": "failed"}
     assert "fresh" not in [q.name for q in emulator.state.accounts[emulator.account_id].values()]
@@ -76,8 +74,7 @@ def test_create_fails_with_the_fix(emulator: CloudflareQueuesEmulator, monkeypat
 def test_read_only_token_error_names_the_permission(
     emulator: CloudflareQueuesEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in emulator.airflow_connection_env("cfq_reader", token=READER_TOKEN).items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, "cfq_reader", token=READER_TOKEN)
     operator = CloudflareQueuesCreateQueueOperator(
         task_id="c", cloudflare_queue="fresh", cloudflare_queues_conn_id="cfq_reader"
     )
@@ -141,8 +138,7 @@ def test_destructive_operators_act_only_on_the_queue_named(
     from tests.dags.cfqueues_admin_dags import named_only_dag
 
     default = emulator.create_queue("prod-default")
-    for name, value in emulator.airflow_connection_env(queue="prod-default").items():
-        monkeypatch.setenv(name, value)
+    point_connection(monkeypatch, emulator, queue="prod-default")
     from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
     CloudflareQueuesHook().push_messages(list(range(5)))

@@ -19,9 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class SettleRule(NamedTuple):
+    """
+    How a queue's loop settles a message no watcher wanted: every watcher of the queue must say the same.
+
+    :param on_rejected: ``"retry"``, ``"dead_letter"`` or ``"poison"``.
+    :param poison_queue: the queue for ``"poison"``.
+    :param message_retry_delay: the delay of ``"retry"``, as the watchers give it.
+    """
+
+    on_rejected: str = "retry"
+    poison_queue: str | None = None
+    message_retry_delay: object = None
+
 
 #: the watcher settings that decide how a message nobody wanted is settled: they must agree
-SETTLE_FIELDS = ("on_rejected", "poison_queue", "message_retry_delay")
+SETTLE_FIELDS = SettleRule._fields
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ class WatcherSpec:
     conn_id: str
     queue: str
     pull: PullWishes
-    settle: tuple[object, object, object]
+    settle: SettleRule
 
     def describe(self) -> str:
         """``the watcher of asset(s) 'shop_orders' (trigger 12)``."""
@@ -90,7 +106,7 @@ class LoopPlan:
     """
 
     pull: PullWishes | None
-    settle: tuple[object, object, object] | None
+    settle: SettleRule | None
     conflicts: tuple[str, ...] = ()
     merged: tuple[str, ...] = ()
 
@@ -125,8 +141,8 @@ def _merge_pull(wishes: Sequence[PullWishes]) -> tuple[PullWishes, tuple[str, ..
     )
 
 
-def _settle_text(settle: tuple[object, object, object]) -> str:
-    return ", ".join(f"{name}={value!r}" for name, value in zip(SETTLE_FIELDS, settle, strict=True))
+def _settle_text(settle: SettleRule) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in settle._asdict().items())
 
 
 def merge_watchers(watchers: Iterable[WatcherSpec]) -> LoopPlan:

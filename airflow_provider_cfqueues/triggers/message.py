@@ -19,7 +19,7 @@ from ..api import units
 from ..api.callables import resolve_callable
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
-from ..api.loop_rules import PullWishes, WatcherSpec
+from ..api.loop_rules import PullWishes, SettleRule, WatcherSpec
 from ..api.message_filter import parse_field_filter
 from ..api.models import PulledMessage
 from ..consume.attempts import CONSUMER_RETRY_DELAY
@@ -310,7 +310,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base(
                 max_poll_interval=self.max_poll_interval,
                 paused_poll_interval=self.paused_poll_interval,
             ),
-            settle=(self.on_rejected, self.poison_queue, self.message_retry_delay),
+            settle=SettleRule(self.on_rejected, self.poison_queue, self.message_retry_delay),
         )
 
     async def _loop(self) -> QueueLoop:

@@ -48,6 +48,7 @@ from ..api.loop_rules import (
     LoopEntry,
     LoopPlan,
     PullWishes,
+    SettleRule,
     Verdict,
     WatcherSpec,
     deployment_verdict,
@@ -235,7 +236,7 @@ class QueueLoop:
         self._pull_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
-        self._checked_settle: tuple[object, object, object] | None = None
+        self._checked_settle: SettleRule | None = None
         self._poison_queue_id: str | None = None
         self._hold = 0.0
         self._hold_until = 0.0
@@ -492,7 +493,8 @@ class QueueLoop:
         if settle == self._checked_settle:
             return
         check_lease_outlasts_ack_window(self.pull.visibility_timeout, self.directory.ack_timeout)
-        on_rejected, poison, _ = settle  # type: ignore[misc]
+        assert settle is not None
+        on_rejected, poison = settle.on_rejected, settle.poison_queue
         if on_rejected == "dead_letter":
             budget = AttemptBudget.of(await self.hook.aget_queue(self.identity.queue_id))
             if not budget.dead_letter_queue:
@@ -586,8 +588,8 @@ class QueueLoop:
         resolved: list[tuple[PulledMessage, Resolution]] = []
         for batch in batches:
             resolved.extend(zip(batch.messages, batch.resolutions(), strict=True))
-        on_rejected, _, delay = self.plan.settle or self._checked_settle or ("retry", None, None)
-        plan = plan_advance(resolved, str(on_rejected), resolve_message_retry_delay(delay))
+        rule = self.plan.settle or self._checked_settle or SettleRule()
+        plan = plan_advance(resolved, rule.on_rejected, resolve_message_retry_delay(rule.message_retry_delay))
         acked = 0
         try:
             acked = await self._give_back(plan)

@@ -10,14 +10,15 @@ from airflow_provider_cfqueues.api.loop_rules import (
     Liveness,
     LoopEntry,
     PullWishes,
+    SettleRule,
     WatcherSpec,
     deployment_verdict,
     merge_watchers,
 )
 
 PULL = PullWishes(100, 100, 600.0, 5.0, 60.0, 60.0)
-RETRY = ("retry", None, None)
-POISON = ("poison", "shop-unrouted", None)
+RETRY = SettleRule("retry", None, None)
+POISON = SettleRule("poison", "shop-unrouted", None)
 
 
 def watcher(
@@ -52,11 +53,11 @@ def test_a_max_poll_interval_below_the_poll_interval_is_raised_to_it() -> None:
     ("other", "says"),
     [
         (POISON, "on_rejected='poison', poison_queue='shop-unrouted'"),
-        (("retry", None, 60), "message_retry_delay=60"),
-        (("poison", "elsewhere", None), "poison_queue='elsewhere'"),
+        (SettleRule("retry", None, 60), "message_retry_delay=60"),
+        (SettleRule("poison", "elsewhere", None), "poison_queue='elsewhere'"),
     ],
 )
-def test_settle_settings_must_agree(other: tuple[object, object, object], says: str) -> None:
+def test_settle_settings_must_agree(other: SettleRule, says: str) -> None:
     plan = merge_watchers([watcher(7), watcher(9, settle=other)])
     assert plan.settle is None  # the loop pulls nothing
     (conflict,) = plan.conflicts

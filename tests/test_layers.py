@@ -53,5 +53,5 @@ def test_a_messages_fate_is_decided_without_airflow() -> None:
     """consume/ (the rules, the give-back flow, the drain engine) imports no Airflow module: the hook is
     passed in."""
     loaded = loaded_after_importing("airflow_provider_cfqueues.consume")
-    assert "airflow_provider_cfqueues.consume.give_back" in loaded
+    assert "airflow_provider_cfqueues.consume.fate" in loaded
     assert not {name for name in loaded if name == "airflow" or name.startswith("airflow.")}

@@ -2,7 +2,7 @@
 The drain engine behind :class:`~airflow_provider_cfqueues.operators.consume.CloudflareQueuesPullAndAckOperator`:
 workers that pull a batch, hand each message (or the batch) to ``process``, and send the batch's
 acks, retries and releases in one request. What happens to each message is decided by
-:class:`~airflow_provider_cfqueues.consume.drain_rules.DrainPolicy` (pure); this module keeps the
+:class:`~airflow_provider_cfqueues.consume.fate.DrainPolicy` (pure); this module keeps the
 threads, quotas, lease windows, pulls and sends.
 
 Guarantees (``docs/operators.md`` and ``docs/reliability.md`` show them tested):
@@ -31,21 +31,23 @@ from ..api.errors import CloudflareQueuesConfigError, CloudflareQueuesDeliveryPa
 from ..api.models import PulledMessage
 from .attempts import AttemptBudget
 from .drain_plan import DrainPlan, DrainSummary
-from .drain_rules import (
+from .fate import (
     PULLED,
     SUCCEEDED,
+    Action,
     BatchResultError,
     Breaker,
     Decision,
     Delivery,
     DrainPolicy,
+    Fate,
     Outcome,
+    Retry,
     batch_failures,
+    give_back,
+    run_sync,
 )
-from .fate import Action, Fate
-from .give_back import Retry, give_back, run_sync
-from .poison import RejectMessage
-from .poison_routes import Router
+from .poison import RejectMessage, Router
 
 if TYPE_CHECKING:  # the hook is passed in: nothing here imports an Airflow class
     from ..hooks.queues import CloudflareQueuesHook
@@ -127,7 +129,7 @@ class Drainer:
         batch mode (see :func:`~.drain_policy.batch_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
     :param on_poison: where a message goes that ``process`` has seen ``max_attempts`` times, or
-        rejected (:mod:`.poison_routes`); acked once routed.
+        rejected (:mod:`.poison`); acked once routed.
     :param dead_letter_route: without ``on_poison``, where a rejected message goes: called with the name
         of the consumer's dead-letter queue, returns the router that pushes a copy there.
     :param budget: the consumer's attempt budget; read from the queue when ``None``.
@@ -642,7 +644,7 @@ class Drainer:
 
     def _send(self, hook: CloudflareQueuesHook, batch: _Batch, deadline: float, *, best_effort: bool = False) -> None:
         """
-        Give the batch back (:func:`.give_back.give_back`): route its poison, then send its acks, retries
+        Give the batch back (:func:`.fate.give_back`): route its poison, then send its acks, retries
         and releases in one request, and count what the service applied. A retry the rules settle as
         held keeps its lease until the run ends (:meth:`_give_back_held`); so does a poison message whose
         routing failed, when its retry would be held.

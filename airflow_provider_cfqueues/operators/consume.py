@@ -21,7 +21,7 @@ from ..api.units import count, duration, known_lease_seconds
 from ..consume.attempts import MessageRetryDelay, resolve_message_retry_delay
 from ..consume.drain import Drainer
 from ..consume.drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
-from ..consume.poison_routes import CallableRoute, QueueRoute, Router
+from ..consume.poison import CallableRoute, QueueRoute, Router
 from ..hooks.queues import CloudflareQueuesHook
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 

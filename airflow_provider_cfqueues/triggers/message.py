@@ -23,7 +23,7 @@ from ..api.loop_rules import PullWishes, SettleRule, WatcherSpec
 from ..api.message_filter import parse_field_filter
 from ..api.models import PulledMessage
 from ..consume.attempts import CONSUMER_RETRY_DELAY
-from ..consume.stream_rules import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
+from ..consume.fate import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
 from ..hooks.queues import CloudflareQueuesHook
 from ._arguments import QueueTriggerArguments
 from .message_stream import (

@@ -6,7 +6,7 @@ Airflow makes one :class:`MessageStreamProducer` per shared-stream group (per sp
 and connection); each is a tap on the queue's loop: it hands Airflow the batches to broadcast to the
 group's watchers, and gives back how Airflow resolved them. The loop settles each message once every
 tap has (one ack request per advance, with the actions
-:mod:`~airflow_provider_cfqueues.consume.stream_rules` decides).
+:mod:`~airflow_provider_cfqueues.consume.fate` decides).
 
 One raw event per batch, not per message: Airflow 3.3's scheduler gives an asset-triggered run only
 the asset events stored up to the first one it saw, and drops the queue entry of the rest, which then
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .._compat import conf, shared_stream_producer_base
-from ..consume.stream_rules import DEFAULT_ACK_TIMEOUT
+from ..consume.fate import DEFAULT_ACK_TIMEOUT
 from .queue_loop import Directory, LoopBatch, StreamedBatch, Tap, current_directory
 
 #: Airflow's ``[triggerer] shared_stream_subscriber_queue_size`` default

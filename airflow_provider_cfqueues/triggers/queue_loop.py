@@ -56,9 +56,16 @@ from ..api.loop_rules import (
 )
 from ..api.models import PulledMessage
 from ..consume.attempts import DEFAULT_BACKOFF, AttemptBudget, resolve_message_retry_delay
-from ..consume.give_back import give_back, run_async
-from ..consume.poison_routes import QueueRoute
-from ..consume.stream_rules import AdvancePlan, Resolution, check_lease_outlasts_ack_window, plan_advance, resolve_batch
+from ..consume.fate import (
+    AdvancePlan,
+    Resolution,
+    check_lease_outlasts_ack_window,
+    give_back,
+    plan_advance,
+    resolve_batch,
+    run_async,
+)
+from ..consume.poison import QueueRoute
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
 from .polling import poll_messages
@@ -145,7 +152,7 @@ class LoopBatch:
     failed: bool = False
 
     def resolutions(self) -> list[Resolution]:
-        """One resolution per message (:func:`~airflow_provider_cfqueues.consume.stream_rules.resolve_batch`)."""
+        """One resolution per message (:func:`~airflow_provider_cfqueues.consume.fate.resolve_batch`)."""
         everyone_saw = bool(self.audience) and self.audience <= self.seen
         return resolve_batch(
             [m.id for m in self.messages], failed=self.failed, everyone_saw=everyone_saw, taken=self.taken
@@ -621,7 +628,7 @@ class QueueLoop:
     async def _give_back(self, plan: AdvancePlan) -> int:
         """
         Route the plan's poison to the poison queue (in poison envelopes), then send one ack request
-        (:func:`~..consume.give_back.give_back`, as the drain does). A message whose copy was not
+        (:func:`~..consume.fate.give_back`, as the drain does). A message whose copy was not
         confirmed is given back with the backoff, to be routed when it comes again. Returns how many
         messages were acked.
         """

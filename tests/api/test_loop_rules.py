@@ -21,9 +21,7 @@ RETRY = SettleRule("retry", None, None)
 POISON = SettleRule("poison", "shop-unrouted", None)
 
 
-def watcher(
-    trigger_id: int, *, ack: str = "persisted", settle: SettleRule = RETRY, **pull: float
-) -> WatcherSpec:
+def watcher(trigger_id: int, *, ack: str = "persisted", settle: SettleRule = RETRY, **pull: float) -> WatcherSpec:
     wishes = PullWishes(**{**PULL.__dict__, **pull})  # type: ignore[arg-type]
     return WatcherSpec(str(trigger_id), trigger_id, (f"asset_{trigger_id}",), ack, "conn", "shop", wishes, settle)
 

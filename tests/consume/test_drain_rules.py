@@ -10,19 +10,20 @@ import pytest
 
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.consume.attempts import DEFAULT_BACKOFF, AttemptBudget, ConsumerDelay, FixedDelay
-from airflow_provider_cfqueues.consume.drain_rules import (
+from airflow_provider_cfqueues.consume.fate import (
     PULLED,
     REPORTED_FAILED,
     SUCCEEDED,
+    Action,
     BatchResultError,
     Breaker,
     Decision,
     Delivery,
     DrainPolicy,
+    Fate,
     Outcome,
     batch_failures,
 )
-from airflow_provider_cfqueues.consume.fate import Action, Fate
 from airflow_provider_cfqueues.consume.poison import Rejected
 
 #: max_retries=3: four deliveries

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_cfqueues.api.models import AckResult, PulledMessage
-from airflow_provider_cfqueues.consume.give_back import (
+from airflow_provider_cfqueues.consume.fate import (
     GivenBack,
     RoutePoison,
     SendAcks,

@@ -8,15 +8,16 @@ from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.message_filter import parse_field_filter
 from airflow_provider_cfqueues.api.models import AckResult, PulledMessage
 from airflow_provider_cfqueues.consume.attempts import ConsumerDelay, FixedDelay, resolve_message_retry_delay
-from airflow_provider_cfqueues.consume.fate import Action
-from airflow_provider_cfqueues.consume.give_back import give_back, run_sync
-from airflow_provider_cfqueues.consume.stream_rules import (
+from airflow_provider_cfqueues.consume.fate import (
+    Action,
     Resolution,
     Settlement,
     check_lease_outlasts_ack_window,
+    give_back,
     minimum_lease_seconds,
     plan_advance,
     resolve_batch,
+    run_sync,
     settle,
 )
 

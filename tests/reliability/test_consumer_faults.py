@@ -26,9 +26,8 @@ from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, Cl
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.consume.drain import Drainer
 from airflow_provider_cfqueues.consume.drain_plan import DrainPlan, DrainSummary
-from airflow_provider_cfqueues.consume.drain_rules import BatchResultError
-from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
-from airflow_provider_cfqueues.consume.poison_routes import Router
+from airflow_provider_cfqueues.consume.fate import BatchResultError
+from airflow_provider_cfqueues.consume.poison import PoisonEnvelope, Router
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator, FaultPlan, FaultRule
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
@@ -313,7 +312,7 @@ def test_an_always_failing_message(
 
     on_poison = None
     if route == "poison queue":
-        from airflow_provider_cfqueues.consume.poison_routes import QueueRoute
+        from airflow_provider_cfqueues.consume.poison import QueueRoute
 
         on_poison = QueueRoute(hook, "q-poison", source="q", routed_by={"test": "always failing"})
     summaries = []

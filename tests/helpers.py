@@ -7,12 +7,25 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_cfqueues.api import operations
 from airflow_provider_cfqueues.api.retry import RetryPolicy
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
 
 TEST_TOKEN = "cfq-test-token-7f3e9a1c"
 #: no waiting between retries in tests (Retry-After still counts: the tests record the delays)
 FAST_RETRY = RetryPolicy(initial_backoff=0, max_backoff=0, max_attempts=5)
+
+
+def request_of(operation: str, method: str = "POST", path: str = "/x") -> operations.ApiRequest:
+    """A bare request of ``operation`` (for parsing answers in tests), with the answer type it carries."""
+    answers = {
+        "push": operations.PUSH_ANSWER,
+        "push_batch": operations.PUSH_ANSWER,
+        "pull": operations.PULL_ANSWER,
+        "ack": operations.ACK_ANSWER,
+        "metrics": operations.METRICS_ANSWER,
+    }
+    return operations.ApiRequest(operation, method, path, answer=answers[operation])
 
 
 def point_connection(

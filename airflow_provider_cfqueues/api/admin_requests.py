@@ -21,7 +21,17 @@ from .models import (
     QueueSettingsRequest,
     UpdateQueueRequest,
 )
-from .operations import ApiRequest, is_queue_id, queue_path, validate_account_id, validate_id
+from .operations import (
+    ANY_ANSWER,
+    CONSUMER_ANSWER,
+    PURGE_STATUS_ANSWER,
+    QUEUE_ANSWER,
+    ApiRequest,
+    is_queue_id,
+    queue_path,
+    validate_account_id,
+    validate_id,
+)
 from .units import batch_size as read_batch_size
 from .units import count, delay_seconds, lease_ms, whole_seconds
 
@@ -134,38 +144,48 @@ def create_queue_request(
     body = CreateQueueRequest(
         queue_name=validate_queue_name(name), settings=settings, jurisdiction=validate_jurisdiction(jurisdiction)
     )
-    return ApiRequest("create_queue", "POST", f"/accounts/{validate_account_id(account_id)}/queues", _json(body))
+    return ApiRequest(
+        "create_queue", "POST", f"/accounts/{validate_account_id(account_id)}/queues", _json(body), answer=QUEUE_ANSWER
+    )
 
 
 def update_queue_request(account_id: str, queue_id: str, settings: QueueSettingsRequest) -> ApiRequest:
     if not settings.model_dump(exclude_none=True):
         raise CloudflareQueuesValidationError("nothing to change: give at least one setting")
     return ApiRequest(
-        "update_queue", "PATCH", queue_path(account_id, queue_id), _json(UpdateQueueRequest(settings=settings))
+        "update_queue",
+        "PATCH",
+        queue_path(account_id, queue_id),
+        _json(UpdateQueueRequest(settings=settings)),
+        answer=QUEUE_ANSWER,
     )
 
 
 def delete_queue_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("delete_queue", "DELETE", queue_path(account_id, queue_id))
+    return ApiRequest("delete_queue", "DELETE", queue_path(account_id, queue_id), answer=ANY_ANSWER)
 
 
 def purge_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("purge", "POST", queue_path(account_id, queue_id, "/purge"), _json(PurgeRequest()))
+    return ApiRequest(
+        "purge", "POST", queue_path(account_id, queue_id, "/purge"), _json(PurgeRequest()), answer=ANY_ANSWER
+    )
 
 
 def purge_status_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("purge_status", "GET", queue_path(account_id, queue_id, "/purge"))
+    return ApiRequest("purge_status", "GET", queue_path(account_id, queue_id, "/purge"), answer=PURGE_STATUS_ANSWER)
 
 
 def create_consumer_request(account_id: str, queue_id: str, body: ConsumerRequest) -> ApiRequest:
-    return ApiRequest("create_consumer", "POST", queue_path(account_id, queue_id, "/consumers"), _json(body))
+    return ApiRequest(
+        "create_consumer", "POST", queue_path(account_id, queue_id, "/consumers"), _json(body), answer=CONSUMER_ANSWER
+    )
 
 
 def replace_consumer_request(account_id: str, queue_id: str, consumer_id: str, body: ConsumerRequest) -> ApiRequest:
     path = queue_path(account_id, queue_id, f"/consumers/{validate_id(consumer_id, 'consumer id')}")
-    return ApiRequest("update_consumer", "PUT", path, _json(body))
+    return ApiRequest("update_consumer", "PUT", path, _json(body), answer=CONSUMER_ANSWER)
 
 
 def delete_consumer_request(account_id: str, queue_id: str, consumer_id: str) -> ApiRequest:
     path = queue_path(account_id, queue_id, f"/consumers/{validate_id(consumer_id, 'consumer id')}")
-    return ApiRequest("delete_consumer", "DELETE", path)
+    return ApiRequest("delete_consumer", "DELETE", path, answer=ANY_ANSWER)

@@ -58,6 +58,7 @@ from .operations import (
     ApiRequest,
     RawResponse,
     ack_requests,
+    answered_at_ms,
     get_queue_request,
     is_queue_id,
     lease_texts,
@@ -67,13 +68,13 @@ from .operations import (
     normalize_acks,
     normalize_refs,
     normalize_retries,
+    parse_response,
     peek_request,
     pull_request,
     purge_messages_requests,
     validate_queue,
 )
 from .push_packing import prepare_message, prepare_messages, push_message_request, push_requests
-from .responses import answered_at_ms, parse_response
 from .retry import RetryPolicy
 from .throttle import Throttle
 

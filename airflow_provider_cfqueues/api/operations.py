@@ -2,7 +2,8 @@
 Requests as plain data (:class:`ApiRequest`): ids validated so that no input can change the URL
 path, and one builder per operation (pull, ack, reads). No sockets here: the sync and async
 transports send what these functions build, so both behave identically. Pushes are packed in
-:mod:`.push_packing`; answers are parsed in :mod:`.responses`.
+:mod:`.push_packing`. Each request carries what its answer is parsed into (:attr:`ApiRequest.answer`),
+and :func:`parse_response` turns an HTTP answer into that typed envelope, or the exception it means.
 """
 
 from __future__ import annotations
@@ -10,16 +11,56 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import CloudflareQueuesValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from .errors import (
+    CloudflareQueuesApiError,
+    CloudflareQueuesResponseError,
+    CloudflareQueuesTransportError,
+    CloudflareQueuesValidationError,
+    error_from_response,
+)
 from .limits import LIST_QUEUES_PER_PAGE, MAX_ACK_BATCH
-from .models import PeekRequest, PullRequest, PurgeMessagesRequest, RefItem
+from .models import (
+    AckAnswer,
+    Consumer,
+    Envelope,
+    PeekAnswer,
+    PeekRequest,
+    PullAnswer,
+    PullRequest,
+    PurgeMessagesAnswer,
+    PurgeMessagesRequest,
+    PurgeStatus,
+    PushAnswer,
+    Queue,
+    QueueMetrics,
+    RefItem,
+)
+from .retry import http_date, parse_retry_after
 from .units import batch_size as read_batch_size
 from .units import delay_seconds, lease_ms
 
 ID_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch: "$" would accept a trailing newline
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+#: what each request's answer is parsed into (:attr:`ApiRequest.answer`)
+PUSH_ANSWER: TypeAdapter[Envelope[PushAnswer]] = TypeAdapter(Envelope[PushAnswer])
+PULL_ANSWER: TypeAdapter[Envelope[PullAnswer]] = TypeAdapter(Envelope[PullAnswer])
+ACK_ANSWER: TypeAdapter[Envelope[AckAnswer]] = TypeAdapter(Envelope[AckAnswer])
+PEEK_ANSWER: TypeAdapter[Envelope[PeekAnswer]] = TypeAdapter(Envelope[PeekAnswer])
+PURGE_MESSAGES_ANSWER: TypeAdapter[Envelope[PurgeMessagesAnswer]] = TypeAdapter(Envelope[PurgeMessagesAnswer])
+METRICS_ANSWER: TypeAdapter[Envelope[QueueMetrics]] = TypeAdapter(Envelope[QueueMetrics])
+QUEUE_ANSWER: TypeAdapter[Envelope[Queue]] = TypeAdapter(Envelope[Queue])
+QUEUES_ANSWER: TypeAdapter[Envelope[list[Queue]]] = TypeAdapter(Envelope[list[Queue]])
+CONSUMER_ANSWER: TypeAdapter[Envelope[Consumer]] = TypeAdapter(Envelope[Consumer])
+CONSUMERS_ANSWER: TypeAdapter[Envelope[list[Consumer]]] = TypeAdapter(Envelope[list[Consumer]])
+PURGE_STATUS_ANSWER: TypeAdapter[Envelope[PurgeStatus]] = TypeAdapter(Envelope[PurgeStatus])
+ANY_ANSWER: TypeAdapter[Envelope[Any]] = TypeAdapter(Envelope[Any])
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -34,6 +75,8 @@ class ApiRequest:
     :param path: path below the API base URL; built only from validated ids.
     :param body: the JSON body, already encoded.
     :param params: query parameters.
+    :param answer: what its answer is parsed into (:func:`parse_response`): one of the ``*_ANSWER``
+        adapters below.
     """
 
     operation: str
@@ -41,6 +84,7 @@ class ApiRequest:
     path: str
     body: bytes | None = None
     params: tuple[tuple[str, str], ...] = ()
+    answer: TypeAdapter[Any] = field(kw_only=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -130,6 +174,7 @@ def pull_request(
         "POST",
         queue_path(account_id, queue_id, "/messages/pull"),
         body.model_dump_json(exclude_none=True).encode(),
+        answer=PULL_ANSWER,
     )
 
 
@@ -140,6 +185,7 @@ def peek_request(account_id: str, queue_id: str, batch_size: object = None) -> A
         "POST",
         queue_path(account_id, queue_id, "/messages/peek"),
         body.model_dump_json(exclude_none=True).encode(),
+        answer=PEEK_ANSWER,
     )
 
 
@@ -179,6 +225,7 @@ def purge_messages_requests(account_id: str, queue_id: str, refs: Sequence[str])
             PurgeMessagesRequest(refs=[RefItem(ref=ref) for ref in refs[start : start + MAX_ACK_BATCH]])
             .model_dump_json(exclude_none=True)
             .encode(),
+            answer=PURGE_MESSAGES_ANSWER,
         )
         for start in range(0, len(refs), MAX_ACK_BATCH)
     ]
@@ -245,7 +292,7 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
         body = _encode_json({"acks": [{"lease_id": lease} for lease in chunk_acks], "retries": retry_items}).encode()
 
         def build(queue_id: str, body: bytes = body) -> ApiRequest:
-            return ApiRequest("ack", "POST", queue_path(account_id, queue_id, "/messages/ack"), body)
+            return ApiRequest("ack", "POST", queue_path(account_id, queue_id, "/messages/ack"), body, answer=ACK_ANSWER)
 
         steps.append(AckStep(chunk_acks, chunk_retries, build))
     return steps
@@ -255,19 +302,86 @@ def ack_requests(account_id: str, acks: Sequence[str], retries: Sequence[tuple[s
 
 
 def metrics_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("metrics", "GET", queue_path(account_id, queue_id, "/metrics"))
+    return ApiRequest("metrics", "GET", queue_path(account_id, queue_id, "/metrics"), answer=METRICS_ANSWER)
 
 
 def get_queue_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("get_queue", "GET", queue_path(account_id, queue_id))
+    return ApiRequest("get_queue", "GET", queue_path(account_id, queue_id), answer=QUEUE_ANSWER)
 
 
 def list_consumers_request(account_id: str, queue_id: str) -> ApiRequest:
-    return ApiRequest("list_consumers", "GET", queue_path(account_id, queue_id, "/consumers"))
+    return ApiRequest("list_consumers", "GET", queue_path(account_id, queue_id, "/consumers"), answer=CONSUMERS_ANSWER)
 
 
 def list_queues_request(account_id: str, page: int = 1, name: str | None = None) -> ApiRequest:
     params: tuple[tuple[str, str], ...] = (("page", str(page)), ("per_page", str(LIST_QUEUES_PER_PAGE)))
     if name is not None:
         params += (("name", validate_queue(name)),)
-    return ApiRequest("list_queues", "GET", f"/accounts/{validate_account_id(account_id)}/queues", params=params)
+    return ApiRequest(
+        "list_queues", "GET", f"/accounts/{validate_account_id(account_id)}/queues", params=params, answer=QUEUES_ANSWER
+    )
+
+
+# -- answers -----------------------------------------------------------------------------------------
+
+
+def answered_at_ms(headers: Mapping[str, str]) -> int | None:
+    """The answer's ``Date`` header in ms since the epoch (``None`` when absent or unreadable)."""
+    when = http_date(next((v for k, v in headers.items() if k.lower() == "date"), None))
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+def parse_response(request: ApiRequest, response: RawResponse) -> Envelope[Any]:
+    """
+    The answer's envelope with a typed ``result``, or the exception that the answer means.
+
+    A 2xx answer that is not JSON (cut off, or an HTML page) raises a retryable
+    :class:`CloudflareQueuesTransportError` whose outcome is unknown; a JSON answer of the wrong
+    shape raises :class:`CloudflareQueuesResponseError`.
+    """
+    status = response.status
+    if 300 <= status < 400:
+        location = {k.lower(): v for k, v in response.headers.items()}.get("location", "")
+        target = urlsplit(location)
+        shown = f"{target.scheme}://{target.hostname}{target.path}" if target.hostname else location.split("?")[0]
+        raise CloudflareQueuesResponseError(
+            f"HTTP {status}: the API answered with a redirect to {shown or 'nowhere'}; redirects are not followed "
+            "(they could take the token elsewhere): set the connection's host to the API base URL itself",
+            operation=request.operation,
+        )
+    if not 200 <= status < 300:
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        raise error_from_response(
+            request.operation,
+            status,
+            response.body,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            content_type=headers.get("content-type", ""),
+        )
+    try:
+        envelope: Envelope[Any] = request.answer.validate_json(response.body)
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise CloudflareQueuesTransportError(
+                f"HTTP {status} with a body that is not valid JSON ({len(response.body)} bytes; cut off "
+                "or not from the API)",
+                operation=request.operation,
+            ) from None
+        raise CloudflareQueuesResponseError(
+            f"HTTP {status} with an answer that does not match the API: {_first_error(err)}",
+            operation=request.operation,
+        ) from None
+    if not envelope.success:
+        raise CloudflareQueuesApiError(
+            f"HTTP {status} with success=false: {envelope.errors}",
+            status=status,
+            errors=envelope.errors,
+            operation=request.operation,
+        )
+    return envelope
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{first['msg']} at {location or 'the top level'}"

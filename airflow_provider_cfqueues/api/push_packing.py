@@ -15,7 +15,7 @@ from typing import cast, overload
 from .errors import CloudflareQueuesValidationError
 from .limits import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_BODY_BYTES
 from .models import OutgoingMessage
-from .operations import ApiRequest, queue_path
+from .operations import PUSH_ANSWER, ApiRequest, queue_path
 from .units import delay_seconds
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -159,7 +159,7 @@ def prepare_messages(messages: Iterable[object], default_content_type: str | Non
 
 
 def push_message_request(account_id: str, queue_id: str, message: PreparedMessage) -> ApiRequest:
-    return ApiRequest("push", "POST", queue_path(account_id, queue_id, "/messages"), message.wire)
+    return ApiRequest("push", "POST", queue_path(account_id, queue_id, "/messages"), message.wire, answer=PUSH_ANSWER)
 
 
 def _batch_frame(delay: float | None) -> tuple[bytes, bytes]:
@@ -245,7 +245,9 @@ def push_batch_request(account_id: str, queue_id: str, wires: Sequence[bytes], d
     body = opening + b",".join(wires) + closing
     if len(wires) > MAX_BATCH_MESSAGES or len(body) > MAX_BATCH_BYTES:  # a planner bug, never user input
         raise AssertionError(f"batch of {len(wires)} messages and {len(body)} bytes exceeds the limits")
-    return ApiRequest("push_batch", "POST", queue_path(account_id, queue_id, "/messages/batch"), body)
+    return ApiRequest(
+        "push_batch", "POST", queue_path(account_id, queue_id, "/messages/batch"), body, answer=PUSH_ANSWER
+    )
 
 
 @dataclass(frozen=True)

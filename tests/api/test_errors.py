@@ -19,8 +19,9 @@ from airflow_provider_cfqueues.api.errors import (
     CloudflareQueuesServerError,
     CloudflareQueuesTransportError,
 )
-from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
-from airflow_provider_cfqueues.api.responses import parse_response
+from airflow_provider_cfqueues.api.operations import RawResponse, parse_response
+
+from ..helpers import request_of
 
 
 def envelope(code: int, message: str) -> bytes:
@@ -31,7 +32,7 @@ def envelope(code: int, message: str) -> bytes:
 
 def fail(operation: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> Exception:
     with pytest.raises(Exception) as info:  # noqa: PT011 - the type is what the test checks next
-        parse_response(ApiRequest(operation, "POST", "/x"), RawResponse(status, body, headers or {}))
+        parse_response(request_of(operation), RawResponse(status, body, headers or {}))
     return info.value  # type: ignore[return-value]
 
 

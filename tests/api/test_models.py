@@ -17,8 +17,9 @@ from airflow_provider_cfqueues.api.models import (
     WireMessage,
     decode_body,
 )
-from airflow_provider_cfqueues.api.operations import ApiRequest, RawResponse
-from airflow_provider_cfqueues.api.responses import parse_response
+from airflow_provider_cfqueues.api.operations import RawResponse, parse_response
+
+from ..helpers import request_of
 
 
 def b64(data: bytes) -> str:
@@ -141,7 +142,7 @@ def test_queue_tolerates_unknown_fields() -> None:
 
 
 def _parse(operation: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> object:
-    return parse_response(ApiRequest(operation, "GET", "/x"), RawResponse(status, body, headers or {}))
+    return parse_response(request_of(operation), RawResponse(status, body, headers or {}))
 
 
 def test_push_answers_without_metrics_are_fine() -> None:

@@ -283,7 +283,7 @@ def test_lease_labels_survive_airflows_log_redaction() -> None:
 
 
 def test_the_answer_date_is_read_as_utc() -> None:
-    from airflow_provider_cfqueues.api.responses import answered_at_ms
+    from airflow_provider_cfqueues.api.operations import answered_at_ms
 
     expected = 1_800_000_000_000  # 2027-01-15T08:00:00Z
     assert answered_at_ms({"Date": "Fri, 15 Jan 2027 08:00:00 GMT"}) == expected

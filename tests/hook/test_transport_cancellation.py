@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cfqueues.api.operations import ApiRequest
+from airflow_provider_cfqueues.api.operations import PULL_ANSWER, ApiRequest
 from airflow_provider_cfqueues.hooks import transport
 
 
@@ -24,7 +24,8 @@ def test_a_cancellation_that_meets_the_answer_still_cancels(monkeypatch: pytest.
 
     async def trigger_step() -> str:
         steps.append(asyncio.current_task())  # type: ignore[arg-type]
-        answer = await transport.send_async(None, "http://127.0.0.1:1", ApiRequest("pull", "POST", "x"), "t", 5.0)  # type: ignore[arg-type]
+        pull = ApiRequest("pull", "POST", "x", answer=PULL_ANSWER)
+        answer = await transport.send_async(None, "http://127.0.0.1:1", pull, "t", 5.0)  # type: ignore[arg-type]
         await asyncio.sleep(0)  # the next step of a cancelled task must not run
         return answer
 

@@ -41,7 +41,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..api.errors import CloudflareQueuesError, CloudflareQueuesPushError, CloudflareQueuesValidationError
+from ..api.errors import (
+    CloudflareQueuesConfigError,
+    CloudflareQueuesError,
+    CloudflareQueuesPushError,
+    CloudflareQueuesValidationError,
+)
 from ..api.limits import MAX_BODY_BYTES
 from ..api.models import OutgoingMessage, PulledMessage, ReceivedMessage
 
@@ -213,6 +218,23 @@ def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - 12)] + " [truncated]"
+
+
+def check_poison_queue(option: str, named: str, poison_id: str | None, source_id: str, source: str) -> None:
+    """
+    Refuse a poison queue before anything is pulled: one that does not exist (``poison_id`` is ``None``),
+    or the queue the messages come from (``source``: "drained", "watched"). The drain's ``on_poison`` and
+    the message trigger's ``poison_queue`` say it the same way.
+    """
+    if poison_id is None:
+        raise CloudflareQueuesConfigError(
+            f"{option} names queue {named!r}, which does not exist; nothing was pulled",
+            hint=f"create it first (`npx wrangler queues create {named}`), or fix the name",
+        )
+    if poison_id == source_id:
+        raise CloudflareQueuesValidationError(
+            f"{option} names {named!r}, the queue being {source}: route poison messages elsewhere"
+        )
 
 
 # -- where poison goes -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from .._compat import AirflowException
 from ..api.callables import resolve_callable
 from ..api.errors import (
-    CloudflareQueuesConfigError,
     CloudflareQueuesDeliveryPausedError,
     CloudflareQueuesNotFoundError,
     CloudflareQueuesValidationError,
@@ -21,7 +20,7 @@ from ..api.units import count, duration, known_lease_seconds
 from ..consume.attempts import MessageRetryDelay, resolve_message_retry_delay
 from ..consume.drain import Drainer
 from ..consume.drain_plan import DEFAULT_MAX_CONSECUTIVE_FAILURES, DrainPlan, DrainResult, DrainSummary
-from ..consume.poison import CallableRoute, QueueRoute, Router
+from ..consume.poison import CallableRoute, QueueRoute, Router, check_poison_queue
 from ..hooks.queues import CloudflareQueuesHook
 from .base import ON_PAUSED, QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, choice, closes_hook
 
@@ -242,14 +241,9 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             assert resolved is not None
             return CallableRoute(resolved)
         try:
-            poison_id = hook.resolve_queue_id(route)
+            poison_id: str | None = hook.resolve_queue_id(route)
         except CloudflareQueuesNotFoundError:
-            raise CloudflareQueuesConfigError(
-                f"on_poison names queue {route!r}, which does not exist; nothing was pulled",
-                hint=f"create it first (`npx wrangler queues create {route}`), or fix the name",
-            ) from None
-        if poison_id == hook.resolve_queue_id(queue):
-            raise CloudflareQueuesValidationError(
-                f"on_poison names {route!r}, the queue being drained: route poison messages elsewhere"
-            )
+            poison_id = None
+        check_poison_queue("on_poison", route, poison_id, hook.resolve_queue_id(queue), "drained")
+        assert poison_id is not None
         return QueueRoute(hook, poison_id, source=queue, routed_by=routed_by)

@@ -65,7 +65,7 @@ from ..consume.fate import (
     resolve_batch,
     run_async,
 )
-from ..consume.poison import QueueRoute
+from ..consume.poison import QueueRoute, check_poison_queue
 from ..hooks.queues import CloudflareQueuesHook
 from .loop_registry import MemoryStore, RegistryStore, decode_entries, default_store, queue_prefix
 from .polling import poll_messages
@@ -515,11 +515,8 @@ class QueueLoop:
             try:
                 self._poison_queue_id = (await self.hook.aget_queue(str(poison))).queue_id
             except CloudflareQueuesNotFoundError:
-                raise CloudflareQueuesValidationError(
-                    f"poison_queue names queue {poison!r}, which does not exist; nothing was pulled"
-                ) from None
-            if self._poison_queue_id == self.identity.queue_id:
-                raise CloudflareQueuesValidationError(f"poison_queue names {poison!r}, the queue being watched")
+                self._poison_queue_id = None
+            check_poison_queue("poison_queue", str(poison), self._poison_queue_id, self.identity.queue_id, "watched")
         self._checked_settle = settle
         self.log.info(
             "Pulling queue %s for %d watcher(s) in this process (one loop: up to %d messages per batch, leases of "

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
+from airflow_provider_cfqueues.api.errors import CloudflareQueuesConfigError, CloudflareQueuesValidationError
 from airflow_provider_cfqueues.api.loop_rules import WatcherSpec
 from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
@@ -190,7 +190,10 @@ def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
     emulator: CloudflareQueuesEmulator, inbox: CloudflareQueuesHook
 ) -> None:
     inbox.push_messages(["x"])
-    for poison, says in (("nowhere", "'nowhere', which does not exist"), ("inbox", "'inbox', the queue being watched")):
+    for poison, refused, says in (
+        ("nowhere", CloudflareQueuesConfigError, "'nowhere', which does not exist"),
+        ("inbox", CloudflareQueuesValidationError, "'inbox', the queue being watched: route poison messages elsewhere"),
+    ):
 
         async def go(poison: str = poison) -> None:
             loop, tap, spec = await open_loop(trigger(on_rejected="poison", poison_queue=poison))
@@ -199,7 +202,7 @@ def test_a_missing_or_circular_poison_queue_fails_before_the_first_pull(
             finally:
                 await close(loop, tap, spec)
 
-        with pytest.raises(CloudflareQueuesValidationError, match=says):
+        with pytest.raises(refused, match=says):
             asyncio.run(go())
     assert emulator.app.requests["pull"] == 0
 

@@ -262,6 +262,8 @@ def test_triggers_take_cloudflare_queue_and_refuse_unknown_arguments(
             trigger_class(**{spelling: "inbox"}, **required)
     with pytest.raises(TypeError, match="'acount_id' \\(did you mean 'account_id'\\?\\)"):
         trigger_class(cloudflare_queue="inbox", acount_id="x", **required)
+    with pytest.raises(TypeError, match=r"(?s)wait_time_seconds= \(Amazon SQS's name\).*takes cloudflare_queue, "):
+        trigger_class(cloudflare_queue="inbox", wait_time_seconds=20, **required)
 
 
 @pytest.mark.airflow3

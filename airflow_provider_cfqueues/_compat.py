@@ -7,6 +7,7 @@ means changing this file only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow import __version__ as AIRFLOW_VERSION
@@ -44,26 +45,55 @@ else:  # pragma: no cover - Airflow 2.11
     from airflow.utils.module_loading import import_string  # type: ignore
 
 
-def shared_stream_producer_base() -> type[Any] | None:
-    """Airflow 3.3's ``SharedStreamProducer`` (shared streams with an ack channel), or ``None`` before 3.3."""
-    try:
-        from airflow.triggers.shared_stream import SharedStreamProducer
-    except ImportError:
-        return None
-    return SharedStreamProducer
+# -- feature gates, decided once at import -----------------------------------------------------------
+
+_event_trigger: type[Any] | None
+_stream_producer: type[Any] | None
+_reject: Callable[[], None] | None
+try:  # Airflow 3: event-driven scheduling (asset watchers)
+    from airflow.triggers.base import BaseEventTrigger
+
+    _event_trigger = BaseEventTrigger
+except ImportError:  # pragma: no cover - Airflow 2.11
+    _event_trigger = None
+try:  # Airflow 3.3: shared streams with an ack channel
+    from airflow.triggers.shared_stream import SharedStreamProducer
+    from airflow.triggers.shared_stream import reject_shared_stream_event as _reject_event
+
+    _stream_producer, _reject = SharedStreamProducer, _reject_event
+except ImportError:  # pragma: no cover - before 3.3
+    _stream_producer, _reject = None, None
+#: whether this Airflow has shared streams with an ack channel (3.3+)
+SHARED_STREAMS = _stream_producer is not None
+
+
+class _Airflow3Only(BaseTrigger):
+    """Stands in for Airflow 3's ``BaseEventTrigger`` on 2.11: constructing the trigger says why not."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        raise RuntimeError(
+            "CloudflareQueuesMessageTrigger drives event-driven scheduling (asset watchers), which needs "
+            "Airflow 3. On Airflow 2, poll with CloudflareQueuesBacklogSensor instead."
+        )
+
+
+#: the message trigger's base class: Airflow 3's ``BaseEventTrigger``, or one that refuses on 2.11
+EventTriggerBase: type[Any] = _event_trigger if _event_trigger is not None else _Airflow3Only
+#: the shared-stream producer's base class (``object`` before Airflow 3.3, where nothing uses it)
+StreamProducerBase: type[Any] = _stream_producer if _stream_producer is not None else object
 
 
 def reject_shared_stream_event() -> None:
     """Airflow 3.3's ``reject_shared_stream_event``: refuse the raw event the calling filter holds."""
-    from airflow.triggers.shared_stream import reject_shared_stream_event as reject
-
-    reject()
+    assert _reject is not None, "shared streams need Airflow 3.3"
+    _reject()
 
 
 __all__ = [
     "AIRFLOW_3",
     "AIRFLOW_VERSION",
     "DEFAULT_RETRY_DELAY",
+    "SHARED_STREAMS",
     "AirflowException",
     "AirflowProviderDeprecationWarning",
     "AirflowSensorTimeout",
@@ -74,12 +104,13 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Connection",
+    "EventTriggerBase",
     "OperatorPartial",
     "PokeReturnValue",
+    "StreamProducerBase",
     "TriggerEvent",
     "conf",
     "import_string",
     "mask_secret",
     "reject_shared_stream_event",
-    "shared_stream_producer_base",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from .._compat import (
     AIRFLOW_VERSION,
     AirflowProviderDeprecationWarning,
-    BaseTrigger,
+    EventTriggerBase,
     TriggerEvent,
     reject_shared_stream_event,
 )
@@ -39,22 +39,6 @@ from .queue_loop import QueueLoop, Route, StreamedBatch, current_directory
 SCHEME = "cloudflare+queues"
 #: messages per event with ``ack="dag"`` or ``"emitted"`` unless ``max_messages_per_event`` says otherwise
 DEFAULT_MESSAGES_PER_EVENT = 100
-
-
-def _event_trigger_base() -> type[Any]:
-    try:
-        from airflow.triggers.base import BaseEventTrigger  # Airflow 3
-    except ImportError:  # Airflow 2.11: no event-driven scheduling
-
-        class Airflow3Only(BaseTrigger):
-            def __init__(self, **kwargs: Any) -> None:
-                raise RuntimeError(
-                    "CloudflareQueuesMessageTrigger drives event-driven scheduling (asset watchers), which "
-                    "needs Airflow 3. On Airflow 2, poll with CloudflareQueuesBacklogSensor instead."
-                )
-
-        return Airflow3Only
-    return BaseEventTrigger
 
 
 def _ack_mode(ack: str | None, ack_on_emit: bool | None) -> str:
@@ -97,7 +81,7 @@ def _message_retry_delay_form(value: object) -> int | str | None:
     return units.delay_seconds(value, "message_retry_delay")
 
 
-class CloudflareQueuesMessageTrigger(QueueTriggerArguments, _event_trigger_base()):  # type: ignore[misc]
+class CloudflareQueuesMessageTrigger(QueueTriggerArguments, EventTriggerBase):  # type: ignore[misc]
     """
     Pull messages and fire them as events, for event-driven scheduling (Airflow 3 asset watchers)::
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .._compat import conf, shared_stream_producer_base
+from .._compat import SHARED_STREAMS, StreamProducerBase, conf
 from ..consume.fate import DEFAULT_ACK_TIMEOUT
 from .queue_loop import Directory, LoopBatch, StreamedBatch, Tap, current_directory
 
@@ -31,7 +31,7 @@ DEFAULT_SUBSCRIBER_QUEUE_SIZE = 1024
 
 def shared_streams_available() -> bool:
     """Whether this Airflow has shared streams with an ack channel (3.3+)."""
-    return shared_stream_producer_base() is not None
+    return SHARED_STREAMS
 
 
 def triggerer_ack_timeout() -> float:
@@ -57,7 +57,7 @@ def triggerer_directory() -> Directory:
     )
 
 
-class MessageStreamProducer(shared_stream_producer_base() or object):  # type: ignore[misc]
+class MessageStreamProducer(StreamProducerBase):  # type: ignore[misc]
     """
     The broker side of one shared-stream group: a tap on the loop of the group's queue.
 

@@ -126,7 +126,8 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
                 "max_attempts needs on_poison: without a poison route, the consumer's max_retries and "
                 "dead-letter queue decide what happens to a message that keeps failing"
             )
-        resolve_message_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
+        #: resolved once, when the DAG is parsed (an error shows there); the argument is kept as given
+        self._message_retry_delay = resolve_message_retry_delay(message_retry_delay)
         self.process = process
         self.process_kwargs = process_kwargs or {}
         self.batch_size = batch_size
@@ -160,7 +161,7 @@ class CloudflareQueuesPullAndAckOperator(CloudflareQueuesBaseOperator):
             visibility_timeout=self.visibility_timeout,
             concurrency=self.concurrency,
             batch_mode=self.process_mode == "batch",
-            message_retry_delay=resolve_message_retry_delay(self.message_retry_delay),
+            message_retry_delay=self._message_retry_delay,
             max_attempts=self.max_attempts,
             max_consecutive_failures=self.max_consecutive_failures,
             wait_for_in_flight=self.wait_for_in_flight,

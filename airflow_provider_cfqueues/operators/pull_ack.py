@@ -227,7 +227,8 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        resolve_message_retry_delay(message_retry_delay)  # fail at DAG parse time; stored as given
+        #: resolved once, when the DAG is parsed (an error shows there); the argument is kept as given
+        self._message_retry_delay = resolve_message_retry_delay(message_retry_delay)
         self.acks = acks
         self.retry_leases = retry_leases
         self.retry_unacked_from = retry_unacked_from
@@ -256,7 +257,7 @@ class CloudflareQueuesAckOperator(CloudflareQueuesBaseOperator):
     @closes_hook
     def execute(self, context: Context) -> dict[str, Any]:
         acks = normalize_acks(self._items(self.acks))
-        delay = resolve_message_retry_delay(self.message_retry_delay)
+        delay = self._message_retry_delay
         retries: list[Any] = [self._with_delay(item, delay) for item in self._items(self.retry_leases)]
         acked = set(acks)
         for item in self._items(self.retry_unacked_from):

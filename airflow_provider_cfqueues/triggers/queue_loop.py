@@ -244,6 +244,7 @@ class QueueLoop:
         self._closing: asyncio.Future[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
         self._checked_settle: SettleRule | None = None
+        self._message_retry_delay = resolve_message_retry_delay(None)
         self._poison_queue_id: str | None = None
         self._hold = 0.0
         self._hold_until = 0.0
@@ -518,6 +519,7 @@ class QueueLoop:
                 self._poison_queue_id = None
             check_poison_queue("poison_queue", str(poison), self._poison_queue_id, self.identity.queue_id, "watched")
         self._checked_settle = settle
+        self._message_retry_delay = resolve_message_retry_delay(settle.message_retry_delay)
         self.log.info(
             "Pulling queue %s for %d watcher(s) in this process (one loop: up to %d messages per batch, leases of "
             "%g s); a message is acked once every watcher resolved its batch",
@@ -593,7 +595,7 @@ class QueueLoop:
         for batch in batches:
             resolved.extend(zip(batch.messages, batch.resolutions(), strict=True))
         rule = self.plan.settle or self._checked_settle or SettleRule()
-        plan = plan_advance(resolved, rule.on_rejected, resolve_message_retry_delay(rule.message_retry_delay))
+        plan = plan_advance(resolved, rule.on_rejected, self._message_retry_delay)
         acked = 0
         try:
             acked = await self._give_back(plan)

@@ -126,7 +126,7 @@ class Drainer:
     :param queue: queue id or name.
     :param plan: batch sizes, quotas, timeouts and retry delay.
     :param process: called as ``process(message, **kwargs)``, or ``process(messages, **kwargs)`` in
-        batch mode (see :func:`~.drain_policy.batch_failures` for what it may return).
+        batch mode (see :func:`~.fate.batch_failures` for what it may return).
     :param process_kwargs: keyword arguments for ``process``.
     :param on_poison: where a message goes that ``process`` has seen ``max_attempts`` times, or
         rejected (:mod:`.poison`); acked once routed.

@@ -8,17 +8,30 @@ Written as a dict, so that it serializes with the trigger::
     {"field": "priority", "exists": True}              # the body has that field
 
 ``field`` is a dotted path into a JSON body (an object); a message whose body is not a JSON object,
-or lacks the field, does not match ``equals`` / ``in`` and matches ``exists: False``. A dotted import
-path to a function of the message (a dict as in the event payload) is the other form; the trigger
-resolves it.
+or lacks the field, does not match ``equals`` / ``in`` and matches ``exists: False``.
+
+Shorthands for the events Cloudflare writes to queues (:mod:`.events`)::
+
+    {"r2": {"bucket": "uploads", "prefix": "in/", "suffix": ".csv", "actions": ["object-create"]}}
+    {"event_type": "cf.workflows.workflow.instance.*"}          # or a list of types / patterns
+
+(every R2 key optional; ``actions`` takes R2 actions, ``PutObject``..., or the rule event types
+``object-create`` / ``object-delete``). A dotted import path to a function of the message (a dict
+as in the event payload) is another form, and a list of any of these means all of them (AND).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .callables import resolve_callable
 from .errors import CloudflareQueuesValidationError
+from .events import R2_CREATE_ACTIONS, R2_DELETE_ACTIONS, R2_EVENT_TYPES, R2ObjectEvent, SubscriptionEvent, read_event
+
+#: one message (a dict as in the event payload, with its decoded ``body``) -> wanted or not
+MessageTest = Callable[[dict[str, Any]], bool]
 
 #: the tests a field filter can make, one per filter
 TESTS = ("equals", "in", "exists")
@@ -83,3 +96,111 @@ def parse_field_filter(spec: object, name: str = "message_filter") -> FieldFilte
     if test == "exists" and not isinstance(value, bool):
         raise CloudflareQueuesValidationError(f"{name}: 'exists' takes True or False")
     return FieldFilter(tuple(path.split(".")), test, value)
+
+
+@dataclass(frozen=True)
+class R2Filter:
+    """
+    R2 event notifications of one bucket, key prefix and suffix, and actions (each optional).
+
+    :param bucket: the bucket.
+    :param prefix: the object key starts with it.
+    :param suffix: the object key ends with it.
+    :param actions: the R2 actions wanted (``object-create`` / ``object-delete`` expanded).
+    """
+
+    bucket: str | None = None
+    prefix: str = ""
+    suffix: str = ""
+    actions: frozenset[str] | None = None
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        event = read_event(message.get("body")).event
+        return (
+            isinstance(event, R2ObjectEvent)
+            and (self.bucket is None or event.bucket == self.bucket)
+            and event.key.startswith(self.prefix)
+            and event.key.endswith(self.suffix)
+            and (self.actions is None or event.action in self.actions)
+        )
+
+
+@dataclass(frozen=True)
+class EventTypeFilter:
+    """
+    Event-subscription events of the given types: exact, or patterns with ``*``.
+
+    :param patterns: the types or patterns; one is enough.
+    """
+
+    patterns: tuple[str, ...]
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        event = read_event(message.get("body")).event
+        return isinstance(event, SubscriptionEvent) and any(event.matches(p) for p in self.patterns)
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every one of ``tests`` holds (a list given as ``message_filter``)."""
+
+    tests: tuple[MessageTest, ...]
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        return all(test(message) for test in self.tests)
+
+
+def parse_message_filter(spec: object, name: str = "message_filter") -> MessageTest:
+    """
+    A watcher's filter as a function of the message: a field filter, an ``r2`` or ``event_type``
+    shorthand, a dotted import path, or a list of them (all must hold).
+    """
+    if isinstance(spec, str):
+        function = resolve_callable(spec, name)
+        assert function is not None
+        return function
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise CloudflareQueuesValidationError(f"{name}: an empty list wants nothing; give at least one filter")
+        return AllOf(tuple(parse_message_filter(item, f"{name}[{i}]") for i, item in enumerate(spec))).matches
+    if isinstance(spec, dict) and set(spec) == {"r2"}:
+        return _r2_filter(spec["r2"], name).matches
+    if isinstance(spec, dict) and set(spec) == {"event_type"}:
+        return _event_type_filter(spec["event_type"], name).matches
+    return parse_field_filter(spec, name).matches
+
+
+def _r2_filter(spec: object, name: str) -> R2Filter:
+    keys = ("bucket", "prefix", "suffix", "actions")
+    if not isinstance(spec, dict) or set(spec) - set(keys):
+        unknown = sorted(set(spec) - set(keys)) if isinstance(spec, dict) else []
+        raise CloudflareQueuesValidationError(
+            f"{name}: 'r2' takes a dict of {', '.join(keys)}" + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    for key in ("bucket", "prefix", "suffix"):
+        if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]):
+            raise CloudflareQueuesValidationError(f"{name}: r2 {key} must be a non-empty string, got {spec[key]!r}")
+    actions = spec.get("actions")
+    wanted: frozenset[str] | None = None
+    if actions is not None:
+        if isinstance(actions, str):
+            actions = [actions]
+        known = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS, *R2_EVENT_TYPES)
+        if not isinstance(actions, Sequence) or not actions or any(a not in known for a in actions):
+            raise CloudflareQueuesValidationError(f"{name}: r2 actions take {', '.join(known)}, got {actions!r}")
+        wanted = frozenset(x for a in actions for x in R2_EVENT_TYPES.get(a, (a,)))
+    return R2Filter(spec.get("bucket"), spec.get("prefix") or "", spec.get("suffix") or "", wanted)
+
+
+def _event_type_filter(spec: object, name: str) -> EventTypeFilter:
+    patterns = [spec] if isinstance(spec, str) else spec
+    if (
+        not isinstance(patterns, (list, tuple))
+        or not patterns
+        or any(not isinstance(p, str) or not p.startswith("cf.") for p in patterns)
+    ):
+        raise CloudflareQueuesValidationError(
+            f"{name}: event_type takes a type or pattern starting with 'cf.' "
+            f"(e.g. 'cf.workflows.workflow.instance.*'), or a list of them; got {spec!r}"
+        )
+    return EventTypeFilter(tuple(patterns))

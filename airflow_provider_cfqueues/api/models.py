@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from typing_extensions import Required, TypedDict
 
 from .errors import CloudflareQueuesResponseError
+from .events import Event, EventReading, read_event
 
 ContentType = Literal["text", "json"]
 
@@ -531,6 +532,37 @@ class ReceivedMessage:
     def decode_error(self) -> str | None:
         """Why the body could not be decoded (``body`` then holds the raw text), else ``None``."""
         return self._decode()[1]
+
+    @property
+    def event(self) -> Event | None:
+        """
+        The Cloudflare event this message carries: an
+        :class:`~airflow_provider_cfqueues.api.events.R2ObjectEvent` (R2 event notification) or a
+        :class:`~airflow_provider_cfqueues.api.events.SubscriptionEvent` (event subscription); ``None``
+        for any other body, and :attr:`event_problem` says why.
+        """
+        return self._event_reading().event
+
+    @property
+    def event_problem(self) -> str | None:
+        """Why :attr:`event` is ``None`` (not an event, a broken one, a newer schema version)."""
+        return self._event_reading().problem
+
+    def event_fields(self) -> dict[str, Any]:
+        """
+        The message trigger's payload additions: ``{"event": {...}}`` for an R2 event notification or an
+        event-subscription event (``kind`` ``"r2"`` / ``"subscription"``), ``{"event_problem": "..."}``
+        for a body that looks like one but breaks its shape (or has a newer schema version), else ``{}``.
+        """
+        reading = self._event_reading()
+        if reading.event is not None:
+            return {"event": reading.event.to_payload()}
+        return {"event_problem": reading.problem} if reading.looked_like_one else {}
+
+    def _event_reading(self) -> EventReading:
+        if self.decode_error is not None:
+            return EventReading(None, f"the body did not decode: {self.decode_error}")
+        return read_event(self.body)
 
     @property
     def published_at(self) -> datetime:

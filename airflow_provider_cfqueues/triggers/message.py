@@ -16,11 +16,10 @@ from .._compat import (
     reject_shared_stream_event,
 )
 from ..api import units
-from ..api.callables import resolve_callable
 from ..api.errors import CloudflareQueuesAckError, CloudflareQueuesError, CloudflareQueuesValidationError
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.loop_rules import PullWishes, SettleRule, WatcherSpec
-from ..api.message_filter import parse_field_filter
+from ..api.message_filter import parse_message_filter
 from ..api.models import PulledMessage
 from ..consume.attempts import CONSUMER_RETRY_DELAY
 from ..consume.fate import ACK_MODES, ON_REJECTED, check_lease_outlasts_ack_window
@@ -120,9 +119,11 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, EventTriggerBase):  
     :param ack: ``"persisted"``, ``"dag"`` or ``"emitted"`` (see above); ``None`` picks the default.
     :param message_filter: (``ack="persisted"``) the messages this watcher wants:
         ``{"field": "kind", "equals": "refund"}`` (also ``"in": [...]`` or ``"exists": True``; ``field``
-        is a dotted path into the JSON body) or the dotted import path of a function of the message
-        (the payload's message dict) returning ``True`` or ``False`` (anything else takes nothing,
-        logged once). What it does not want it rejects.
+        is a dotted path into the JSON body); for events Cloudflare writes,
+        ``{"r2": {"bucket", "prefix", "suffix", "actions"}}`` or ``{"event_type": "cf.kv.*"}``; the
+        dotted import path of a function of the message (the payload's message dict) returning ``True``
+        or ``False`` (anything else takes nothing, logged once); or a list of these, all of which must
+        hold. What it does not want it rejects.
     :param on_rejected: (``ack="persisted"``) a message every watcher rejected: ``"retry"`` gives it
         back after ``message_retry_delay``, ``"dead_letter"`` gives it back at once until the
         consumer's dead-letter queue takes it (the consumer must have one), ``"poison"`` pushes it to
@@ -171,7 +172,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, EventTriggerBase):  
         *,
         cloudflare_queue: str | None = None,
         ack: str | None = None,
-        message_filter: dict[str, Any] | str | None = None,
+        message_filter: dict[str, Any] | str | list[Any] | None = None,
         on_rejected: str = "retry",
         poison_queue: str | None = None,
         message_retry_delay: float | timedelta | str | None = None,
@@ -237,12 +238,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, EventTriggerBase):  
             )
 
     def _message_filter(self) -> Callable[[dict[str, Any]], bool] | None:
-        spec = self.message_filter
-        if spec is None:
-            return None
-        if isinstance(spec, str):
-            return resolve_callable(spec, "message_filter")
-        return parse_field_filter(spec).matches
+        return None if self.message_filter is None else parse_message_filter(self.message_filter)
 
     # -- ack="persisted": the shared stream -------------------------------------------------------
 
@@ -461,7 +457,7 @@ class CloudflareQueuesMessageTrigger(QueueTriggerArguments, EventTriggerBase):  
         payload = []
         for message in messages:
             done = message.lease_id in acked
-            payload.append({**message.to_xcom(lease=not done), "acked": done})
+            payload.append({**message.to_xcom(lease=not done), **message.event_fields(), "acked": done})
         every = len(acked) == len(messages)
         return {
             "queue": self.cloudflare_queue,

@@ -559,7 +559,10 @@ class QueueLoop:
     def _fan_out(self, collected: Collected) -> LoopBatch:
         number = next(self._numbers)
         streamed = StreamedBatch(
-            number, self.name, collected.queue_id, tuple(m.to_xcom(lease=False) for m in collected.messages)
+            number,
+            self.name,
+            collected.queue_id,
+            tuple({**m.to_xcom(lease=False), **m.event_fields()} for m in collected.messages),
         )
         tapped = {tap.route for tap in self.taps}
         audience = frozenset(k for k, w in self.watchers.items() if w.ack == "persisted" and self.routes[k] in tapped)

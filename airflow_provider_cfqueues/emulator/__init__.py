@@ -16,6 +16,7 @@ It depends on the standard library only (no Airflow), so it runs wherever the pr
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +33,8 @@ from urllib.parse import quote, urlsplit
 from .app import EmulatorApp
 from .clock import Clock, ManualClock, SystemClock
 from .faults import ENDPOINTS, FaultPlan, FaultRule
+from .r2 import ACTIONS as R2_ACTIONS
+from .r2 import notification_body
 from .ratelimit import FREE_MAX_RETENTION_SECONDS, PLANS, DailyOperations, QueueThroughput, TokenBudget
 from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
 from .state import MAX_RETENTION_SECONDS, EmulatorState, MessageView, PushItem, QueueState
@@ -342,6 +345,63 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
     def inject_message(self, queue: str, body: bytes | str, content_type: str = "bytes") -> str:
         """Enqueue a message as a Worker producer would (``bytes`` or ``v8`` bodies included)."""
         return self.state.inject(self.account_id, self.queue(queue).queue_id, body, content_type)
+
+    def add_r2_notification_rule(
+        self,
+        bucket: str,
+        queue: str,
+        actions: Sequence[str] = ("PutObject", "CopyObject", "CompleteMultipartUpload"),
+        *,
+        prefix: str | None = None,
+        suffix: str | None = None,
+        description: str | None = None,
+        jurisdiction: str = "default",
+    ) -> str:
+        """
+        Add an R2 event-notification rule, as ``PUT .../event_notifications/r2/{bucket}/configuration/
+        queues/{queue_id}`` does (default: object creations); returns its rule id. A rule that overlaps
+        another rule of the bucket is refused (:class:`~.r2.RuleError`).
+        """
+        spec: dict[str, Any] = {"actions": list(actions)}
+        spec.update({k: v for k, v in (("prefix", prefix), ("suffix", suffix), ("description", description)) if v})
+        (rule,) = self.app.r2[self.account_id].add(
+            jurisdiction, bucket, self.queue(queue).queue_id, [spec], self.state.clock.now()
+        )
+        return rule.rule_id
+
+    def r2_object_event(
+        self,
+        bucket: str,
+        key: str,
+        action: str = "PutObject",
+        *,
+        size: int | None = None,
+        etag: str | None = None,
+        copy_source: tuple[str, str] | None = None,
+        jurisdiction: str = "default",
+    ) -> list[str]:
+        """
+        Say that an object of ``bucket`` was put, copied (``copy_source=(bucket, key)``) or deleted: every
+        queue with a matching rule gets the documented notification (``size`` and ``etag`` are left out of
+        deletes, as R2 does), once per queue. Returns the new message ids; none when no rule matches.
+        """
+        if action not in R2_ACTIONS:
+            raise ValueError(f"action {action!r} is not one of {', '.join(R2_ACTIONS)}")
+        deleting = action in ("DeleteObject", "LifecycleDeletion")
+        if not deleting and etag is None:
+            etag = hashlib.md5(f"{bucket}/{key}/{size}".encode(), usedforsecurity=False).hexdigest()
+        body = notification_body(
+            self.account_id,
+            bucket,
+            key,
+            action,
+            size=None if deleting else (size if size is not None else 0),
+            etag=None if deleting else etag,
+            event_time=self.state.clock.now(),
+            copy_source=copy_source if action == "CopyObject" else None,
+        )
+        targets = self.app.r2[self.account_id].targets(jurisdiction, bucket, key, action)
+        return [self.state.inject(self.account_id, q, json.dumps(body), "json", source="r2") for q in targets]
 
     def arrive_together(self, queue: str, bodies: Sequence[Any]) -> list[str]:
         """

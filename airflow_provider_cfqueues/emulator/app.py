@@ -14,7 +14,7 @@ import math
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .faults import FaultDecision, FaultPlan
+from .r2 import JURISDICTIONS as R2_JURISDICTIONS
+from .r2 import NotificationRule, R2Notifications, RuleError
 from .ratelimit import DailyOperations, QueueThroughput, TokenBudget
 from .state import (
     DEFAULT_PULL_BATCH_SIZE,
@@ -108,6 +110,7 @@ class Request:
     params: dict[str, str]
     query: dict[str, list[str]]
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
     operations_left: int | None = None
     spent: int = 0
 
@@ -187,6 +190,8 @@ class EmulatorApp:
             if value is not None and not value.strip():
                 raise ValueError(f"{name} must not be empty: an empty token would let any request in")
         self.state = state
+        #: R2 event-notification rules, per account (:mod:`.r2`)
+        self.r2: dict[str, R2Notifications] = defaultdict(R2Notifications)
         self.token = token
         self.read_only_token = read_only_token
         self.faults = faults or FaultPlan()
@@ -249,7 +254,7 @@ class EmulatorApp:
             reply = self._fault_reply(decision)
             reply.headers.extend(limits)
             return reply
-        request = Request(params, parse_qs(query_string), body)
+        request = Request(params, parse_qs(query_string), body, {k.lower(): v for k, v in headers.items()})
         counts_operations = self.operations is not None and endpoint in OPERATION_ENDPOINTS
         if counts_operations:
             request.operations_left = self.operations.left(params["account_id"], self.state.clock.now())  # type: ignore[union-attr]
@@ -299,6 +304,8 @@ class EmulatorApp:
             if method != "GET":
                 raise ApiError(405, 7001, f"Method {method} not allowed for this route")
             return "emulator_stats", EmulatorApp.emulator_stats, {"account_id": parts[1]}
+        if len(parts) >= 6 and parts[0] == "accounts" and parts[2:4] == ["event_notifications", "r2"]:
+            return self._r2_route(method, parts)
         if len(parts) < 3 or parts[0] != "accounts" or parts[2] != "queues":
             raise ApiError(404, 7003, "No route for the URI")
         params = {"account_id": parts[1]}
@@ -314,6 +321,75 @@ class EmulatorApp:
         if entry is None:
             raise ApiError(405, 7001, f"Method {method} not allowed for this route")
         return entry[0], entry[1], params
+
+    def _r2_route(self, method: str, parts: list[str]) -> tuple[str, Handler, dict[str, str]]:
+        """``/accounts/{a}/event_notifications/r2/{bucket}/configuration[/queues/{queue_id}]``."""
+        params = {"account_id": parts[1], "bucket": parts[4]}
+        rest = parts[5:]
+        if rest == ["configuration"]:
+            routes = {"GET": ("r2_list_rules", EmulatorApp.r2_list_rules)}
+        elif len(rest) == 3 and rest[:2] == ["configuration", "queues"]:
+            params["queue_id"] = rest[2]
+            routes = {
+                "GET": ("r2_get_rules", EmulatorApp.r2_get_rules),
+                "PUT": ("r2_put_rules", EmulatorApp.r2_put_rules),
+                "DELETE": ("r2_delete_rules", EmulatorApp.r2_delete_rules),
+            }
+        else:
+            raise ApiError(404, 7003, "No route for the URI")
+        if method not in routes:
+            raise ApiError(405, 7001, f"Method {method} not allowed for this route")
+        return routes[method][0], routes[method][1], params
+
+    # -- R2 event notifications ----------------------------------------------------------------
+
+    def _r2_of(self, req: Request) -> tuple[R2Notifications, str]:
+        jurisdiction = req.headers.get("cf-r2-jurisdiction", "default")
+        if jurisdiction not in R2_JURISDICTIONS:
+            raise ApiError(400, 10040, f"invalid cf-r2-jurisdiction {jurisdiction!r}")
+        return self.r2[req.params["account_id"]], jurisdiction
+
+    def _r2_queue(self, req: Request) -> dict[str, Any]:
+        return self.state.get_queue(req.params["account_id"], req.params["queue_id"])
+
+    def r2_put_rules(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        body = _json_object(req.body)
+        rules = body.get("rules")
+        if not isinstance(rules, list):
+            raise ApiError(400, 10040, 'Required at "rules": a list of rules')
+        self._r2_queue(req)
+        notifications, jurisdiction = self._r2_of(req)
+        try:
+            notifications.add(jurisdiction, req.params["bucket"], req.params["queue_id"], rules, self.state.clock.now())
+        except RuleError as err:
+            raise ApiError(400, 10040, f"InvalidRule: {err}") from None
+        return {}, None, []
+
+    def r2_get_rules(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        queue = self._r2_queue(req)
+        notifications, jurisdiction = self._r2_of(req)
+        rules = notifications.of_bucket(jurisdiction, req.params["bucket"]).get(req.params["queue_id"], [])
+        return _r2_queue_wire(queue, rules), None, []
+
+    def r2_list_rules(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        notifications, jurisdiction = self._r2_of(req)
+        queues = []
+        for queue_id, rules in notifications.of_bucket(jurisdiction, req.params["bucket"]).items():
+            queue = self.state.get_queue(req.params["account_id"], queue_id)
+            queues.append(_r2_queue_wire(queue, rules))
+        return {"bucketName": req.params["bucket"], "queues": queues}, None, []
+
+    def r2_delete_rules(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        self._r2_queue(req)
+        notifications, jurisdiction = self._r2_of(req)
+        rule_ids = None
+        if req.body.strip():
+            body = _json_object(req.body)
+            rule_ids = body.get("ruleIds")
+            if not isinstance(rule_ids, list) or not all(isinstance(r, str) for r in rule_ids):
+                raise ApiError(400, 10040, 'Expected a list of rule ids at "ruleIds"')
+        notifications.remove(jurisdiction, req.params["bucket"], req.params["queue_id"], rule_ids)
+        return {}, None, []
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -349,6 +425,7 @@ class EmulatorApp:
 
     def delete_queue(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
         self.state.delete_queue(req.params["account_id"], req.params["queue_id"])
+        self.r2[req.params["account_id"]].forget_queue(req.params["queue_id"])  # its rules go with it
         return None, None, []
 
     def list_consumers(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
@@ -530,6 +607,10 @@ _ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "{q}/messages/peek": {"POST": ("peek", EmulatorApp.peek)},
     "{q}/messages/purge": {"POST": ("purge_messages", EmulatorApp.purge_messages)},
 }
+
+
+def _r2_queue_wire(queue: dict[str, Any], rules: list[NotificationRule]) -> dict[str, Any]:
+    return {"queueId": queue["queue_id"], "queueName": queue["queue_name"], "rules": [r.to_wire() for r in rules]}
 
 
 def _overloaded() -> ApiError:

@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -218,6 +218,39 @@ class Consumer(_Answer):
     dead_letter_queue: str | None = None
     created_on: str | None = None
     settings: ConsumerSettings = Field(default_factory=ConsumerSettings)
+
+
+class R2NotificationRule(_Answer):
+    """One R2 event-notification rule of a bucket (``ruleId`` set by the service)."""
+
+    rule_id: str | None = Field(None, alias="ruleId")
+    created_at: str | None = Field(None, alias="createdAt")
+    actions: list[str] = Field(default_factory=list)
+    prefix: str | None = None
+    suffix: str | None = None
+    description: str | None = None
+
+    def same_filter(self, actions: Sequence[str], prefix: str | None, suffix: str | None) -> bool:
+        """Whether this rule sends exactly these actions for exactly this prefix and suffix."""
+        return (set(self.actions), self.prefix or "", self.suffix or "") == (set(actions), prefix or "", suffix or "")
+
+
+class R2QueueRules(_Answer):
+    """The rules that send a bucket's events to one queue."""
+
+    queue_id: str | None = Field(None, alias="queueId")
+    queue_name: str | None = Field(None, alias="queueName")
+    rules: list[R2NotificationRule] = Field(default_factory=list)
+
+
+class R2BucketRules(_Answer):
+    """Every notification rule of a bucket, by queue."""
+
+    bucket_name: str | None = Field(None, alias="bucketName")
+    queues: list[R2QueueRules] = Field(default_factory=list)
+
+    def of_queue(self, queue_id: str) -> list[R2NotificationRule]:
+        return next((q.rules for q in self.queues if q.queue_id == queue_id), [])
 
 
 class Queue(_Answer):

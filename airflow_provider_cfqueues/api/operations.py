@@ -75,6 +75,7 @@ class ApiRequest:
     :param path: path below the API base URL; built only from validated ids.
     :param body: the JSON body, already encoded.
     :param params: query parameters.
+    :param headers: request headers of this operation (``cf-r2-jurisdiction``), beside the connection's.
     :param answer: what its answer is parsed into (:func:`parse_response`): one of the ``*_ANSWER``
         adapters below.
     """
@@ -84,6 +85,7 @@ class ApiRequest:
     path: str
     body: bytes | None = None
     params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
     answer: TypeAdapter[Any] = field(kw_only=True, compare=False, repr=False)
 
 

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ import requests
 
 from .. import __version__
 from .._compat import BaseHook, mask_secret
-from ..api import admin_flows, flows
+from ..api import admin_flows, flows, r2_flows
 from ..api.admin_requests import ConsumerSettings, queue_settings, validate_jurisdiction
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import (
@@ -41,6 +41,8 @@ from ..api.models import (
     PushResult,
     Queue,
     QueueMetrics,
+    R2BucketRules,
+    R2NotificationRule,
 )
 from ..api.operations import ApiRequest, RawResponse
 from ..api.retry import RetryPolicy
@@ -410,6 +412,55 @@ class CloudflareQueuesHook(BaseHook):
         return self._run(flows.check_connection(self._context(settings), queue=None))
 
     # -- administration (sync) ----------------------------------------------------------------
+
+    def list_r2_notification_rules(self, bucket: str, *, jurisdiction: str | None = None) -> R2BucketRules:
+        """
+        Every R2 event-notification rule of ``bucket``, by queue (API token permission: R2 read; needs the
+        bucket's ``jurisdiction`` when it is not ``default``).
+        """
+        return self._run(r2_flows.list_r2_rules(self._context(self.settings), bucket=bucket, jurisdiction=jurisdiction))
+
+    def add_r2_notification_rule(
+        self,
+        bucket: str,
+        queue: str,
+        *,
+        actions: Sequence[str] | str = "object-create",
+        prefix: str | None = None,
+        suffix: str | None = None,
+        description: str | None = None,
+        jurisdiction: str | None = None,
+    ) -> R2NotificationRule:
+        """
+        Send ``bucket``'s object events to ``queue`` (id or name, never the hook's default): ``actions`` as R2
+        names them, or ``object-create`` / ``object-delete``, for keys with ``prefix`` and ``suffix``.
+        Idempotent (the same rule is returned as it is); refused when the queue has other rules on the
+        bucket, which a PUT might replace. API token permissions: R2 write and Queues write.
+        """
+        flow = r2_flows.add_r2_rule(
+            self._context(self.settings),
+            bucket=bucket,
+            queue=queue,
+            actions=actions,
+            prefix=prefix,
+            suffix=suffix,
+            description=description,
+            jurisdiction=jurisdiction,
+        )
+        return self._run(flow)
+
+    def remove_r2_notification_rules(
+        self, bucket: str, queue: str, rule_ids: Sequence[str], *, jurisdiction: str | None = None
+    ) -> list[str]:
+        """
+        Remove the rules ``rule_ids`` that send ``bucket``'s events to ``queue``; returns the ids removed
+        (ids already gone are skipped; another queue's are refused, and nothing is removed). Never the
+        service's remove-all. API token permission: R2 write.
+        """
+        flow = r2_flows.remove_r2_rules(
+            self._context(self.settings), bucket=bucket, queue=queue, rule_ids=rule_ids, jurisdiction=jurisdiction
+        )
+        return self._run(flow)
 
     def create_queue(
         self,

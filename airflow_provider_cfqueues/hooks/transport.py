@@ -275,7 +275,7 @@ def _send_sync(
         prepared.prepare(
             method=request.method,
             url=base_url + request.path,
-            headers=session.headers,
+            headers={**session.headers, **dict(request.headers)} if request.headers else session.headers,
             data=request.body,
             params=request.params or None,
         )
@@ -374,7 +374,7 @@ async def _exchange(
         base_url + request.path,
         params=request.params or None,
         content=request.body,
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}", **dict(request.headers)},
         timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
         follow_redirects=False,
     ) as response:

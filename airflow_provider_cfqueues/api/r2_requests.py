@@ -1,0 +1,100 @@
+"""
+R2 event-notification rules as requests (see :mod:`.operations`): a bucket's rules sending its
+object events to queues. Bucket names are validated so that no input can change the URL path; the
+bucket's jurisdiction travels in the ``cf-r2-jurisdiction`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from .errors import CloudflareQueuesValidationError
+from .events import R2_CREATE_ACTIONS, R2_DELETE_ACTIONS, R2_EVENT_TYPES
+from .models import Envelope, R2BucketRules, R2QueueRules
+from .operations import ANY_ANSWER, ApiRequest, validate_account_id, validate_id
+
+#: R2's bucket names: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+JURISDICTIONS = ("default", "eu", "us", "fedramp", "fedramp-high")
+ACTIONS = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS)
+
+R2_BUCKET_RULES_ANSWER: TypeAdapter[Envelope[R2BucketRules]] = TypeAdapter(Envelope[R2BucketRules])
+R2_QUEUE_RULES_ANSWER: TypeAdapter[Envelope[R2QueueRules]] = TypeAdapter(Envelope[R2QueueRules])
+
+
+def validate_bucket(bucket: object) -> str:
+    if not isinstance(bucket, str) or not BUCKET_RE.fullmatch(bucket):
+        raise CloudflareQueuesValidationError(
+            f"bucket must be an R2 bucket name (3 to 63 lowercase letters, digits and '-'), got {bucket!r}"
+        )
+    return bucket
+
+
+def validate_jurisdiction(jurisdiction: object) -> str:
+    value = "default" if jurisdiction is None else jurisdiction
+    if value not in JURISDICTIONS:
+        raise CloudflareQueuesValidationError(f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {value!r}")
+    return str(value)
+
+
+def validate_actions(actions: object) -> list[str]:
+    """Actions as R2 names them; ``object-create`` / ``object-delete`` expand to theirs."""
+    if isinstance(actions, str):
+        actions = [actions]
+    known = (*ACTIONS, *R2_EVENT_TYPES)
+    if not isinstance(actions, Sequence) or not actions or any(a not in known for a in actions):
+        raise CloudflareQueuesValidationError(f"actions take {', '.join(known)}, got {actions!r}")
+    return list(dict.fromkeys(x for a in actions for x in R2_EVENT_TYPES.get(a, (a,))))
+
+
+def _path(account_id: str, bucket: str, queue_id: str | None = None) -> str:
+    path = f"/accounts/{validate_account_id(account_id)}/event_notifications/r2/{validate_bucket(bucket)}/configuration"
+    return path if queue_id is None else f"{path}/queues/{validate_id(queue_id, 'queue_id')}"
+
+
+def _headers(jurisdiction: str | None) -> tuple[tuple[str, str], ...]:
+    value = validate_jurisdiction(jurisdiction)
+    return () if value == "default" else (("cf-r2-jurisdiction", value),)
+
+
+def bucket_rules_request(account_id: str, bucket: str, jurisdiction: str | None) -> ApiRequest:
+    return ApiRequest(
+        "r2_list_rules", "GET", _path(account_id, bucket), headers=_headers(jurisdiction), answer=R2_BUCKET_RULES_ANSWER
+    )
+
+
+def add_rules_request(
+    account_id: str, bucket: str, queue_id: str, rules: Sequence[dict[str, Any]], jurisdiction: str | None
+) -> ApiRequest:
+    body = json.dumps({"rules": list(rules)}, separators=(",", ":")).encode()
+    return ApiRequest(
+        "r2_put_rules",
+        "PUT",
+        _path(account_id, bucket, queue_id),
+        body,
+        headers=_headers(jurisdiction),
+        answer=ANY_ANSWER,
+    )
+
+
+def remove_rules_request(
+    account_id: str, bucket: str, queue_id: str, rule_ids: Sequence[str], jurisdiction: str | None
+) -> ApiRequest:
+    """Delete ``rule_ids`` of the queue. Never without ids: the service's DELETE without a body removes
+    every rule of the queue on the bucket."""
+    if not rule_ids or any(not isinstance(r, str) or not r for r in rule_ids):
+        raise CloudflareQueuesValidationError(f"name the rules to remove by their rule ids, got {rule_ids!r}")
+    body = json.dumps({"ruleIds": list(rule_ids)}, separators=(",", ":")).encode()
+    return ApiRequest(
+        "r2_delete_rules",
+        "DELETE",
+        _path(account_id, bucket, queue_id),
+        body,
+        headers=_headers(jurisdiction),
+        answer=ANY_ANSWER,
+    )

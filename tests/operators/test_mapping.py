@@ -24,6 +24,10 @@ from airflow_provider_cfqueues.operators.peek import CloudflareQueuesPeekOperato
 from airflow_provider_cfqueues.operators.pull_ack import CloudflareQueuesAckOperator, CloudflareQueuesPullOperator
 from airflow_provider_cfqueues.operators.purge import CloudflareQueuesPurgeMessagesOperator
 from airflow_provider_cfqueues.operators.push import CloudflareQueuesPushOperator
+from airflow_provider_cfqueues.operators.r2 import (
+    CloudflareQueuesAddR2NotificationRuleOperator,
+    CloudflareQueuesRemoveR2NotificationRulesOperator,
+)
 from airflow_provider_cfqueues.sensors.queues import CloudflareQueuesBacklogSensor
 
 try:  # Airflow 3
@@ -72,6 +76,19 @@ CASES: list[tuple[type[Any], dict[str, Any], str, Any]] = [
     (CloudflareQueuesPeekOperator, {"batch_size": 20}, "cloudflare_queue", "orders"),
     (CloudflareQueuesPurgeMessagesOperator, {"refs": ["r1"]}, "cloudflare_queue", "orders"),
     (CloudflareQueuesPurgeMessagesOperator, {"cloudflare_queue": "orders"}, "refs", ["r1", "r2"]),
+    (CloudflareQueuesAddR2NotificationRuleOperator, {"bucket": "uploads"}, "cloudflare_queue", "orders"),
+    (
+        CloudflareQueuesAddR2NotificationRuleOperator,
+        {"cloudflare_queue": "orders", "bucket": "uploads"},
+        "prefix",
+        "in/",
+    ),
+    (
+        CloudflareQueuesRemoveR2NotificationRulesOperator,
+        {"bucket": "uploads", "rule_ids": ["r"]},
+        "cloudflare_queue",
+        "q",
+    ),
 ]
 
 DEFAULTS = {

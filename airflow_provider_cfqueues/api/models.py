@@ -253,6 +253,25 @@ class R2BucketRules(_Answer):
         return next((q.rules for q in self.queues if q.queue_id == queue_id), [])
 
 
+class EventSubscription(_Answer):
+    """An event subscription: a source's events sent to a queue (``destination``)."""
+
+    id: str
+    name: str
+    enabled: bool = True
+    source: dict[str, Any] = Field(default_factory=dict)
+    events: list[str] = Field(default_factory=list)
+    destination: dict[str, Any] = Field(default_factory=dict)
+    created_at: str | None = None
+    modified_at: str | None = None
+
+    @property
+    def queue_id(self) -> str | None:
+        """The destination queue's id."""
+        value = self.destination.get("queue_id")
+        return value if isinstance(value, str) else None
+
+
 class Queue(_Answer):
     queue_id: str
     queue_name: str

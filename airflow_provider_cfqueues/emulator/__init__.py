@@ -38,6 +38,7 @@ from .r2 import notification_body
 from .ratelimit import FREE_MAX_RETENTION_SECONDS, PLANS, DailyOperations, QueueThroughput, TokenBudget
 from .server import IDLE_TIMEOUT, REQUEST_TIMEOUT, EmulatorHTTPServer
 from .state import MAX_RETENTION_SECONDS, EmulatorState, MessageView, PushItem, QueueState
+from .subscriptions import event_body as subscription_event_body
 
 DEFAULT_ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 DEFAULT_CONN_ID = "cloudflare_queues_default"
@@ -402,6 +403,21 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         )
         targets = self.app.r2[self.account_id].targets(jurisdiction, bucket, key, action)
         return [self.state.inject(self.account_id, q, json.dumps(body), "json", source="r2") for q in targets]
+
+    def subscription_event(self, source: dict[str, Any], event: str, payload: Any = None) -> list[str]:
+        """
+        Say that ``source`` (``{"type": "workflows.workflow", "workflow_name": "nightly"}``, ``{"type":
+        "kv"}``...) had ``event`` (``instance.completed``...): every enabled event subscription of that
+        source that lists the event gets the documented message (``type`` ``cf.<source>.<event>``) in
+        its destination queue. Returns the new message ids; none when no subscription matches.
+        """
+        now = self.state.clock.now()
+        ids = []
+        for subscription in self.app.subscriptions[self.account_id].targets(source, event):
+            body = subscription_event_body(self.account_id, subscription["id"], source, event, payload, now)
+            queue_id = subscription["destination"]["queue_id"]
+            ids.append(self.state.inject(self.account_id, queue_id, json.dumps(body), "json", source="event"))
+        return ids
 
     def arrive_together(self, queue: str, bodies: Sequence[Any]) -> list[str]:
         """

@@ -37,6 +37,7 @@ from .state import (
     EmulatorState,
     PushItem,
 )
+from .subscriptions import SubscriptionError, Subscriptions
 
 API_PREFIX = "/client/v4/"
 #: the most request-body bytes an endpoint takes, read before parsing (the largest legal request of
@@ -192,6 +193,8 @@ class EmulatorApp:
         self.state = state
         #: R2 event-notification rules, per account (:mod:`.r2`)
         self.r2: dict[str, R2Notifications] = defaultdict(R2Notifications)
+        #: event subscriptions, per account (:mod:`.subscriptions`)
+        self.subscriptions: dict[str, Subscriptions] = defaultdict(Subscriptions)
         self.token = token
         self.read_only_token = read_only_token
         self.faults = faults or FaultPlan()
@@ -306,6 +309,8 @@ class EmulatorApp:
             return "emulator_stats", EmulatorApp.emulator_stats, {"account_id": parts[1]}
         if len(parts) >= 6 and parts[0] == "accounts" and parts[2:4] == ["event_notifications", "r2"]:
             return self._r2_route(method, parts)
+        if len(parts) in (4, 5) and parts[0] == "accounts" and parts[2:4] == ["event_subscriptions", "subscriptions"]:
+            return self._subscription_route(method, parts)
         if len(parts) < 3 or parts[0] != "accounts" or parts[2] != "queues":
             raise ApiError(404, 7003, "No route for the URI")
         params = {"account_id": parts[1]}
@@ -340,6 +345,70 @@ class EmulatorApp:
         if method not in routes:
             raise ApiError(405, 7001, f"Method {method} not allowed for this route")
         return routes[method][0], routes[method][1], params
+
+    def _subscription_route(self, method: str, parts: list[str]) -> tuple[str, Handler, dict[str, str]]:
+        """``/accounts/{a}/event_subscriptions/subscriptions[/{id}]``."""
+        params = {"account_id": parts[1]}
+        routes: dict[str, tuple[str, Handler]]
+        if len(parts) == 4:
+            routes = {
+                "GET": ("list_subscriptions", EmulatorApp.list_subscriptions),
+                "POST": ("create_subscription", EmulatorApp.create_subscription),
+            }
+        else:
+            params["subscription_id"] = parts[4]
+            routes = {
+                "GET": ("get_subscription", EmulatorApp.get_subscription),
+                "PATCH": ("update_subscription", EmulatorApp.update_subscription),
+                "DELETE": ("delete_subscription", EmulatorApp.delete_subscription),
+            }
+        if method not in routes:
+            raise ApiError(405, 7001, f"Method {method} not allowed for this route")
+        return routes[method][0], routes[method][1], params
+
+    # -- event subscriptions ---------------------------------------------------------------------
+
+    def _queue_ids(self, account_id: str) -> set[str]:
+        with self.state.lock:
+            return set(self.state.accounts.get(account_id, {}))
+
+    def create_subscription(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        account = req.params["account_id"]
+        try:
+            created = self.subscriptions[account].create(
+                _json_object(req.body), self._queue_ids(account), self.state.clock.now()
+            )
+        except SubscriptionError as err:
+            raise ApiError(400, 10040, f"InvalidSubscription: {err}") from None
+        return created, None, []
+
+    def list_subscriptions(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        listing = self.subscriptions[req.params["account_id"]].listing()
+        return listing, {"page": 1, "per_page": len(listing), "count": len(listing), "total_count": len(listing)}, []
+
+    def get_subscription(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        try:
+            return self.subscriptions[req.params["account_id"]].get(req.params["subscription_id"]), None, []
+        except KeyError:
+            raise ApiError(404, 10041, "SubscriptionNotFound") from None
+
+    def update_subscription(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        account = req.params["account_id"]
+        try:
+            updated = self.subscriptions[account].update(
+                req.params["subscription_id"], _json_object(req.body), self._queue_ids(account), self.state.clock.now()
+            )
+        except KeyError:
+            raise ApiError(404, 10041, "SubscriptionNotFound") from None
+        except SubscriptionError as err:
+            raise ApiError(400, 10040, f"InvalidSubscription: {err}") from None
+        return updated, None, []
+
+    def delete_subscription(self, req: Request) -> tuple[Any, dict[str, Any] | None, list[str]]:
+        try:
+            return self.subscriptions[req.params["account_id"]].delete(req.params["subscription_id"]), None, []
+        except KeyError:
+            raise ApiError(404, 10041, "SubscriptionNotFound") from None
 
     # -- R2 event notifications ----------------------------------------------------------------
 

@@ -27,12 +27,13 @@ import requests
 
 from .. import __version__
 from .._compat import BaseHook, mask_secret
-from ..api import admin_flows, flows, r2_flows
+from ..api import admin_flows, event_flows, flows
 from ..api.admin_requests import ConsumerSettings, queue_settings, validate_jurisdiction
 from ..api.limits import MAX_PULL_BATCH_SIZE
 from ..api.models import (
     AckResult,
     Consumer,
+    EventSubscription,
     PeekResult,
     PulledMessage,
     PullResult,
@@ -418,7 +419,9 @@ class CloudflareQueuesHook(BaseHook):
         Every R2 event-notification rule of ``bucket``, by queue (API token permission: R2 read; needs the
         bucket's ``jurisdiction`` when it is not ``default``).
         """
-        return self._run(r2_flows.list_r2_rules(self._context(self.settings), bucket=bucket, jurisdiction=jurisdiction))
+        return self._run(
+            event_flows.list_r2_rules(self._context(self.settings), bucket=bucket, jurisdiction=jurisdiction)
+        )
 
     def add_r2_notification_rule(
         self,
@@ -437,7 +440,7 @@ class CloudflareQueuesHook(BaseHook):
         Idempotent (the same rule is returned as it is); refused when the queue has other rules on the
         bucket, which a PUT might replace. API token permissions: R2 write and Queues write.
         """
-        flow = r2_flows.add_r2_rule(
+        flow = event_flows.add_r2_rule(
             self._context(self.settings),
             bucket=bucket,
             queue=queue,
@@ -449,6 +452,51 @@ class CloudflareQueuesHook(BaseHook):
         )
         return self._run(flow)
 
+    def list_event_subscriptions(self) -> list[EventSubscription]:
+        """Every event subscription of the account."""
+        return self._run(event_flows.list_subscriptions(self._context(self.settings)))
+
+    def get_event_subscription(self, subscription: str) -> EventSubscription | None:
+        """The event subscription named ``subscription`` (its name or id), or ``None``."""
+        return self._run(event_flows.find_subscription(self._context(self.settings), ref=subscription))
+
+    def create_event_subscription(
+        self,
+        name: str,
+        queue: str,
+        *,
+        source: dict[str, Any],
+        events: Sequence[str] | str,
+        enabled: bool = True,
+    ) -> EventSubscription:
+        """
+        Send ``source``'s ``events`` to ``queue`` (id or name, never the hook's default): ``source`` as
+        ``{"type": "workflows.workflow", "workflow_name": "nightly"}``, ``{"type": "kv"}``... Idempotent by
+        name; a subscription of that name with other settings is refused (update it instead).
+        """
+        flow = event_flows.create_subscription(
+            self._context(self.settings), name=name, queue=queue, source=source, events=events, enabled=enabled
+        )
+        return self._run(flow)
+
+    def update_event_subscription(
+        self,
+        subscription: str,
+        *,
+        enabled: bool | None = None,
+        events: Sequence[str] | str | None = None,
+        new_name: str | None = None,
+    ) -> EventSubscription:
+        """Enable or disable the subscription named ``subscription`` (name or id), or change its events or name."""
+        flow = event_flows.update_subscription(
+            self._context(self.settings), ref=subscription, enabled=enabled, events=events, name=new_name
+        )
+        return self._run(flow)
+
+    def delete_event_subscription(self, subscription: str) -> str | None:
+        """Delete the subscription named ``subscription`` (name or id); its id, or ``None`` if there was none."""
+        return self._run(event_flows.delete_subscription(self._context(self.settings), ref=subscription))
+
     def remove_r2_notification_rules(
         self, bucket: str, queue: str, rule_ids: Sequence[str], *, jurisdiction: str | None = None
     ) -> list[str]:
@@ -457,7 +505,7 @@ class CloudflareQueuesHook(BaseHook):
         (ids already gone are skipped; another queue's are refused, and nothing is removed). Never the
         service's remove-all. API token permission: R2 write.
         """
-        flow = r2_flows.remove_r2_rules(
+        flow = event_flows.remove_r2_rules(
             self._context(self.settings), bucket=bucket, queue=queue, rule_ids=rule_ids, jurisdiction=jurisdiction
         )
         return self._run(flow)

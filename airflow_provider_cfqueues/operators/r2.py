@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..api.r2_requests import validate_actions, validate_bucket, validate_jurisdiction
+from ..api.event_requests import validate_actions, validate_bucket, validate_jurisdiction
 from .base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """
-R2 event-notification rules as requests (see :mod:`.operations`): a bucket's rules sending its
-object events to queues. Bucket names are validated so that no input can change the URL path; the
-bucket's jurisdiction travels in the ``cf-r2-jurisdiction`` header.
+Events Cloudflare writes to queues, as requests (see :mod:`.operations`): R2 event-notification rules
+(a bucket's rules sending its object events to queues; bucket names validated so that no input can
+change the URL path; the bucket's jurisdiction in the ``cf-r2-jurisdiction`` header) and event
+subscriptions (a source's events sent to a queue).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import TypeAdapter
 
 from .errors import CloudflareQueuesValidationError
 from .events import R2_CREATE_ACTIONS, R2_DELETE_ACTIONS, R2_EVENT_TYPES
-from .models import Envelope, R2BucketRules, R2QueueRules
+from .models import Envelope, EventSubscription, R2BucketRules, R2QueueRules
 from .operations import ANY_ANSWER, ApiRequest, validate_account_id, validate_id
 
 #: R2's bucket names: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit
@@ -25,6 +26,22 @@ ACTIONS = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS)
 
 R2_BUCKET_RULES_ANSWER: TypeAdapter[Envelope[R2BucketRules]] = TypeAdapter(Envelope[R2BucketRules])
 R2_QUEUE_RULES_ANSWER: TypeAdapter[Envelope[R2QueueRules]] = TypeAdapter(Envelope[R2QueueRules])
+SUBSCRIPTION_ANSWER: TypeAdapter[Envelope[EventSubscription]] = TypeAdapter(Envelope[EventSubscription])
+SUBSCRIPTIONS_ANSWER: TypeAdapter[Envelope[list[EventSubscription]]] = TypeAdapter(Envelope[list[EventSubscription]])
+#: an event subscription's id (it becomes part of the URL path)
+SUBSCRIPTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: the source types of event subscriptions
+SOURCE_TYPES = (
+    "images",
+    "kv",
+    "r2",
+    "superSlurper",
+    "vectorize",
+    "workersAi.model",
+    "workersBuilds.worker",
+    "workers.script",
+    "workflows.workflow",
+)
 
 
 def validate_bucket(bucket: object) -> str:
@@ -97,4 +114,69 @@ def remove_rules_request(
         body,
         headers=_headers(jurisdiction),
         answer=ANY_ANSWER,
+    )
+
+
+def _subscriptions_path(account_id: str, subscription_id: str | None = None) -> str:
+    path = f"/accounts/{validate_account_id(account_id)}/event_subscriptions/subscriptions"
+    if subscription_id is None:
+        return path
+    if not isinstance(subscription_id, str) or not SUBSCRIPTION_ID_RE.fullmatch(subscription_id):
+        raise CloudflareQueuesValidationError(
+            f"an event subscription id is letters, digits, '-' or '_', got {subscription_id!r}"
+        )
+    return f"{path}/{subscription_id}"
+
+
+def validate_source(source: object) -> dict[str, Any]:
+    if not isinstance(source, dict) or source.get("type") not in SOURCE_TYPES:
+        raise CloudflareQueuesValidationError(
+            f"source must be a dict whose type is one of {', '.join(SOURCE_TYPES)} (with workflow_name, "
+            f"worker_name or model_name where the source has one), got {source!r}"
+        )
+    return dict(source)
+
+
+def validate_events(events: object) -> list[str]:
+    if isinstance(events, str):
+        events = [events]
+    if not isinstance(events, Sequence) or not events or any(not isinstance(e, str) or not e for e in events):
+        raise CloudflareQueuesValidationError(f"events must be a non-empty list of event names, got {events!r}")
+    return list(events)
+
+
+def list_subscriptions_request(account_id: str, page: int) -> ApiRequest:
+    params = (("page", str(page)), ("per_page", "100"))
+    return ApiRequest(
+        "list_subscriptions", "GET", _subscriptions_path(account_id), params=params, answer=SUBSCRIPTIONS_ANSWER
+    )
+
+
+def get_subscription_request(account_id: str, subscription_id: str) -> ApiRequest:
+    return ApiRequest(
+        "get_subscription", "GET", _subscriptions_path(account_id, subscription_id), answer=SUBSCRIPTION_ANSWER
+    )
+
+
+def create_subscription_request(account_id: str, body: dict[str, Any]) -> ApiRequest:
+    encoded = json.dumps(body, separators=(",", ":")).encode()
+    return ApiRequest(
+        "create_subscription", "POST", _subscriptions_path(account_id), encoded, answer=SUBSCRIPTION_ANSWER
+    )
+
+
+def update_subscription_request(account_id: str, subscription_id: str, body: dict[str, Any]) -> ApiRequest:
+    encoded = json.dumps(body, separators=(",", ":")).encode()
+    return ApiRequest(
+        "update_subscription",
+        "PATCH",
+        _subscriptions_path(account_id, subscription_id),
+        encoded,
+        answer=SUBSCRIPTION_ANSWER,
+    )
+
+
+def delete_subscription_request(account_id: str, subscription_id: str) -> ApiRequest:
+    return ApiRequest(
+        "delete_subscription", "DELETE", _subscriptions_path(account_id, subscription_id), answer=ANY_ANSWER
     )

@@ -32,6 +32,7 @@ def test_every_example_dag_imports(airflow_db: str) -> None:
         "cfqueues_example_split_pull_ack",
         "cfqueues_example_scratch_queue",
         "cfqueues_example_maintenance_window",
+        "cfqueues_example_r2_csv",
     }
     if AIRFLOW_3:
         assert bag.import_errors == {}

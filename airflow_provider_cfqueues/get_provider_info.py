@@ -38,7 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{modules}.operators.peek",
                     f"{modules}.operators.purge",
                     f"{modules}.operators.admin",
-                    f"{modules}.operators.r2",
+                    f"{modules}.operators.events",
                 ],
             }
         ],

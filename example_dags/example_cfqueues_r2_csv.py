@@ -44,7 +44,7 @@ from airflow_provider_cfqueues.api.events import R2ObjectEvent
 from airflow_provider_cfqueues.api.models import PulledMessage
 from airflow_provider_cfqueues.consume.poison import RejectMessage
 from airflow_provider_cfqueues.operators.consume import CloudflareQueuesPullAndAckOperator
-from airflow_provider_cfqueues.operators.r2 import CloudflareQueuesAddR2NotificationRuleOperator
+from airflow_provider_cfqueues.operators.events import CloudflareQueuesAddR2NotificationRuleOperator
 
 QUEUE = "example-r2-events"
 BUCKET = "example-uploads"

@@ -12,6 +12,7 @@ DAG is parsed, and so are other providers' argument names (:mod:`.guidance`).
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -54,15 +55,29 @@ def closes_hook(method: ExecuteT) -> ExecuteT:
     return cast(ExecuteT, run_then_close)
 
 
+@functools.cache
+def _own_arguments(operator: type[BaseOperator]) -> frozenset[str]:
+    """The keyword arguments the provider's classes in ``operator``'s MRO take (``subscription`` is ours on
+    the event-subscription operators, though Pub/Sub's elsewhere)."""
+    names: set[str] = set()
+    for klass in operator.__mro__:
+        if klass.__module__.startswith("airflow_provider_cfqueues") and "__init__" in vars(klass):
+            names.update(inspect.signature(vars(klass)["__init__"]).parameters)
+    return frozenset(names)
+
+
 def check_arguments(operator: type[BaseOperator], task_id: object, given: dict[str, Any]) -> None:
     """
     Refuse, with guidance, arguments that mean something else here: another provider's names, and
     ``queue=`` (Airflow's executor queue) given without ``cloudflare_queue=``. ``given`` holds only what
     the DAG author wrote on the task (``default_args`` are merged later, and stay Airflow's).
     """
-    if error := foreign_names_error(operator.__name__, given):
+    if error := foreign_names_error(
+        operator.__name__, [name for name in given if name not in _own_arguments(operator)]
+    ):
         raise TypeError(error)
-    if "queue" in given and given.get("cloudflare_queue") is None:
+    uses_cloudflare_queue = getattr(operator, "_uses_cloudflare_queue", True)
+    if uses_cloudflare_queue and "queue" in given and given.get("cloudflare_queue") is None:
         raise CloudflareQueuesConfigError(executor_queue_error(operator.__name__, str(task_id), given["queue"]))
 
 
@@ -105,6 +120,8 @@ class CloudflareQueuesBaseOperator(BaseOperator):
     #: the subclass acts on the queue destructively: it needs ``cloudflare_queue`` itself, never the
     #: connection's default queue
     _needs_named_queue = False
+    #: the subclass acts on a Cloudflare queue (``False``: on something else, so ``queue=`` is never ambiguous)
+    _uses_cloudflare_queue = True
 
     def __init__(
         self,
@@ -129,7 +146,7 @@ class CloudflareQueuesBaseOperator(BaseOperator):
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
         """Airflow's ``.partial()``, whose ``.expand()`` refuses arguments that mean something else here."""
-        if error := foreign_names_error(cls.__name__, kwargs):
+        if error := foreign_names_error(cls.__name__, [name for name in kwargs if name not in _own_arguments(cls)]):
             raise TypeError(error)
         made = super().partial(**kwargs)
         checked = _CheckedPartial(operator_class=made.operator_class, kwargs=made.kwargs, params=made.params)

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_cfqueues.api.errors import CloudflareQueuesValidationError
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
-from airflow_provider_cfqueues.operators.r2 import (
+from airflow_provider_cfqueues.operators.events import (
     CloudflareQueuesAddR2NotificationRuleOperator,
     CloudflareQueuesRemoveR2NotificationRulesOperator,
 )
@@ -39,3 +39,30 @@ def test_they_need_a_named_queue_and_a_real_bucket_name(emulator: CloudflareQueu
     without_queue = CloudflareQueuesAddR2NotificationRuleOperator(task_id="t", bucket="uploads")
     with pytest.raises(CloudflareQueuesValidationError, match="never on the connection's default queue"):
         without_queue.execute({})  # type: ignore[arg-type]
+
+
+def test_event_subscription_operators(emulator: CloudflareQueuesEmulator, connection: str) -> None:
+    from airflow_provider_cfqueues.operators.events import (
+        CloudflareQueuesCreateEventSubscriptionOperator,
+        CloudflareQueuesDeleteEventSubscriptionOperator,
+        CloudflareQueuesUpdateEventSubscriptionOperator,
+    )
+
+    emulator.create_queue("kv-events")
+    create = CloudflareQueuesCreateEventSubscriptionOperator(
+        task_id="subscribe", subscription="kv-writes", cloudflare_queue="kv-events", source={"type": "kv"}, events="put"
+    )
+    subscription_id = create.execute({})  # type: ignore[arg-type]
+    assert create.execute({}) == subscription_id  # a retry: the same subscription  # type: ignore[arg-type]
+    assert len(emulator.subscription_event({"type": "kv"}, "put", {"key": "a"})) == 1
+    pause = CloudflareQueuesUpdateEventSubscriptionOperator(
+        task_id="pause",
+        subscription="kv-writes",
+        enabled=False,
+        queue="maintenance-workers",  # executor queue: fine
+    )
+    assert pause.execute({}) == {"id": subscription_id, "enabled": False, "events": ["put"]}  # type: ignore[arg-type]
+    assert emulator.subscription_event({"type": "kv"}, "put") == []
+    delete = CloudflareQueuesDeleteEventSubscriptionOperator(task_id="unsubscribe", subscription=subscription_id)
+    assert delete.execute({}) == subscription_id  # type: ignore[arg-type]
+    assert delete.execute({}) is None  # type: ignore[arg-type]

@@ -18,8 +18,12 @@ login / password: the key pair) and ``pip install boto3``. For tests and the dem
 variable ``CFQ_EXAMPLE_OBJECT_DIR`` names a local directory standing in for the buckets
 (``<dir>/<bucket>/<key>``).
 
-The event-driven variant of the same load (an asset watcher with
-``message_filter={"r2": {...}}``) is in docs/airflow.md, "Files landing in R2".
+On Airflow 3 this file defines the event-driven variant too, ``cfqueues_example_r2_events``: an
+asset watcher with the ``r2`` shorthand takes the notifications of ``example-r2-uploads``, and each
+run loads the objects of the events that started it with the same ``load_object``. Its notifications
+are acked once their asset event is stored (``ack="persisted"``): a run that fails does not bring them
+back; clear its failed task to load them again (docs/testing.md). Its SQLite file is
+``CFQ_EXAMPLE_R2_DB`` (default ``/tmp/cfqueues_example_r2.sqlite``).
 """
 
 from __future__ import annotations
@@ -78,36 +82,41 @@ def read_object(bucket: str, key: str) -> bytes | None:
         return None
 
 
+def load_object(bucket: str, key: str, etag: str | None, db_path: str) -> str:
+    """
+    Load one object's rows, once per (bucket, key, eTag), in one transaction; what happened, in words
+    (``loaded``, ``duplicate`` or ``deleted``). The scheduled drain and the event-driven DAG share it.
+    """
+    with sqlite3.connect(db_path, timeout=30) as db:
+        for statement in SCHEMA:
+            db.execute(statement)
+        seen = db.execute(
+            "SELECT 1 FROM loaded_objects WHERE bucket = ? AND key = ? AND etag = ?", (bucket, key, etag)
+        ).fetchone()
+        if seen:
+            log.info("%s/%s (eTag %s) is loaded already: a duplicate notification", bucket, key, etag)
+            return "duplicate"
+        content = read_object(bucket, key)
+        if content is None:
+            log.warning("%s/%s was deleted before it was loaded: nothing to load", bucket, key)
+            return "deleted"
+        rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
+        db.executemany(
+            "INSERT INTO csv_rows VALUES (?, ?, ?, ?)", [(bucket, key, n, ",".join(row)) for n, row in enumerate(rows)]
+        )
+        db.execute("INSERT INTO loaded_objects VALUES (?, ?, ?, ?)", (bucket, key, etag, len(rows)))
+        return "loaded"
+
+
 def load_notification(message: PulledMessage, db_path: str) -> None:
-    """Load one notification's object, once per (bucket, key, eTag); report one deleted in between."""
+    """The drain's ``process``: load the object a notification names; reject what is no notification."""
     event = message.event
     if not isinstance(event, R2ObjectEvent):
         raise RejectMessage(message.event_problem or "not an R2 event notification")
     if not event.created:
         log.info("%s of %s/%s: nothing to load", event.action, event.bucket, event.key)
         return
-    with sqlite3.connect(db_path, timeout=30) as db:
-        for statement in SCHEMA:
-            db.execute(statement)
-        seen = db.execute(
-            "SELECT 1 FROM loaded_objects WHERE bucket = ? AND key = ? AND etag = ?",
-            (event.bucket, event.key, event.etag),
-        ).fetchone()
-        if seen:
-            log.info(
-                "%s/%s (eTag %s) was loaded already: a duplicate notification", event.bucket, event.key, event.etag
-            )
-            return
-        content = read_object(event.bucket, event.key)
-        if content is None:
-            log.warning("%s/%s was deleted before it was loaded: nothing to load", event.bucket, event.key)
-            return
-        rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
-        db.executemany(
-            "INSERT INTO csv_rows VALUES (?, ?, ?, ?)",
-            [(event.bucket, event.key, n, ",".join(row)) for n, row in enumerate(rows)],
-        )
-        db.execute("INSERT INTO loaded_objects VALUES (?, ?, ?, ?)", (event.bucket, event.key, event.etag, len(rows)))
+    load_object(event.bucket, event.key, event.etag, db_path)
 
 
 with DAG(
@@ -146,3 +155,45 @@ def loaded(db_path: str) -> list[dict[str, Any]]:
             {"bucket": b, "key": k, "etag": e, "rows": r}
             for b, k, e, r in db.execute("SELECT bucket, key, etag, rows FROM loaded_objects ORDER BY key")
         ]
+
+
+# -- the event-driven variant (Airflow 3) ---------------------------------------------------------
+
+try:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    from airflow.sdk import Asset, AssetWatcher, task
+except ImportError:  # Airflow 2.11, or no common-messaging provider: the scheduled DAG only
+    MessageQueueTrigger = None
+
+if MessageQueueTrigger is not None:
+    EVENTS_QUEUE = "example-r2-uploads"
+    incoming_csv = {"bucket": BUCKET, "prefix": "incoming/", "suffix": ".csv", "actions": "object-create"}
+    watcher = MessageQueueTrigger(
+        scheme="cloudflare+queues", cloudflare_queue=EVENTS_QUEUE, poll_interval=1, message_filter={"r2": incoming_csv}
+    )
+    uploads = Asset(
+        f"cloudflare-queues://{EVENTS_QUEUE}", watchers=[AssetWatcher(name="r2_incoming_csv", trigger=watcher)]
+    )
+
+    with DAG(
+        dag_id="cfqueues_example_r2_events",
+        schedule=[uploads],
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        tags=["example", "cloudflare-queues", "r2"],
+    ) as events_dag:
+
+        @task
+        def load_uploads(triggering_asset_events: Any = None) -> dict[str, str]:
+            """Load every object of the events that started this run; what happened to each key."""
+            db_path = os.environ.get("CFQ_EXAMPLE_R2_DB", "/tmp/cfqueues_example_r2.sqlite")  # noqa: S108 - an example
+            outcomes = {}
+            for event in triggering_asset_events[uploads]:
+                for message in event.extra["payload"]["messages"]:
+                    notified = message["event"]  # the typed R2 notification, as the trigger read it
+                    outcomes[notified["key"]] = load_object(
+                        notified["bucket"], notified["key"], notified["etag"], db_path
+                    )
+            return outcomes
+
+        load_uploads()

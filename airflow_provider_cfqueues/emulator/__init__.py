@@ -386,23 +386,43 @@ class CloudflareQueuesEmulator(_ConnectionInfo):
         queue with a matching rule gets the documented notification (``size`` and ``etag`` are left out of
         deletes, as R2 does), once per queue. Returns the new message ids; none when no rule matches.
         """
-        if action not in R2_ACTIONS:
-            raise ValueError(f"action {action!r} is not one of {', '.join(R2_ACTIONS)}")
-        deleting = action in ("DeleteObject", "LifecycleDeletion")
-        if not deleting and etag is None:
-            etag = hashlib.md5(f"{bucket}/{key}/{size}".encode(), usedforsecurity=False).hexdigest()
-        body = notification_body(
-            self.account_id,
-            bucket,
-            key,
-            action,
-            size=None if deleting else (size if size is not None else 0),
-            etag=None if deleting else etag,
-            event_time=self.state.clock.now(),
-            copy_source=copy_source if action == "CopyObject" else None,
-        )
-        targets = self.app.r2[self.account_id].targets(jurisdiction, bucket, key, action)
-        return [self.state.inject(self.account_id, q, json.dumps(body), "json", source="r2") for q in targets]
+        event = {"key": key, "action": action, "size": size, "etag": etag, "copy_source": copy_source}
+        return self.r2_object_events(bucket, [event], jurisdiction=jurisdiction)
+
+    def r2_object_events(
+        self, bucket: str, events: Sequence[dict[str, Any]], *, jurisdiction: str = "default"
+    ) -> list[str]:
+        """
+        Several object events at once (each a dict of ``r2_object_event``'s ``key``, ``action``, ``size``,
+        ``etag``, ``copy_source``): each queue gets its notifications in one step, as a burst that lands
+        between two pulls. Returns the new message ids.
+        """
+        by_queue: dict[str, list[PushItem]] = {}
+        for event in events:
+            key, action = event["key"], event.get("action", "PutObject")
+            if action not in R2_ACTIONS:
+                raise ValueError(f"action {action!r} is not one of {', '.join(R2_ACTIONS)}")
+            deleting = action in ("DeleteObject", "LifecycleDeletion")
+            size, etag = event.get("size"), event.get("etag")
+            if not deleting and etag is None:
+                etag = hashlib.md5(f"{bucket}/{key}/{size}".encode(), usedforsecurity=False).hexdigest()
+            body = notification_body(
+                self.account_id,
+                bucket,
+                key,
+                action,
+                size=None if deleting else (size if size is not None else 0),
+                etag=None if deleting else etag,
+                event_time=self.state.clock.now(),
+                copy_source=event.get("copy_source") if action == "CopyObject" else None,
+            )
+            raw = json.dumps(body).encode()
+            item = PushItem(body=base64.b64encode(raw).decode(), content_type="json", size=len(raw))
+            for queue_id in self.app.r2[self.account_id].targets(jurisdiction, bucket, key, action):
+                by_queue.setdefault(queue_id, []).append(item)
+        return [
+            mid for queue_id, items in by_queue.items() for mid in self.state.push(self.account_id, queue_id, items)[1]
+        ]
 
     def subscription_event(self, source: dict[str, Any], event: str, payload: Any = None) -> list[str]:
         """

@@ -36,7 +36,12 @@ def test_every_example_dag_imports(airflow_db: str) -> None:
     }
     if AIRFLOW_3:
         assert bag.import_errors == {}
-        expected |= {"cfqueues_example_event_driven", "cfqueues_example_orders", "cfqueues_example_refunds"}
+        expected |= {
+            "cfqueues_example_event_driven",
+            "cfqueues_example_orders",
+            "cfqueues_example_refunds",
+            "cfqueues_example_r2_events",
+        }
     else:  # event-driven scheduling (asset watchers) is Airflow 3 only
         assert sorted(Path(path).name for path in bag.import_errors) == [
             "example_cfqueues_event_driven.py",

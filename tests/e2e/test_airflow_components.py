@@ -12,7 +12,10 @@ asset watchers; this test does:
 * the deferrable backlog sensor of the fan-out example is deferred, then resumed by the triggerer
   when the backlog builds up;
 * scale-out: the fan-out example's four mapped PullAndAck tasks drain 2,000 messages in parallel
-  worker processes (LocalExecutor, parallelism 8).
+  worker processes (LocalExecutor, parallelism 8);
+* files landing in R2: 50 objects under two prefixes, a notification rule on one; only that prefix's
+  notifications reach the queue and start the R2 example's event-driven DAG, each object is loaded
+  once (a duplicate notification changes nothing), one deleted before its load is reported.
 
 The two tests share one set of components (module-scoped fixtures), in the order written. Every
 process started here is stopped at the end, also on failure.
@@ -39,6 +42,7 @@ import pytest
 
 from airflow_provider_cfqueues.consume.poison import PoisonEnvelope
 from airflow_provider_cfqueues.emulator import CloudflareQueuesEmulator
+from airflow_provider_cfqueues.emulator.r2 import RuleError
 from airflow_provider_cfqueues.hooks.queues import CloudflareQueuesHook
 
 from ..helpers import TEST_TOKEN, point_connection
@@ -89,6 +93,9 @@ class Airflow:
             # a killed triggerer's watchers move to the next one within 15 s, not 30
             AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="15",
+            # the R2 example: a local directory stands in for the buckets, and its SQLite file
+            CFQ_EXAMPLE_OBJECT_DIR=str(home / "r2"),
+            CFQ_EXAMPLE_R2_DB=str(home / "r2.sqlite"),
             **emulator.airflow_connection_env(),
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -200,7 +207,7 @@ def connected_emulator(**queues: dict[str, Any]) -> Iterator[CloudflareQueuesEmu
 
 @pytest.fixture(scope="module")
 def emulator_process() -> Iterator[CloudflareQueuesEmulator]:
-    queues = ("example-inbox", "example-events", "example-shop", "example-shop-unrouted")
+    queues = ("example-inbox", "example-events", "example-shop", "example-shop-unrouted", "example-r2-uploads")
     with connected_emulator(**{queue: {} for queue in queues}) as emulator:
         yield emulator
 
@@ -397,6 +404,52 @@ def test_two_dags_share_one_queue_and_a_killed_triggerer_loses_nothing(
         f"triggerer killed mid-burst: 100 messages redelivered, none lost; {len(stored_before)} had their "
         f"asset event stored before the kill, {len(duplicates)} handled twice"
     )
+
+    # files landing in R2 start the R2 example's event-driven DAG (its watcher: the r2 shorthand)
+    store, bucket = airflow.home / "r2", "example-uploads"
+    emulator.add_r2_notification_rule(bucket, "example-r2-uploads", prefix="incoming/", suffix=".csv")
+    with pytest.raises(RuleError, match="overlaps"):
+        emulator.add_r2_notification_rule(bucket, "example-shop-unrouted", prefix="incoming/2026/")
+    uploads = emulator.queue("example-r2-uploads").queue_id
+    airflow.wait_for(
+        "the triggerer to poll example-r2-uploads", lambda: emulator.app.queue_requests["pull", uploads] > 0
+    )
+    objects = []
+    for n in range(25):
+        for prefix in ("incoming/", "archive/"):
+            key, content = f"{prefix}{n:02d}.csv", "".join(f"{n},{line}\n" for line in range(3)).encode()
+            (store / bucket / key).parent.mkdir(parents=True, exist_ok=True)
+            (store / bucket / key).write_bytes(content)
+            objects.append({"key": key, "size": len(content), "etag": f"etag-{n}"})
+    (store / bucket / "incoming/07.csv").unlink()  # deleted before it is loaded
+    duplicate = next(o for o in objects if o["key"] == "incoming/03.csv")
+    notified = emulator.r2_object_events(bucket, [*objects, duplicate])  # one burst
+    assert len(notified) == 26  # the rule's prefix only: 25 objects and the duplicate
+
+    def loaded() -> list[tuple[object, ...]]:
+        if not (airflow.home / "r2.sqlite").exists():
+            return []
+        with sqlite3.connect(airflow.home / "r2.sqlite") as db:
+            return db.execute("SELECT key, rows FROM loaded_objects ORDER BY key").fetchall()
+
+    airflow.wait_for(
+        "the R2 example to load the uploads",
+        lambda: (
+            len(loaded()) == 24
+            and emulator.metrics("example-r2-uploads")["backlog_count"] == 0
+            and set(airflow.run_states("cfqueues_example_r2_events")) == {"success"}
+        ),
+    )
+    assert [key for key, _ in loaded()] == [f"incoming/{n:02d}.csv" for n in range(25) if n != 7]
+    with sqlite3.connect(airflow.home / "r2.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM csv_rows").fetchone() == (72,)  # each object once
+    outcomes = {
+        key: what
+        for result in airflow.returned("cfqueues_example_r2_events", "load_uploads")
+        for key, what in result.items()
+    }  # type: ignore[attr-defined]
+    assert outcomes["incoming/07.csv"] == "deleted" and outcomes["incoming/03.csv"] in ("loaded", "duplicate")
+    assert set(journal(emulator, "example-r2-uploads", "ack").values()) == {1}  # acked once stored
 
     # the token appears nowhere: component and task logs, XCom, rendered fields, trigger rows
     assert leaks_in_files(airflow.home, TEST_TOKEN) == []

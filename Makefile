@@ -24,7 +24,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test test-airflow3 test-airflow2 contract contract-cleanup lint typecheck bench install install-airflow2 lock clean
+.PHONY: demo test test-airflow3 test-airflow2 contract contract-cleanup lint typecheck bench install install-airflow2 lock clean dist
 
 %/bin/uv:
 	$(PYTHON) -m venv $*
@@ -77,6 +77,12 @@ lock: $(BIN)/uv
 	echo "apache-airflow==2.11.*" > $(VENV)/airflow2-override.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test pyproject.toml \
 		--override $(VENV)/airflow2-override.txt -o $(CONSTRAINTS2)
+
+# The sdist and wheel in dist/, checked (contents, entry points, metadata, a rebuild from the sdist).
+dist: install
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+	$(BIN)/python scripts/check_dist.py dist
 
 clean:
 	rm -rf $(VENV) $(VENV2) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .airflow-demo

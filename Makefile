@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 BIN2 := $(VENV2)/bin
 CONSTRAINTS ?= requirements/constraints-airflow-3.txt
 CONSTRAINTS2 ?= requirements/constraints-airflow-2.txt
-EXTRAS ?= test,common-messaging,openlineage
+EXTRAS ?= test,common-messaging,openlineage,docs
 EXTRAS2 ?= test
 PYTEST_ARGS ?=
 # make test runs each suite on every core (pytest-xdist; a module stays on one worker: tests/conftest.py)
@@ -24,7 +24,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test test-airflow3 test-airflow2 contract contract-cleanup lint typecheck bench install install-airflow2 lock clean dist
+.PHONY: demo test test-airflow3 test-airflow2 contract contract-cleanup lint typecheck bench install install-airflow2 lock clean dist docs
 
 %/bin/uv:
 	$(PYTHON) -m venv $*
@@ -77,6 +77,10 @@ lock: $(BIN)/uv
 	echo "apache-airflow==2.11.*" > $(VENV)/airflow2-override.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test pyproject.toml \
 		--override $(VENV)/airflow2-override.txt -o $(CONSTRAINTS2)
+
+# The documentation site in build/site, warnings (broken links and anchors included) as errors.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # The sdist and wheel in dist/, checked (contents, entry points, metadata, a rebuild from the sdist).
 dist: install

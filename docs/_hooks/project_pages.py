@@ -1,0 +1,34 @@
+"""
+MkDocs hook: the README (the site's home page) and CHANGELOG.md live at the repository's root; the
+site gets them as pages. Links from any page to ``docs/...`` and to the changelog become the site's
+own pages; links to the repository's other files (``example_dags/...``) become their path in code,
+since the site does not carry source files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = {"README.md": "index.md", "CHANGELOG.md": "changelog.md"}
+
+
+def _site_links(text: str) -> str:
+    text = re.sub(r"\]\(docs/([^)]+)\)", r"](\1)", text)
+    text = re.sub(r"\]\((?:\.\./)?CHANGELOG\.md\)", "](changelog.md)", text)
+    # [text](../example_dags/x.py) or [text](example_dags): the repository's files, not pages
+    return re.sub(r"\[([^\]]+)\]\((?:\.\./)?(example_dags[^)]*)\)", r"\1 (`\2`)", text)
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    return _site_links(markdown)
+
+
+def on_files(files: Files, config: Any) -> Files:
+    for source, page in PAGES.items():
+        files.append(File.generated(config, page, content=_site_links((ROOT / source).read_text())))
+    return files

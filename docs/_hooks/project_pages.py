@@ -28,6 +28,16 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     return _site_links(markdown)
 
 
+def on_config(config: Any) -> Any:
+    """The version the site describes, in its title (``mike`` adds the selector between versions)."""
+    version = re.search(
+        r'^__version__ = "([^"]+)"', (ROOT / "airflow_provider_cfqueues" / "__init__.py").read_text(), re.M
+    )
+    if version:
+        config["site_name"] = f"{config['site_name']} {version.group(1)}"
+    return config
+
+
 def on_files(files: Files, config: Any) -> Files:
     for source, page in PAGES.items():
         files.append(File.generated(config, page, content=_site_links((ROOT / source).read_text())))

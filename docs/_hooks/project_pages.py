@@ -8,6 +8,7 @@ since the site does not carry source files.
 from __future__ import annotations
 
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,10 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
 
 def on_config(config: Any) -> Any:
     """The version the site describes, in its title (``mike`` adds the selector between versions)."""
-    version = re.search(
-        r'^__version__ = "([^"]+)"', (ROOT / "airflow_provider_cfqueues" / "__init__.py").read_text(), re.M
-    )
-    if version:
-        config["site_name"] = f"{config['site_name']} {version.group(1)}"
+    init = ROOT / "airflow_provider_cfqueues" / "__init__.py"
+    found = re.search(r'^__version__ = "([^"]+)"', init.read_text(), re.M) if init.exists() else None
+    version = found.group(1) if found else metadata.version("airflow-provider-cfqueues")  # built elsewhere
+    config["site_name"] = f"{config['site_name']} {version}"
     return config
 
 

@@ -23,11 +23,11 @@ from .event_requests import (
     list_subscriptions_request,
     remove_rules_request,
     update_subscription_request,
-    validate_actions,
     validate_bucket,
     validate_events,
     validate_source,
 )
+from .events import expand_r2_actions
 from .flows import Flow, FlowContext, call, required, resolve_named_queue
 from .models import EventSubscription, R2BucketRules, R2NotificationRule
 
@@ -55,7 +55,7 @@ def add_r2_rule(
     the rule. Idempotent: a rule with the same actions, prefix and suffix for the queue is returned as
     it is. When the queue has other rules on the bucket, it is refused (a PUT might replace them).
     """
-    wanted = validate_actions(actions)
+    wanted = expand_r2_actions(actions)
     validate_bucket(bucket)
     for name, value in (("prefix", prefix), ("suffix", suffix), ("description", description)):
         if value is not None and not isinstance(value, str):

@@ -15,17 +15,14 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from .errors import CloudflareQueuesValidationError
-from .events import R2_CREATE_ACTIONS, R2_DELETE_ACTIONS, R2_EVENT_TYPES
-from .models import Envelope, EventSubscription, R2BucketRules, R2QueueRules
+from .models import Envelope, EventSubscription, R2BucketRules
 from .operations import ANY_ANSWER, ApiRequest, validate_account_id, validate_id
 
 #: R2's bucket names: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 JURISDICTIONS = ("default", "eu", "us", "fedramp", "fedramp-high")
-ACTIONS = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS)
 
 R2_BUCKET_RULES_ANSWER: TypeAdapter[Envelope[R2BucketRules]] = TypeAdapter(Envelope[R2BucketRules])
-R2_QUEUE_RULES_ANSWER: TypeAdapter[Envelope[R2QueueRules]] = TypeAdapter(Envelope[R2QueueRules])
 SUBSCRIPTION_ANSWER: TypeAdapter[Envelope[EventSubscription]] = TypeAdapter(Envelope[EventSubscription])
 SUBSCRIPTIONS_ANSWER: TypeAdapter[Envelope[list[EventSubscription]]] = TypeAdapter(Envelope[list[EventSubscription]])
 #: an event subscription's id (it becomes part of the URL path)
@@ -57,16 +54,6 @@ def validate_jurisdiction(jurisdiction: object) -> str:
     if value not in JURISDICTIONS:
         raise CloudflareQueuesValidationError(f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {value!r}")
     return str(value)
-
-
-def validate_actions(actions: object) -> list[str]:
-    """Actions as R2 names them; ``object-create`` / ``object-delete`` expand to theirs."""
-    if isinstance(actions, str):
-        actions = [actions]
-    known = (*ACTIONS, *R2_EVENT_TYPES)
-    if not isinstance(actions, Sequence) or not actions or any(a not in known for a in actions):
-        raise CloudflareQueuesValidationError(f"actions take {', '.join(known)}, got {actions!r}")
-    return list(dict.fromkeys(x for a in actions for x in R2_EVENT_TYPES.get(a, (a,))))
 
 
 def _path(account_id: str, bucket: str, queue_id: str | None = None) -> str:

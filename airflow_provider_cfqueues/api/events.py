@@ -26,10 +26,12 @@ use it.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from .errors import CloudflareQueuesValidationError
 
 #: R2 actions that create an object, and those that delete one
 R2_CREATE_ACTIONS = ("PutObject", "CopyObject", "CompleteMultipartUpload")
@@ -38,6 +40,20 @@ R2_DELETE_ACTIONS = ("DeleteObject", "LifecycleDeletion")
 R2_EVENT_TYPES = {"object-create": R2_CREATE_ACTIONS, "object-delete": R2_DELETE_ACTIONS}
 #: the event-subscription schema versions this provider reads
 SUBSCRIPTION_SCHEMA_VERSIONS = (1,)
+
+
+def expand_r2_actions(actions: object, what: str = "actions") -> list[str]:
+    """
+    R2 actions as a rule or a watcher names them: one or a list of ``PutObject``..., or the rule event
+    types ``object-create`` / ``object-delete``, which expand to their actions. Anything else is refused.
+    """
+    if isinstance(actions, str):
+        actions = [actions]
+    known = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS, *R2_EVENT_TYPES)
+    if not isinstance(actions, Sequence) or not actions or any(a not in known for a in actions):
+        raise CloudflareQueuesValidationError(f"{what} take {', '.join(known)}, got {actions!r}")
+    return list(dict.fromkeys(x for a in actions for x in R2_EVENT_TYPES.get(a, (a,))))
+
 
 _R2_KEYS = {"account", "action", "bucket", "object", "eventTime", "copySource"}
 _SUBSCRIPTION_KEYS = {"type", "source", "payload", "metadata"}

@@ -22,13 +22,13 @@ as in the event payload) is another form, and a list of any of these means all o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .callables import resolve_callable
 from .errors import CloudflareQueuesValidationError
-from .events import R2_CREATE_ACTIONS, R2_DELETE_ACTIONS, R2_EVENT_TYPES, R2ObjectEvent, SubscriptionEvent, read_event
+from .events import R2ObjectEvent, SubscriptionEvent, expand_r2_actions, read_event
 
 #: one message (a dict as in the event payload, with its decoded ``body``) -> wanted or not
 MessageTest = Callable[[dict[str, Any]], bool]
@@ -183,12 +183,7 @@ def _r2_filter(spec: object, name: str) -> R2Filter:
     actions = spec.get("actions")
     wanted: frozenset[str] | None = None
     if actions is not None:
-        if isinstance(actions, str):
-            actions = [actions]
-        known = (*R2_CREATE_ACTIONS, *R2_DELETE_ACTIONS, *R2_EVENT_TYPES)
-        if not isinstance(actions, Sequence) or not actions or any(a not in known for a in actions):
-            raise CloudflareQueuesValidationError(f"{name}: r2 actions take {', '.join(known)}, got {actions!r}")
-        wanted = frozenset(x for a in actions for x in R2_EVENT_TYPES.get(a, (a,)))
+        wanted = frozenset(expand_r2_actions(actions, f"{name}: r2 actions"))
     return R2Filter(spec.get("bucket"), spec.get("prefix") or "", spec.get("suffix") or "", wanted)
 
 

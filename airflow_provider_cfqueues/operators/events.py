@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..api.event_requests import (
-    validate_actions,
     validate_bucket,
     validate_events,
     validate_jurisdiction,
     validate_source,
 )
+from ..api.events import expand_r2_actions
 from .base import QUEUE_TEMPLATE_FIELDS, CloudflareQueuesBaseOperator, closes_hook
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class CloudflareQueuesAddR2NotificationRuleOperator(_R2RuleOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(bucket=bucket, jurisdiction=jurisdiction, **kwargs)
-        self.actions = validate_actions(actions)
+        self.actions = expand_r2_actions(actions)
         self.prefix = prefix
         self.suffix = suffix
         self.description = description
